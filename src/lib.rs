@@ -1,0 +1,14 @@
+//! katotune: tune, provision and benchmark KATO training stacks.
+//!
+//! The binary is a thin shell over this library: `profile` loads and validates YAML
+//! tuning profiles, `stack` brings a KATO up (embedded, Docker or external), `train`
+//! runs hierarchical training through the `kato` client, `engine` is the embedded
+//! KATO-compatible server, and `report` turns run records into tables and files.
+
+pub mod engine;
+pub mod exit;
+pub mod kato;
+pub mod profile;
+pub mod report;
+pub mod stack;
+pub mod train;

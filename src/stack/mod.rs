@@ -1,0 +1,1 @@
+//! stack (being built).
