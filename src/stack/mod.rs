@@ -1,1 +1,3 @@
-//! stack (being built).
+//! Where KATO runs: the embedded engine, a Docker stack, or an external URL.
+
+pub mod plan;
