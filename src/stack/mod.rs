@@ -1,3 +1,4 @@
 //! Where KATO runs: the embedded engine, a Docker stack, or an external URL.
 
 pub mod plan;
+pub mod template;
