@@ -43,7 +43,10 @@ fn samples(dataset: Dataset) -> Vec<RawSample> {
 }
 
 fn texts(dataset: Dataset) -> Vec<(u64, String)> {
-    samples(dataset).into_iter().map(|s| (s.row, s.text)).collect()
+    samples(dataset)
+        .into_iter()
+        .map(|s| (s.row, s.text))
+        .collect()
 }
 
 #[test]
@@ -52,15 +55,29 @@ fn jsonl_keeps_the_other_fields_as_metadata() {
     let rows = samples(open(&kjv, DatasetFormat::Auto));
     assert_eq!(rows.len(), 100);
     assert!(rows[0].text.starts_with("In the beginning God created"));
-    assert_eq!(rows[0].metadata, json!({"id": 0, "title": "Genesis 1"}).as_object().cloned().unwrap());
+    assert_eq!(
+        rows[0].metadata,
+        json!({"id": 0, "title": "Genesis 1"})
+            .as_object()
+            .cloned()
+            .unwrap()
+    );
     assert_eq!(rows[99].row, 99);
-    assert!(rows[99].origin.ends_with("kjv-100.jsonl:100"), "{}", rows[99].origin);
+    assert!(
+        rows[99].origin.ends_with("kjv-100.jsonl:100"),
+        "{}",
+        rows[99].origin
+    );
 }
 
 #[test]
 fn jsonl_reads_a_configured_text_field() {
     let dir = TempDir::new().unwrap();
-    let path = write(&dir, "web.jsonl", b"{\"content\":\"page one\",\"url\":\"a\"}\n");
+    let path = write(
+        &dir,
+        "web.jsonl",
+        b"{\"content\":\"page one\",\"url\":\"a\"}\n",
+    );
     let spec = DatasetSpec {
         text_field: "content".into(),
         ..DatasetSpec::new(&path)
@@ -73,7 +90,11 @@ fn jsonl_reads_a_configured_text_field() {
 #[test]
 fn lines_give_one_document_per_line_without_line_endings() {
     let dir = TempDir::new().unwrap();
-    let path = write(&dir, "corpus.txt", b"first line\r\n\nthird line\nlast, no newline");
+    let path = write(
+        &dir,
+        "corpus.txt",
+        b"first line\r\n\nthird line\nlast, no newline",
+    );
     let got = texts(open(&path, DatasetFormat::Auto));
     let want = [
         (0, "first line"),
@@ -91,7 +112,10 @@ fn blocks_give_one_document_per_blank_line_separated_block() {
     let path = write(&dir, "book.txt", text);
     let rows = samples(open(&path, DatasetFormat::Blocks));
     let got: Vec<_> = rows.iter().map(|s| (s.row, s.text.as_str())).collect();
-    assert_eq!(got, [(0, "para one\nstill one"), (1, "para two"), (2, "three")]);
+    assert_eq!(
+        got,
+        [(0, "para one\nstill one"), (1, "para two"), (2, "three")]
+    );
     assert!(rows[1].origin.ends_with("book.txt:7"), "{}", rows[1].origin);
 }
 
@@ -111,20 +135,32 @@ fn txt_dir_reads_txt_files_in_name_order() {
 #[test]
 fn skip_rows_resumes_at_the_raw_row() {
     let dir = TempDir::new().unwrap();
-    let jsonl: String = (0..10).map(|i| format!("{{\"text\":\"row {i}\"}}\n")).collect();
+    let jsonl: String = (0..10)
+        .map(|i| format!("{{\"text\":\"row {i}\"}}\n"))
+        .collect();
     let path = write(&dir, "d.jsonl", jsonl.as_bytes());
     let mut dataset = open(&path, DatasetFormat::Auto);
     assert_eq!(dataset.skip_rows(7).unwrap(), 7);
-    assert_eq!(texts(dataset), [(7, "row 7"), (8, "row 8"), (9, "row 9")].map(|(r, t)| (r, t.to_string())));
+    assert_eq!(
+        texts(dataset),
+        [(7, "row 7"), (8, "row 8"), (9, "row 9")].map(|(r, t)| (r, t.to_string()))
+    );
 
     let mut dataset = open(&path, DatasetFormat::Auto);
-    assert_eq!(dataset.skip_rows(25).unwrap(), 10, "skipping past the end stops at the end");
+    assert_eq!(
+        dataset.skip_rows(25).unwrap(),
+        10,
+        "skipping past the end stops at the end"
+    );
     assert!(dataset.next().is_none());
 
     let path = write(&dir, "d.txt", b"a\n\nb\n\nc\nc2\n\nd");
     let mut dataset = open(&path, DatasetFormat::Blocks);
     assert_eq!(dataset.skip_rows(2).unwrap(), 2);
-    assert_eq!(texts(dataset), [(2, "c\nc2".to_string()), (3, "d".to_string())]);
+    assert_eq!(
+        texts(dataset),
+        [(2, "c\nc2".to_string()), (3, "d".to_string())]
+    );
 
     let mut dataset = open(&path, DatasetFormat::Lines);
     assert_eq!(dataset.skip_rows(7).unwrap(), 7);
@@ -134,7 +170,11 @@ fn skip_rows_resumes_at_the_raw_row() {
 #[test]
 fn skip_rows_does_not_parse_the_skipped_lines() {
     let dir = TempDir::new().unwrap();
-    let path = write(&dir, "d.jsonl", b"not json\n\xff\xfe\n{\"text\":\"good\"}\n");
+    let path = write(
+        &dir,
+        "d.jsonl",
+        b"not json\n\xff\xfe\n{\"text\":\"good\"}\n",
+    );
     let mut dataset = open(&path, DatasetFormat::Jsonl);
     assert_eq!(dataset.skip_rows(2).unwrap(), 2);
     assert_eq!(texts(dataset), [(2, "good".to_string())]);
@@ -150,7 +190,10 @@ fn row_numbers_count_rows_the_filter_drops() {
         "   padded   ",
         "another text long enough",
     ];
-    let jsonl: String = lines.iter().map(|t| format!("{}\n", json!({ "text": t }))).collect();
+    let jsonl: String = lines
+        .iter()
+        .map(|t| format!("{}\n", json!({ "text": t })))
+        .collect();
     let path = write(&dir, "d.jsonl", jsonl.as_bytes());
     let kept: Vec<u64> = samples(open(&path, DatasetFormat::Jsonl))
         .into_iter()
@@ -170,7 +213,9 @@ fn reference_filter_counts_characters_after_python_strip() {
     assert!(passes_reference_filter("ééééééééééé"));
     assert!(!passes_reference_filter("éééééééééé"));
     // Python's str.strip() also strips U+001C..U+001F and Unicode spaces.
-    assert!(!passes_reference_filter("\u{1c}\u{3000}ten chars!\u{a0}\u{1f}"));
+    assert!(!passes_reference_filter(
+        "\u{1c}\u{3000}ten chars!\u{a0}\u{1f}"
+    ));
     assert!(!passes_reference_filter(""));
 }
 
@@ -187,7 +232,11 @@ fn each_bad_row_names_its_file_and_line_and_reading_goes_on() {
         {\"text\":\"ok two\"}\n";
     let path = write(&dir, "mixed.jsonl", content);
     let rows: Vec<_> = open(&path, DatasetFormat::Jsonl).collect();
-    assert_eq!(rows.len(), 7, "the blank line yields nothing; every other line yields a row");
+    assert_eq!(
+        rows.len(),
+        7,
+        "the blank line yields nothing; every other line yields a row"
+    );
     let messages: Vec<String> = rows
         .iter()
         .filter_map(|r| r.as_ref().err())
@@ -205,7 +254,10 @@ fn each_bad_row_names_its_file_and_line_and_reading_goes_on() {
     ];
     assert_eq!(messages.len(), expect.len(), "{messages:#?}");
     for (message, (place, what)) in messages.iter().zip(expect) {
-        assert!(message.contains(place) && message.contains(what), "{message}");
+        assert!(
+            message.contains(place) && message.contains(what),
+            "{message}"
+        );
     }
     let last = rows.last().unwrap().as_ref().unwrap();
     assert_eq!((last.row, last.text.as_str()), (7, "ok two"));
@@ -219,7 +271,10 @@ fn invalid_utf8_in_plain_text_names_the_line() {
     let path = write(&dir, "latin1.txt", b"fine\ncaf\xe9\nfine again\n");
     let rows: Vec<_> = open(&path, DatasetFormat::Lines).collect();
     let bad = rows[1].as_ref().unwrap_err();
-    assert!(bad.to_string().contains("latin1.txt:2: not valid UTF-8"), "{bad}");
+    assert!(
+        bad.to_string().contains("latin1.txt:2: not valid UTF-8"),
+        "{bad}"
+    );
     assert_eq!(rows[2].as_ref().unwrap().text, "fine again");
 }
 
@@ -228,21 +283,33 @@ fn open_refuses_empty_missing_and_unknown_inputs() {
     let dir = TempDir::new().unwrap();
     let empty = write(&dir, "empty.jsonl", b"");
     let message = open_err(&empty, DatasetFormat::Auto).to_string();
-    assert!(message.contains("empty.jsonl") && message.contains("is empty"), "{message}");
+    assert!(
+        message.contains("empty.jsonl") && message.contains("is empty"),
+        "{message}"
+    );
 
     let missing = dir.path().join("nowhere.jsonl");
     let message = open_err(&missing, DatasetFormat::Auto).to_string();
-    assert!(message.contains("nowhere.jsonl") && message.contains("does not exist"), "{message}");
+    assert!(
+        message.contains("nowhere.jsonl") && message.contains("does not exist"),
+        "{message}"
+    );
 
     let csv = write(&dir, "table.csv", b"a,b\n");
     let message = open_err(&csv, DatasetFormat::Auto).to_string();
-    assert!(message.contains("table.csv") && message.contains("dataset.format"), "{message}");
+    assert!(
+        message.contains("table.csv") && message.contains("dataset.format"),
+        "{message}"
+    );
 
     let sub = dir.path().join("nothing-here");
     std::fs::create_dir(&sub).unwrap();
     write(&dir, "nothing-here/readme.md", b"hi");
     let message = open_err(&sub, DatasetFormat::Auto).to_string();
-    assert!(message.contains("nothing-here") && message.contains(".txt or .parquet"), "{message}");
+    assert!(
+        message.contains("nothing-here") && message.contains(".txt or .parquet"),
+        "{message}"
+    );
 
     let message = open_err(dir.path(), DatasetFormat::Jsonl).to_string();
     assert!(message.contains("format jsonl reads a file"), "{message}");
@@ -259,7 +326,10 @@ fn open_refuses_an_unreadable_file() {
         return;
     }
     let message = open_err(&path, DatasetFormat::Auto).to_string();
-    assert!(message.contains("secret.jsonl") && message.contains("cannot read"), "{message}");
+    assert!(
+        message.contains("secret.jsonl") && message.contains("cannot read"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -269,7 +339,11 @@ fn identity_changes_when_the_data_changes() {
     let first = open(&path, DatasetFormat::Auto).identity();
     assert_eq!(first.format, DatasetFormat::Jsonl);
     assert_eq!(first.bytes, 23);
-    assert_eq!(open(&path, DatasetFormat::Auto).identity(), first, "stable across opens");
+    assert_eq!(
+        open(&path, DatasetFormat::Auto).identity(),
+        first,
+        "stable across opens"
+    );
 
     write(&dir, "d.jsonl", b"{\"text\":\"version two\"}\n");
     let same_size = open(&path, DatasetFormat::Auto).identity();
@@ -278,7 +352,10 @@ fn identity_changes_when_the_data_changes() {
 
     let copy = write(&dir, "copy.jsonl", b"{\"text\":\"version one\"}\n");
     let moved = open(&copy, DatasetFormat::Auto).identity();
-    assert_eq!(moved.fingerprint, first.fingerprint, "content, not the path, is fingerprinted");
+    assert_eq!(
+        moved.fingerprint, first.fingerprint,
+        "content, not the path, is fingerprinted"
+    );
     assert_ne!(moved, first, "the path still tells them apart");
 }
 
@@ -290,38 +367,54 @@ fn identity_of_a_directory_covers_every_file() {
     let before = open(dir.path(), DatasetFormat::Auto).identity();
     assert_eq!((before.format, before.bytes), (DatasetFormat::TxtDir, 6));
     write(&dir, "b.txt", b"TWO");
-    assert_ne!(open(dir.path(), DatasetFormat::Auto).identity().fingerprint, before.fingerprint);
+    assert_ne!(
+        open(dir.path(), DatasetFormat::Auto).identity().fingerprint,
+        before.fingerprint
+    );
 }
 
 #[test]
 fn spec_reads_kebab_case_formats_and_defaults() {
-    let spec: DatasetSpec = serde_json::from_value(json!({"path": "books", "format": "txt-dir"})).unwrap();
+    let spec: DatasetSpec =
+        serde_json::from_value(json!({"path": "books", "format": "txt-dir"})).unwrap();
     assert_eq!(spec.format, DatasetFormat::TxtDir);
     assert_eq!(spec.text_field, "text");
-    let spec: DatasetSpec = serde_json::from_value(json!({"path": "x.jsonl", "text-field": "content"})).unwrap();
-    assert_eq!((spec.format, spec.text_field.as_str()), (DatasetFormat::Auto, "content"));
+    let spec: DatasetSpec =
+        serde_json::from_value(json!({"path": "x.jsonl", "text-field": "content"})).unwrap();
+    assert_eq!(
+        (spec.format, spec.text_field.as_str()),
+        (DatasetFormat::Auto, "content")
+    );
     assert!(serde_json::from_value::<DatasetSpec>(json!({"path": "x", "format": "csv"})).is_err());
 }
 
 /// Writes a Hugging Face style file: `text` (nullable string) and `id`, in row groups.
 fn write_parquet(path: &Path, groups: &[&[(Option<&str>, i64)]]) {
-    let schema = parse_message_type(
-        "message schema { optional binary text (STRING); required int64 id; }",
-    )
-    .unwrap();
+    let schema =
+        parse_message_type("message schema { optional binary text (STRING); required int64 id; }")
+            .unwrap();
     let props = Arc::new(WriterProperties::builder().build());
     let file = File::create(path).unwrap();
     let mut writer = SerializedFileWriter::new(file, Arc::new(schema), props).unwrap();
     for group in groups {
         let mut rows = writer.next_row_group().unwrap();
-        let texts: Vec<ByteArray> = group.iter().filter_map(|(t, _)| t.map(ByteArray::from)).collect();
+        let texts: Vec<ByteArray> = group
+            .iter()
+            .filter_map(|(t, _)| t.map(ByteArray::from))
+            .collect();
         let defined: Vec<i16> = group.iter().map(|(t, _)| i16::from(t.is_some())).collect();
         let ids: Vec<i64> = group.iter().map(|(_, id)| *id).collect();
         let mut column = rows.next_column().unwrap().unwrap();
-        column.typed::<ByteArrayType>().write_batch(&texts, Some(&defined), None).unwrap();
+        column
+            .typed::<ByteArrayType>()
+            .write_batch(&texts, Some(&defined), None)
+            .unwrap();
         column.close().unwrap();
         let mut column = rows.next_column().unwrap().unwrap();
-        column.typed::<Int64Type>().write_batch(&ids, None, None).unwrap();
+        column
+            .typed::<Int64Type>()
+            .write_batch(&ids, None, None)
+            .unwrap();
         column.close().unwrap();
         rows.close().unwrap();
     }
@@ -332,14 +425,21 @@ fn write_parquet(path: &Path, groups: &[&[(Option<&str>, i64)]]) {
 fn parquet_file_reads_back_text_and_metadata() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("train-00000.parquet");
-    write_parquet(&path, &[&[(Some("first"), 10), (None, 11)], &[(Some("third"), 12)]]);
+    write_parquet(
+        &path,
+        &[&[(Some("first"), 10), (None, 11)], &[(Some("third"), 12)]],
+    );
     let rows: Vec<_> = open(&path, DatasetFormat::Auto).collect();
     assert_eq!(rows.len(), 3);
     let first = rows[0].as_ref().unwrap();
     assert_eq!((first.row, first.text.as_str()), (0, "first"));
     assert_eq!(first.metadata.get("id"), Some(&json!(10)));
     let null = rows[1].as_ref().unwrap_err();
-    assert!(null.to_string().contains("train-00000.parquet:row 2: field `text` is null"), "{null}");
+    assert!(
+        null.to_string()
+            .contains("train-00000.parquet:row 2: field `text` is null"),
+        "{null}"
+    );
     let third = rows[2].as_ref().unwrap();
     assert_eq!((third.row, third.text.as_str()), (2, "third"));
 }
@@ -347,8 +447,14 @@ fn parquet_file_reads_back_text_and_metadata() {
 #[test]
 fn parquet_directory_numbers_rows_across_files_and_skips_row_groups() {
     let dir = TempDir::new().unwrap();
-    write_parquet(&dir.path().join("part-1.parquet"), &[&[(Some("c"), 2), (Some("d"), 3)], &[(Some("e"), 4)]]);
-    write_parquet(&dir.path().join("part-0.parquet"), &[&[(Some("a"), 0)], &[(Some("b"), 1)]]);
+    write_parquet(
+        &dir.path().join("part-1.parquet"),
+        &[&[(Some("c"), 2), (Some("d"), 3)], &[(Some("e"), 4)]],
+    );
+    write_parquet(
+        &dir.path().join("part-0.parquet"),
+        &[&[(Some("a"), 0)], &[(Some("b"), 1)]],
+    );
     let all = texts(open(dir.path(), DatasetFormat::Auto));
     let letters: Vec<_> = all.iter().map(|(r, t)| format!("{r}{t}")).collect();
     assert_eq!(letters, ["0a", "1b", "2c", "3d", "4e"]);
@@ -356,7 +462,11 @@ fn parquet_directory_numbers_rows_across_files_and_skips_row_groups() {
         let mut dataset = open(dir.path(), DatasetFormat::Parquet);
         assert_eq!(dataset.skip_rows(skip).unwrap(), skip.min(5));
         let rest: Vec<u64> = texts(dataset).into_iter().map(|(r, _)| r).collect();
-        assert_eq!(rest, (skip.min(5)..5).collect::<Vec<_>>(), "after skipping {skip}");
+        assert_eq!(
+            rest,
+            (skip.min(5)..5).collect::<Vec<_>>(),
+            "after skipping {skip}"
+        );
     }
 }
 
@@ -370,7 +480,10 @@ fn parquet_without_the_text_column_is_refused_at_open() {
         ..DatasetSpec::new(&path)
     };
     let message = Dataset::open(&spec).unwrap_err().to_string();
-    assert!(message.contains("data.parquet has no column `content` (its columns: text, id)"), "{message}");
+    assert!(
+        message.contains("data.parquet has no column `content` (its columns: text, id)"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -29,7 +29,9 @@ pub enum TokenizerError {
     #[error("could not load GPT-2's embedded vocabulary (tiktoken r50k_base): {0}; this is a build problem, reinstall katotune")]
     Vocabulary(String),
     /// A token id of GPT-2's vocabulary has no bytes in tiktoken's table.
-    #[error("GPT-2's embedded vocabulary has no token {0}; this is a build problem, reinstall katotune")]
+    #[error(
+        "GPT-2's embedded vocabulary has no token {0}; this is a build problem, reinstall katotune"
+    )]
     MissingToken(u32),
 }
 

@@ -88,10 +88,7 @@ pub(super) fn directory_format(dir: &Path) -> Result<DatasetFormat, DatasetError
 }
 
 /// The data files of a dataset in reading order, each checked to be non-empty.
-pub(super) fn data_files(
-    path: &Path,
-    format: DatasetFormat,
-) -> Result<Vec<PathBuf>, DatasetError> {
+pub(super) fn data_files(path: &Path, format: DatasetFormat) -> Result<Vec<PathBuf>, DatasetError> {
     let is_dir = path.is_dir();
     let files = match format {
         DatasetFormat::TxtDir if is_dir => files_with_extension(path, "txt")?,
@@ -101,7 +98,11 @@ pub(super) fn data_files(
         _ => vec![path.to_path_buf()],
     };
     if files.is_empty() {
-        let wanted = if format == DatasetFormat::TxtDir { ".txt" } else { ".parquet" };
+        let wanted = if format == DatasetFormat::TxtDir {
+            ".txt"
+        } else {
+            ".parquet"
+        };
         return Err(DatasetError::NoFiles {
             path: path.to_path_buf(),
             wanted,

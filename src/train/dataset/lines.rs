@@ -130,8 +130,8 @@ impl JsonLines {
     }
 
     fn parse(&self) -> Result<(String, Map<String, Value>), BadReason> {
-        let line = std::str::from_utf8(&self.buf)
-            .map_err(|e| BadReason::InvalidUtf8(e.valid_up_to()))?;
+        let line =
+            std::str::from_utf8(&self.buf).map_err(|e| BadReason::InvalidUtf8(e.valid_up_to()))?;
         match serde_json::from_str::<Value>(line) {
             Ok(Value::Object(fields)) => split_text_field(fields, &self.field),
             Ok(other) => Err(BadReason::NotObject(json_kind(&other))),

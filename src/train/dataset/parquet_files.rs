@@ -87,7 +87,12 @@ impl ParquetFiles {
     fn open_current(&mut self) -> Result<u64, DatasetError> {
         let file = &self.files[self.file];
         let reader = open_reader(&file.path, self.row_in_file)?;
-        let kept: i64 = reader.metadata().row_groups().iter().map(|g| g.num_rows()).sum();
+        let kept: i64 = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .sum();
         let left_out = file.rows - u64::try_from(kept).unwrap_or(0);
         self.current = Some(RowIter::from_file_into(Box::new(reader)));
         Ok(self.row_in_file.saturating_sub(left_out))
