@@ -88,6 +88,16 @@ fn jsonl_reads_a_configured_text_field() {
 }
 
 #[test]
+fn a_leading_byte_order_mark_is_not_part_of_the_first_row() {
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "bom.jsonl", b"\xEF\xBB\xBF{\"text\":\"first\"}\n");
+    assert_eq!(
+        texts(open(&path, DatasetFormat::Auto)),
+        [(0, "first".to_string())]
+    );
+}
+
+#[test]
 fn lines_give_one_document_per_line_without_line_endings() {
     let dir = TempDir::new().unwrap();
     let path = write(
@@ -248,7 +258,7 @@ fn each_bad_row_names_its_file_and_line_and_reading_goes_on() {
     let expect = [
         ("mixed.jsonl:2", "not valid UTF-8"),
         ("mixed.jsonl:3", "not JSON"),
-        ("mixed.jsonl:4", "a JSON an array, not an object"),
+        ("mixed.jsonl:4", "holds an array, not a JSON object"),
         ("mixed.jsonl:5", "no `text` field"),
         ("mixed.jsonl:6", "field `text` is a number, not a string"),
     ];

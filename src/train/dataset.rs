@@ -186,7 +186,7 @@ pub enum BadReason {
     #[error("not JSON ({0}); each line must hold one JSON object")]
     NotJson(String),
     /// A JSON Lines line parses to something other than an object.
-    #[error("a JSON {0}, not an object; each line must hold one JSON object")]
+    #[error("holds {0}, not a JSON object; each line must hold one JSON object")]
     NotObject(&'static str),
     /// The text field is absent.
     #[error("no `{0}` field; set `dataset.text-field` to the field that holds the text")]

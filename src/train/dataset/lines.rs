@@ -10,6 +10,8 @@ use super::{json_kind, split_text_field, BadReason, BadSample, DatasetError, Raw
 
 /// Read buffer size; large enough that long documents need few system calls.
 const BUFFER: usize = 1 << 20;
+/// The byte order mark some editors put at the start of a UTF-8 file.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// A file read one line at a time as bytes, so a bad line does not stop the rest.
 struct LineReader {
@@ -39,6 +41,9 @@ impl LineReader {
             return Ok(false);
         }
         self.line += 1;
+        if self.line == 1 && buf.starts_with(UTF8_BOM) {
+            buf.drain(..UTF8_BOM.len());
+        }
         if buf.last() == Some(&b'\n') {
             buf.pop();
             if buf.last() == Some(&b'\r') {

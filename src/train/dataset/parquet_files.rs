@@ -93,7 +93,7 @@ impl ParquetFiles {
             .iter()
             .map(|g| g.num_rows())
             .sum();
-        let left_out = file.rows - u64::try_from(kept).unwrap_or(0);
+        let left_out = file.rows.saturating_sub(u64::try_from(kept).unwrap_or(0));
         self.current = Some(RowIter::from_file_into(Box::new(reader)));
         Ok(self.row_in_file.saturating_sub(left_out))
     }
