@@ -1,1 +1,4 @@
 //! train (being built).
+
+pub mod hierarchy;
+pub mod segment;
