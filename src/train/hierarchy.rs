@@ -104,6 +104,17 @@ pub struct LevelCounts {
     pub empty: u64,
 }
 
+impl LevelCounts {
+    /// Adds another sample's counts for the same level to these.
+    pub fn add(&mut self, other: &LevelCounts) {
+        self.received += other.received;
+        self.requests += other.requests;
+        self.partial += other.partial;
+        self.dropped += other.dropped;
+        self.empty += other.empty;
+    }
+}
+
 /// A hierarchy that cannot be built or a step the runner should not have taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HierarchyError {
@@ -132,6 +143,7 @@ pub enum HierarchyError {
     SampleNotDone,
 }
 
+#[derive(Debug)]
 struct InFlight {
     id: RequestId,
     level: usize,
@@ -146,6 +158,7 @@ enum Phase {
 }
 
 /// One sample's journey up the levels; reusable for the next sample.
+#[derive(Debug)]
 pub struct Hierarchy {
     chunk_sizes: Vec<usize>,
     flow: Flow,

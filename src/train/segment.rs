@@ -304,6 +304,9 @@ mod tests {
         assert_eq!(plan.chunks, vec![words("a b c d ef")]);
         assert_eq!(plan.counts.pieces, 3);
         assert_eq!(plan.counts.pieces_too_short, 2);
+        // Python strips U+001C..U+001F too, leaving 9 characters here.
+        let plan = seg.plan("\u{1c}abc def g\u{1f}", &words);
+        assert_eq!(plan.counts.pieces_too_short, 1);
     }
 
     #[test]
