@@ -158,6 +158,36 @@ enum Phase {
 }
 
 /// One sample's journey up the levels; reusable for the next sample.
+///
+/// The runner's loop, with a stand-in for the KATO call:
+///
+/// ```
+/// use std::collections::VecDeque;
+/// use katotune::train::hierarchy::{Flow, Hierarchy, TailPolicy};
+///
+/// let mut h = Hierarchy::new(&[7], Flow::SinglePass, TailPolicy::LearnIfAtLeastTwo)?;
+/// let learn = |symbols: &[String]| format!("Q({})", symbols.join(","));
+/// let mut calls = Vec::new();
+/// let node0_names = ["P0", "P1", "P2", "P3", "P4"].map(String::from);
+/// let mut due = VecDeque::new(); // learns in the order they became due
+/// for name in node0_names {
+///     due.extend(h.push_name(name)?);
+///     while let Some(request) = due.pop() {
+///         calls.push((request.level, request.first_at_level));
+///         due.extend(h.learned(request.id, learn(&request.symbols))?);
+///     }
+/// }
+/// due.extend(h.finish()?);
+/// while let Some(request) = due.pop_front() {
+///     calls.push((request.level, request.first_at_level));
+///     due.extend(h.learned(request.id, learn(&request.symbols))?);
+/// }
+/// assert!(h.is_done());
+/// assert_eq!(calls, [(1, true)]); // node1 learns P0..P4 once, at the end
+/// let counts = h.next_sample()?;
+/// assert_eq!(counts[1].requests, 1);
+/// # Ok::<(), katotune::train::hierarchy::HierarchyError>(())
+/// ```
 #[derive(Debug)]
 pub struct Hierarchy {
     chunk_sizes: Vec<usize>,
