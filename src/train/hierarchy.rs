@@ -172,7 +172,7 @@ enum Phase {
 /// let mut due = VecDeque::new(); // learns in the order they became due
 /// for name in node0_names {
 ///     due.extend(h.push_name(name)?);
-///     while let Some(request) = due.pop() {
+///     while let Some(request) = due.pop_front() {
 ///         calls.push((request.level, request.first_at_level));
 ///         due.extend(h.learned(request.id, learn(&request.symbols))?);
 ///     }
