@@ -1,8 +1,10 @@
-//! Training: where the text comes from and how it becomes KATO's symbols.
+//! Training: from a corpus to KATO patterns.
 //!
-//! `dataset` reads corpora lazily (JSON Lines, plain text, text directories,
-//! Hugging Face style Parquet) and `tokenizer` turns each text into GPT-2 token
-//! strings, the symbols KATO learns.
+//! `dataset` reads corpora lazily, `tokenizer` turns text into GPT-2 token strings,
+//! `segment` cuts a sample into node0 chunks, and `hierarchy` carries pattern names up
+//! the levels (pure, no I/O).
 
 pub mod dataset;
+pub mod hierarchy;
+pub mod segment;
 pub mod tokenizer;
