@@ -68,7 +68,12 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], schema: &Ty) -> Result<T, Vec<Va
     }
     let body = [Value::from("body")];
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(vec![entry("missing", &body, "Field required", &Value::Null)]);
+        return Err(vec![entry(
+            "missing",
+            &body,
+            "Field required",
+            &Value::Null,
+        )]);
     }
     let value: Value = match serde_json::from_slice(bytes) {
         Ok(value) => value,
@@ -90,7 +95,12 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], schema: &Ty) -> Result<T, Vec<Va
         return Err(errors);
     }
     serde_json::from_value(coerced).map_err(|error| {
-        vec![entry("value_error", &body, &error.to_string(), &Value::Null)]
+        vec![entry(
+            "value_error",
+            &body,
+            &error.to_string(),
+            &Value::Null,
+        )]
     })
 }
 
@@ -147,14 +157,26 @@ fn check(value: Value, ty: &Ty, loc: &mut Vec<Value>, errors: &mut Vec<Value>) -
     }
 }
 
-fn type_error(errors: &mut Vec<Value>, loc: &[Value], kind: &str, msg: &str, value: &Value) -> Value {
+fn type_error(
+    errors: &mut Vec<Value>,
+    loc: &[Value],
+    kind: &str,
+    msg: &str,
+    value: &Value,
+) -> Value {
     errors.push(entry(kind, loc, msg, value));
     Value::Null
 }
 
 fn check_list(value: Value, inner: &Ty, loc: &mut Vec<Value>, errors: &mut Vec<Value>) -> Value {
     let Value::Array(items) = value else {
-        return type_error(errors, loc, "list_type", "Input should be a valid list", &value);
+        return type_error(
+            errors,
+            loc,
+            "list_type",
+            "Input should be a valid list",
+            &value,
+        );
     };
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
@@ -167,7 +189,13 @@ fn check_list(value: Value, inner: &Ty, loc: &mut Vec<Value>, errors: &mut Vec<V
 
 fn check_dict(value: Value, inner: &Ty, loc: &mut Vec<Value>, errors: &mut Vec<Value>) -> Value {
     let Value::Object(map) = value else {
-        return type_error(errors, loc, "dict_type", "Input should be a valid dictionary", &value);
+        return type_error(
+            errors,
+            loc,
+            "dict_type",
+            "Input should be a valid dictionary",
+            &value,
+        );
     };
     let mut out = Map::new();
     for (key, item) in map {
@@ -179,7 +207,12 @@ fn check_dict(value: Value, inner: &Ty, loc: &mut Vec<Value>, errors: &mut Vec<V
     Value::Object(out)
 }
 
-fn check_model(value: Value, fields: &[Field], loc: &mut Vec<Value>, errors: &mut Vec<Value>) -> Value {
+fn check_model(
+    value: Value,
+    fields: &[Field],
+    loc: &mut Vec<Value>,
+    errors: &mut Vec<Value>,
+) -> Value {
     let Value::Object(mut map) = value else {
         let msg = "Input should be a valid dictionary or object to extract fields from";
         return type_error(errors, loc, "model_attributes_type", msg, &value);
@@ -203,11 +236,16 @@ fn check_model(value: Value, fields: &[Field], loc: &mut Vec<Value>, errors: &mu
 fn lax_bool(value: &Value) -> Option<bool> {
     match value {
         Value::Bool(b) => Some(*b),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if f == 0.0 => Some(false),
-            Some(f) if f == 1.0 => Some(true),
-            _ => None,
-        },
+        Value::Number(n) => {
+            let f = n.as_f64()?;
+            if f == 0.0 {
+                Some(false)
+            } else if f == 1.0 {
+                Some(true)
+            } else {
+                None
+            }
+        }
         Value::String(s) => match s.to_ascii_lowercase().as_str() {
             "0" | "off" | "f" | "false" | "n" | "no" => Some(false),
             "1" | "on" | "t" | "true" | "y" | "yes" => Some(true),
@@ -265,13 +303,17 @@ mod tests {
     fn wrong_symbol_type_points_at_the_item() {
         let body = br#"{"observations":[{"strings":["a", 3]}]}"#;
         let err = parse::<ObserveSequence>(body, &OBSERVE_SEQUENCE).unwrap_err();
-        assert_eq!(err[0]["loc"], json!(["body", "observations", 0, "strings", 1]));
+        assert_eq!(
+            err[0]["loc"],
+            json!(["body", "observations", 0, "strings", 1])
+        );
         assert_eq!(err[0]["type"], "string_type");
     }
 
     #[test]
     fn lax_values_are_accepted_like_pydantic() {
-        let body = br#"{"observations":[{"strings":["a"],"emotives":{"joy":"2"}}],"learn_at_end":"yes"}"#;
+        let body =
+            br#"{"observations":[{"strings":["a"],"emotives":{"joy":"2"}}],"learn_at_end":"yes"}"#;
         let seq = parse::<ObserveSequence>(body, &OBSERVE_SEQUENCE).unwrap();
         assert!(seq.learn_at_end);
         assert_eq!(seq.observations[0].emotives["joy"], 2.0);
@@ -283,7 +325,10 @@ mod tests {
         assert_eq!(err[0]["type"], "json_invalid");
         let err = parse::<ObserveSequence>(b"", &OBSERVE_SEQUENCE).unwrap_err();
         assert_eq!(err[0]["loc"], json!(["body"]));
-        let err = parse::<ObserveSequence>(b"{\"observations\":[{\"strings\":[\"\xff\"]}]}", &OBSERVE_SEQUENCE);
+        let err = parse::<ObserveSequence>(
+            b"{\"observations\":[{\"strings\":[\"\xff\"]}]}",
+            &OBSERVE_SEQUENCE,
+        );
         assert!(err.is_err());
     }
 }

@@ -115,7 +115,9 @@ impl NodeKb {
         let mut changed = 0;
         let mut kb = self.lock();
         for learned in batch {
-            let KbInner { patterns, dirty, .. } = &mut *kb;
+            let KbInner {
+                patterns, dirty, ..
+            } = &mut *kb;
             let record = patterns.entry(learned.digest).or_insert_with(|| {
                 new += 1;
                 PatternRecord {
@@ -223,7 +225,11 @@ impl NodeKb {
 
 /// An emotive dict as JSON (ints were coerced to float on the way in).
 fn emotive_value(dict: &BTreeMap<String, f64>) -> Value {
-    Value::Object(dict.iter().map(|(k, v)| (k.clone(), Value::from(*v))).collect())
+    Value::Object(
+        dict.iter()
+            .map(|(k, v)| (k.clone(), Value::from(*v)))
+            .collect(),
+    )
 }
 
 /// Every node's knowledge base, keyed by KB id.

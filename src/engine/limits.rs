@@ -114,7 +114,11 @@ fn bump(counter: &AtomicU64) {
 }
 
 /// `limit_concurrency`: beyond it, uvicorn's plain 503.
-pub async fn limit_concurrency(State(engine): State<Arc<Engine>>, req: Request, next: Next) -> Response {
+pub async fn limit_concurrency(
+    State(engine): State<Arc<Engine>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(gate) = &engine.gates.concurrency else {
         return next.run(req).await;
     };
@@ -126,11 +130,16 @@ pub async fn limit_concurrency(State(engine): State<Arc<Engine>>, req: Request, 
 }
 
 /// `request_timeout`: 504 when the whole request (body read included) takes longer.
-pub async fn request_timeout(State(engine): State<Arc<Engine>>, mut req: Request, next: Next) -> Response {
+pub async fn request_timeout(
+    State(engine): State<Arc<Engine>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let Some(limit) = engine.config.limits.request_timeout else {
         return next.run(req).await;
     };
-    req.extensions_mut().insert(Deadline(Instant::now() + limit));
+    req.extensions_mut()
+        .insert(Deadline(Instant::now() + limit));
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
         Err(_) => timed_out(&engine, limit),
@@ -151,7 +160,11 @@ pub fn timed_out(engine: &Engine, limit: Duration) -> Response {
 }
 
 /// `connection_pool_size`: session and pattern requests beyond it get a JSON 503 at once.
-pub async fn connection_pool(State(engine): State<Arc<Engine>>, req: Request, next: Next) -> Response {
+pub async fn connection_pool(
+    State(engine): State<Arc<Engine>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(pool) = &engine.gates.pool else {
         return next.run(req).await;
     };

@@ -127,14 +127,18 @@ impl EngineConfig {
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, EngineError> {
         let positive = "must be a whole number of at least 1";
         let mut config = Self::default();
-        if let Some(ttl) = parse_var::<u64>("SESSION_TTL", var("SESSION_TTL"), positive, |t| *t > 0)? {
+        if let Some(ttl) =
+            parse_var::<u64>("SESSION_TTL", var("SESSION_TTL"), positive, |t| *t > 0)?
+        {
             config.session_ttl = Duration::from_secs(ttl);
         }
         if let Some(name) = var("SERVICE_NAME").filter(|n| !n.is_empty()) {
             config.service_name = name;
         }
         let limits = &mut config.limits;
-        limits.batch_size = parse_var("KATO_BATCH_SIZE", var("KATO_BATCH_SIZE"), positive, |n| *n > 0)?;
+        limits.batch_size = parse_var("KATO_BATCH_SIZE", var("KATO_BATCH_SIZE"), positive, |n| {
+            *n > 0
+        })?;
         limits.connection_pool_size = parse_var(
             "CONNECTION_POOL_SIZE",
             var("CONNECTION_POOL_SIZE"),
@@ -224,7 +228,10 @@ impl RunningEngine {
     pub async fn shutdown(mut self) {
         self.stop.cancel();
         if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(Duration::from_secs(10), &mut task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(10), &mut task)
+                .await
+                .is_err()
+            {
                 task.abort();
             }
         }
@@ -304,5 +311,39 @@ async fn sweep_sessions(engine: Arc<Engine>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => { engine.sessions.sweep(); }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_set_the_knobs_and_bad_values_name_the_variable() {
+        let vars = |name: &str| {
+            let value = match name {
+                "SESSION_TTL" => "120",
+                "KATO_BATCH_SIZE" => "10000",
+                "REQUEST_TIMEOUT" => "2.5",
+                "STM_CAPACITY" => "50",
+                "KATOTUNE_ENGINE_DB" => ":memory:",
+                _ => return None,
+            };
+            Some(value.to_owned())
+        };
+        let config = EngineConfig::from_vars(vars).expect("valid");
+        assert_eq!(config.session_ttl, Duration::from_secs(120));
+        assert_eq!(config.limits.batch_size, Some(10_000));
+        assert_eq!(
+            config.limits.request_timeout,
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(config.limits.stm_capacity, 50);
+        assert_eq!(config.limits.connection_pool_size, None);
+        assert_eq!(config.db_path, None);
+        let bad =
+            EngineConfig::from_vars(|n| (n == "CONNECTION_POOL_SIZE").then(|| "0".to_owned()));
+        let message = bad.expect_err("0 is not a pool size").to_string();
+        assert!(message.contains("CONNECTION_POOL_SIZE"), "{message}");
     }
 }

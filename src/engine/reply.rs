@@ -33,7 +33,10 @@ pub fn detail(status: StatusCode, detail: impl Into<Value>) -> Response {
 
 /// 422 with FastAPI's list of validation entries.
 pub fn unprocessable(entries: Vec<Value>) -> Response {
-    with_status(StatusCode::UNPROCESSABLE_ENTITY, &json!({ "detail": entries }))
+    with_status(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &json!({ "detail": entries }),
+    )
 }
 
 /// The session middleware's 404 on `/sessions/{sid}/<sub>` and `DELETE /sessions/{sid}`.

@@ -34,9 +34,15 @@ pub(crate) fn router(engine: Arc<Engine>) -> Router {
         .route("/sessions/{sid}", get(s::info).delete(s::delete))
         .route("/sessions/{sid}/exists", get(s::exists))
         .route("/sessions/{sid}/extend", post(s::extend))
-        .route("/sessions/{sid}/config", get(s::get_config).post(s::set_config))
+        .route(
+            "/sessions/{sid}/config",
+            get(s::get_config).post(s::set_config),
+        )
         .route("/sessions/{sid}/observe", post(s::observe))
-        .route("/sessions/{sid}/observe-sequence", post(s::observe_sequence))
+        .route(
+            "/sessions/{sid}/observe-sequence",
+            post(s::observe_sequence),
+        )
         .route("/sessions/{sid}/learn", post(s::learn))
         .route("/sessions/{sid}/clear-stm", post(s::clear_stm))
         .route("/sessions/{sid}/clear-all", post(s::clear_all))
@@ -47,9 +53,18 @@ pub(crate) fn router(engine: Arc<Engine>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(Arc::clone(&engine), session_gate))
-        .layer(from_fn_with_state(Arc::clone(&engine), limits::connection_pool))
-        .layer(from_fn_with_state(Arc::clone(&engine), limits::request_timeout))
-        .layer(from_fn_with_state(Arc::clone(&engine), limits::limit_concurrency))
+        .layer(from_fn_with_state(
+            Arc::clone(&engine),
+            limits::connection_pool,
+        ))
+        .layer(from_fn_with_state(
+            Arc::clone(&engine),
+            limits::request_timeout,
+        ))
+        .layer(from_fn_with_state(
+            Arc::clone(&engine),
+            limits::limit_concurrency,
+        ))
         .layer(DefaultBodyLimit::disable())
         .with_state(engine)
 }
@@ -230,7 +245,10 @@ mod tests {
         assert_eq!(gated_session_id(&get, "/sessions/s1/observe"), Some("s1"));
         assert_eq!(gated_session_id(&get, "/sessions/s1/exists"), None);
         assert_eq!(gated_session_id(&get, "/sessions/s1"), None);
-        assert_eq!(gated_session_id(&Method::DELETE, "/sessions/s1"), Some("s1"));
+        assert_eq!(
+            gated_session_id(&Method::DELETE, "/sessions/s1"),
+            Some("s1")
+        );
         assert_eq!(gated_session_id(&get, "/sessions/count"), None);
         assert_eq!(gated_session_id(&get, "/health"), None);
     }

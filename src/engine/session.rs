@@ -214,7 +214,7 @@ impl SessionState {
             if req.clear_stm_between && i > 0 {
                 self.stm.clear();
             }
-            let unique_id = obs.unique_id.clone().unwrap_or_else(|| ids.next());
+            let unique_id = obs.unique_id.clone().unwrap_or_else(|| ids.next_id());
             let step = self.observe(obs, learned);
             if req.learn_after_each && !self.stm.is_empty() {
                 names.push(self.learn(learned));
@@ -281,7 +281,7 @@ impl ObservationIds {
     }
 
     /// The next id; unique within the request and random across requests.
-    pub fn next(&mut self) -> String {
+    pub fn next_id(&mut self) -> String {
         self.n += 1;
         let id = self.base ^ u128::from(self.n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let mut out = String::with_capacity(40);

@@ -172,7 +172,10 @@ mod tests {
             "max_pattern_length": 2.0, "persistence": 0, "recall_threshold": 3
         })));
         let keys: Vec<_> = errors.keys().cloned().collect();
-        assert_eq!(keys, ["recall_threshold", "persistence", "max_pattern_length"]);
+        assert_eq!(
+            keys,
+            ["recall_threshold", "persistence", "max_pattern_length"]
+        );
     }
 
     #[test]

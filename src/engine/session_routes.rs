@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -21,12 +22,26 @@ use crate::kato::pattern::kb_id;
 
 use super::body::{self, parse};
 use super::limits::{self, Deadline};
-use super::reply::{detail, internal_error, ok, session_detail_not_found, unprocessable};
+use super::reply::{
+    detail, internal_error, not_found, ok, session_detail_not_found, unprocessable,
+};
 use super::session_config::{apply, server_defaults, validate};
 use super::sessions::{timestamp, Session};
 use super::Engine;
 
 type Live = Extension<Arc<Session>>;
+type Body = Result<Bytes, BytesRejection>;
+
+/// Parses a request body, or gives the answer for a body that could not be read or parsed.
+fn read<T: serde::de::DeserializeOwned>(body: Body, schema: &body::Ty) -> Result<T, Box<Response>> {
+    let bytes = body.map_err(|e| {
+        Box::new(detail(
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the request body: {e}"),
+        ))
+    })?;
+    parse(&bytes, schema).map_err(|entries| Box::new(unprocessable(entries)))
+}
 
 fn vectors_unsupported() -> Response {
     detail(
@@ -37,10 +52,10 @@ fn vectors_unsupported() -> Response {
 }
 
 /// `POST /sessions`.
-pub async fn create(State(engine): State<Arc<Engine>>, body: Bytes) -> Response {
-    let req: CreateSession = match parse(&body, &body::CREATE_SESSION) {
-        Ok(req) => req,
-        Err(entries) => return unprocessable(entries),
+pub async fn create(State(engine): State<Arc<Engine>>, body: Body) -> Response {
+    let req: CreateSession = match read(body, &body::CREATE_SESSION) {
+        Ok(value) => value,
+        Err(answer) => return *answer,
     };
     let ttl = match req.ttl_seconds {
         None | Some(0) => engine.config.session_ttl,
@@ -76,7 +91,13 @@ fn session_info(session: &Session, ttl_seconds: Value) -> Value {
 }
 
 /// `GET /sessions/{sid}`: 404 with `detail` here, not the middleware's shape.
-pub async fn info(State(engine): State<Arc<Engine>>, Path(sid): Path<String>) -> Response {
+pub async fn info(
+    State(engine): State<Arc<Engine>>,
+    sid: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Ok(Path(sid)) = sid else {
+        return not_found().await;
+    };
     let Some(session) = engine.sessions.get(&sid, true) else {
         return session_detail_not_found(&sid);
     };
@@ -91,7 +112,13 @@ pub async fn delete(State(engine): State<Arc<Engine>>, Extension(session): Live)
 }
 
 /// `GET /sessions/{sid}/exists`: never 404, never extends.
-pub async fn exists(State(engine): State<Arc<Engine>>, Path(sid): Path<String>) -> Response {
+pub async fn exists(
+    State(engine): State<Arc<Engine>>,
+    sid: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Ok(Path(sid)) = sid else {
+        return not_found().await;
+    };
     let (exists, expired) = engine.sessions.exists(&sid);
     ok(&json!({"exists": exists, "expired": expired, "session_id": sid}))
 }
@@ -130,10 +157,10 @@ pub async fn get_config(Extension(session): Live) -> Response {
 }
 
 /// `POST /sessions/{sid}/config`: `{"config": {...}}` or the bare object.
-pub async fn set_config(Extension(session): Live, body: Bytes) -> Response {
-    let mut map: Map<String, Value> = match parse(&body, &body::CONFIG_UPDATE) {
-        Ok(map) => map,
-        Err(entries) => return unprocessable(entries),
+pub async fn set_config(Extension(session): Live, body: Body) -> Response {
+    let mut map: Map<String, Value> = match read(body, &body::CONFIG_UPDATE) {
+        Ok(value) => value,
+        Err(answer) => return *answer,
     };
     let updates = match map.remove("config") {
         Some(Value::Object(inner)) => inner,
@@ -162,11 +189,11 @@ pub async fn set_config(Extension(session): Live, body: Bytes) -> Response {
 pub async fn observe(
     State(engine): State<Arc<Engine>>,
     Extension(session): Live,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let obs: Observation = match parse(&body, &body::OBSERVATION) {
-        Ok(obs) => obs,
-        Err(entries) => return unprocessable(entries),
+    let obs: Observation = match read(body, &body::OBSERVATION) {
+        Ok(value) => value,
+        Err(answer) => return *answer,
     };
     if !obs.vectors.is_empty() {
         return vectors_unsupported();
@@ -174,7 +201,9 @@ pub async fn observe(
     let mut learned = Vec::new();
     let mut data = session.lock();
     let step = data.state.observe(obs, &mut learned);
-    let dropped = data.state.trim_to_capacity(engine.config.limits.stm_capacity);
+    let dropped = data
+        .state
+        .trim_to_capacity(engine.config.limits.stm_capacity);
     drop(data);
     session.kb.learn_all(learned);
     let unique_id = format!("obs-{:032x}", rand::random::<u128>());
@@ -197,11 +226,11 @@ pub async fn observe_sequence(
     State(engine): State<Arc<Engine>>,
     Extension(session): Live,
     deadline: Option<Extension<Deadline>>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let req: ObserveSequence = match parse(&body, &body::OBSERVE_SEQUENCE) {
-        Ok(req) => req,
-        Err(entries) => return unprocessable(entries),
+    let req: ObserveSequence = match read(body, &body::OBSERVE_SEQUENCE) {
+        Ok(value) => value,
+        Err(answer) => return *answer,
     };
     let count = req.observations.len();
     if let Some(limit) = engine.config.limits.batch_size.filter(|l| count > *l) {
@@ -229,7 +258,9 @@ pub async fn observe_sequence(
             return limits::timed_out(&engine, limit);
         }
     };
-    let dropped = data.state.trim_to_capacity(engine.config.limits.stm_capacity);
+    let dropped = data
+        .state
+        .trim_to_capacity(engine.config.limits.stm_capacity);
     drop(data);
     session.kb.learn_all(learned);
     result.stm_capacity_note = limits::stm_note(&engine, dropped);

@@ -59,7 +59,10 @@ fn auto_learn_clear_mode_learns_every_full_window() {
         .iter()
         .map(|t| s.observe(obs(&[t]), &mut learned).auto_learned)
         .collect();
-    assert_eq!(autos, vec![None, None, Some(name(&[&["a"], &["b"], &["c"]])), None]);
+    assert_eq!(
+        autos,
+        vec![None, None, Some(name(&[&["a"], &["b"], &["c"]])), None]
+    );
     assert_eq!(s.stm, vec![vec!["d".to_string()]]);
 }
 
@@ -78,7 +81,9 @@ fn auto_learn_rolling_mode_slides_the_window() {
     ];
     assert_eq!(autos, expected);
     assert_eq!(s.stm.len(), 2);
-    assert!(learned.iter().all(|l| l.emotives.is_empty() && l.metadata.is_empty()));
+    assert!(learned
+        .iter()
+        .all(|l| l.emotives.is_empty() && l.metadata.is_empty()));
 }
 
 #[test]
@@ -94,7 +99,10 @@ fn rolling_with_learn_at_end_gives_the_servers_three_names() {
         name(&[&["r"], &["s"]]),
     ];
     assert_eq!(out.auto_learned_patterns, expected);
-    assert_eq!(out.final_learned_pattern.as_deref(), Some(expected[2].as_str()));
+    assert_eq!(
+        out.final_learned_pattern.as_deref(),
+        Some(expected[2].as_str())
+    );
     assert_eq!(out.final_stm_length, 0);
 }
 
@@ -210,7 +218,7 @@ fn a_passed_deadline_stops_a_long_sequence() {
 #[test]
 fn generated_ids_have_the_servers_shape_and_differ() {
     let mut ids = ObservationIds::new();
-    let (a, b) = (ids.next(), ids.next());
+    let (a, b) = (ids.next_id(), ids.next_id());
     assert_ne!(a, b);
     assert!(a.starts_with("seq-obs-") && a.len() == 40);
 }

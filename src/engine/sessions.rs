@@ -55,12 +55,16 @@ impl Session {
     /// When the session expires unless touched again.
     pub fn expires_at(&self) -> DateTime<Utc> {
         let ms = self.expires_at_ms.load(Ordering::Relaxed);
-        Utc.timestamp_millis_opt(ms).single().unwrap_or_else(Utc::now)
+        Utc.timestamp_millis_opt(ms)
+            .single()
+            .unwrap_or_else(Utc::now)
     }
 
     /// Moves the expiry to `now + ttl`.
     pub fn extend_by(&self, ttl: Duration) {
-        let ms = Utc::now().timestamp_millis().saturating_add(duration_ms(ttl));
+        let ms = Utc::now()
+            .timestamp_millis()
+            .saturating_add(duration_ms(ttl));
         self.expires_at_ms.store(ms, Ordering::Relaxed);
     }
 
@@ -111,7 +115,9 @@ impl Sessions {
             created_at,
             ttl,
             expires_at_ms: AtomicI64::new(
-                created_at.timestamp_millis().saturating_add(duration_ms(ttl)),
+                created_at
+                    .timestamp_millis()
+                    .saturating_add(duration_ms(ttl)),
             ),
             data: Mutex::new(data),
         });

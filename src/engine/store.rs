@@ -60,7 +60,8 @@ impl PendingChanges {
 
     fn wait(&self) {
         let guard = self.bell.lock().unwrap_or_else(|e| e.into_inner());
-        if self.count.load(Ordering::Relaxed) < FLUSH_CHANGES && !self.stop.load(Ordering::Relaxed) {
+        if self.count.load(Ordering::Relaxed) < FLUSH_CHANGES && !self.stop.load(Ordering::Relaxed)
+        {
             let _ = self.ring.wait_timeout(guard, FLUSH_INTERVAL);
         }
     }
@@ -159,9 +160,8 @@ impl Drop for Store {
 
 /// Reads every row into the in-memory knowledge bases.
 fn load(conn: &Connection, kbs: &KnowledgeBases) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare(
-        "SELECT kb_id, name, pattern_data, frequency, emotives, metadata FROM patterns",
-    )?;
+    let mut stmt = conn
+        .prepare("SELECT kb_id, name, pattern_data, frequency, emotives, metadata FROM patterns")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let kb_id: String = row.get(0)?;
@@ -260,7 +260,9 @@ fn write_batch(conn: &mut Connection, batch: &[(String, Changes)]) -> rusqlite::
                 } else {
                     let data = to_json(record.events.as_ref());
                     let length = i64::try_from(record.length).unwrap_or(i64::MAX);
-                    insert.execute(params![kb_id, name, data, length, frequency, emotives, metadata])?;
+                    insert.execute(params![
+                        kb_id, name, data, length, frequency, emotives, metadata
+                    ])?;
                 }
                 written += 1;
             }
