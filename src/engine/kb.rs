@@ -145,10 +145,12 @@ impl NodeKb {
                 changed += 1;
             }
         }
-        drop(kb);
+        // Counted before the lock is released, so the writer never takes a change
+        // it has not seen counted.
         if let Some(pending) = &self.pending {
             pending.add(changed);
         }
+        drop(kb);
         new
     }
 

@@ -136,7 +136,7 @@ impl Store {
         &self.path
     }
 
-    /// Changes learned but not yet written.
+    /// Changes learned but not yet committed to the file (0 = everything acknowledged is on disk).
     pub fn pending(&self) -> usize {
         self.pending.count.load(Ordering::Relaxed)
     }
@@ -198,7 +198,6 @@ fn write_behind(
     loop {
         pending.wait();
         let stopping = pending.stop.load(Ordering::Relaxed);
-        pending.count.store(0, Ordering::Relaxed);
         for kb in kbs.all() {
             let changes = kb.take_changes();
             if changes.cleared || !changes.rows.is_empty() {
@@ -209,14 +208,14 @@ fn write_behind(
             match write_batch(&mut conn, &retry) {
                 Ok(rows) => {
                     stats.rows_written.fetch_add(rows, Ordering::Relaxed);
+                    let done = retry.iter().map(|(_, c)| c.rows.len()).sum();
+                    pending.count.fetch_sub(done, Ordering::Relaxed);
                     retry.clear();
                 }
                 Err(error) => {
                     stats.write_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(%error, "knowledge-base write failed; retrying with the next batch");
-                    if stopping {
-                        std::thread::sleep(FLUSH_INTERVAL);
-                    }
+                    std::thread::sleep(FLUSH_INTERVAL);
                 }
             }
         }
