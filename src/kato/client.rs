@@ -16,8 +16,9 @@
 //!    jitter (`RetryPolicy`), up to `max_attempts` attempts in all.
 //! 2. **Server down**: when the connection is *refused*, the client first waits for
 //!    the server: it polls `GET /health` with backoff until anything answers, for at
-//!    most `outage_timeout` (then [`ErrorKind::ServerDown`]). Each outage is counted
-//!    once, with its length, in the metrics.
+//!    most `outage_timeout` (then [`ErrorKind::ServerDown`]), and sends the request
+//!    again; that counts as one of the `max_attempts`. Each outage is counted once,
+//!    with its length, in the metrics, however many tasks were waiting.
 //! 3. **503 Overloaded** is sent again with backoff: uvicorn (and katotune's engine)
 //!    rejects it before the application runs.
 //! 4. **Outcome unknown**: a timeout, a connection lost after sending, or a 500/504
