@@ -27,7 +27,10 @@ pub fn new_run_id() -> String {
 
 /// Where a profile's resume journal lives.
 pub fn journal_path(profile: &Profile) -> PathBuf {
-    profile.report.output_dir.join(format!("{}.journal.json", profile.name))
+    profile
+        .report
+        .output_dir
+        .join(format!("{}.journal.json", profile.name))
 }
 
 /// Cancels `token` on the first Ctrl-C and exits at once on the second.
@@ -47,7 +50,9 @@ pub fn install_ctrl_c(token: CancellationToken) {
 pub async fn run(args: RunArgs) -> Result<i32> {
     let mut overrides = args.overrides.clone();
     if let Some(policy) = &args.on_bad_sample {
-        overrides.set.push(format!("training.on_bad_sample={policy}"));
+        overrides
+            .set
+            .push(format!("training.on_bad_sample={policy}"));
     }
     let loaded = load_profile(&args.profile, &overrides)?;
     let profile = loaded.profile;
@@ -61,7 +66,10 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     let run_id = new_run_id();
     let record = train_once(&profile, kb, &run_id, args.resume, cancel).await?;
     let path = args.record.unwrap_or_else(|| {
-        profile.report.output_dir.join(format!("{}-{}.json", profile.name, run_id))
+        profile
+            .report
+            .output_dir
+            .join(format!("{}-{}.json", profile.name, run_id))
     });
     write_record(&record, &path)?;
     eprint!("{}", record.summary());
@@ -78,12 +86,17 @@ pub async fn train_once(
     cancel: CancellationToken,
 ) -> Result<RunRecord> {
     let handle = stack::up(profile, kb).await?;
-    if let Err(e) = stack::probe::ready(&handle.url, profile.health.timeout, profile.health.interval).await {
+    if let Err(e) =
+        stack::probe::ready(&handle.url, profile.health.timeout, profile.health.interval).await
+    {
         handle.down().await;
         return Err(e.into());
     }
     tracing::info!("{} is ready at {}", handle.backend.kind, handle.url);
-    let target = Target { url: handle.url.clone(), backend: handle.backend.clone() };
+    let target = Target {
+        url: handle.url.clone(),
+        backend: handle.backend.clone(),
+    };
     let opts = RunOptions {
         run_id: run_id.to_string(),
         resume,
@@ -117,7 +130,12 @@ pub fn status_code(record: &RunRecord) -> i32 {
     match record.status {
         RunStatus::Completed => exit::OK,
         RunStatus::Interrupted => exit::INTERRUPTED,
-        RunStatus::Failed if record.stop_reason.as_deref().is_some_and(|r| r.starts_with("bad data")) => {
+        RunStatus::Failed
+            if record
+                .stop_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("bad data")) =>
+        {
             exit::BAD_INPUT
         }
         RunStatus::Failed => exit::RUN_FAILED,
@@ -131,15 +149,24 @@ pub async fn serve(args: ServeArgs) -> Result<i32> {
         .parse()
         .map_err(|_| BadInput(format!("--host `{}` is not an IP address", args.host)))?;
     config.bind = std::net::SocketAddr::new(host, args.port);
-    config.db_path = if args.ephemeral { None } else { args.db.clone().or(config.db_path) };
+    config.db_path = if args.ephemeral {
+        None
+    } else {
+        args.db.clone().or(config.db_path)
+    };
     let store = config
         .db_path
         .as_ref()
-        .map_or("in memory (ephemeral)".to_string(), |p| p.display().to_string());
+        .map_or("in memory (ephemeral)".to_string(), |p| {
+            p.display().to_string()
+        });
     let cancel = CancellationToken::new();
     install_ctrl_c(cancel.clone());
     let engine = crate::engine::start(config).await?;
-    eprintln!("katotune engine listening on {} (knowledge base: {store})", engine.url());
+    eprintln!(
+        "katotune engine listening on {} (knowledge base: {store})",
+        engine.url()
+    );
     terminated(cancel).await;
     engine.shutdown().await;
     Ok(exit::OK)
@@ -149,10 +176,11 @@ pub async fn serve(args: ServeArgs) -> Result<i32> {
 async fn terminated(cancel: CancellationToken) {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return cancel.cancelled().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return cancel.cancelled().await,
+            };
         tokio::select! {
             _ = cancel.cancelled() => {}
             _ = term.recv() => {}
@@ -164,5 +192,9 @@ async fn terminated(cancel: CancellationToken) {
 
 /// Adds a flag-style override (used by `compare` for per-run settings).
 pub fn flag(path: &str, value: Value) -> FlagOverride {
-    FlagOverride { flag: format!("--set {path}"), path: path.into(), value }
+    FlagOverride {
+        flag: format!("--set {path}"),
+        path: path.into(),
+        value,
+    }
 }

@@ -239,7 +239,10 @@ impl RowLog {
 
     /// Opens the log for appending; `fresh` empties it first.
     pub fn open(path: &Path, fresh: bool) -> Result<Self, JournalError> {
-        let err = |source| JournalError::Write { path: path.into(), source };
+        let err = |source| JournalError::Write {
+            path: path.into(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
@@ -252,7 +255,10 @@ impl RowLog {
         if fresh {
             file.set_len(0).map_err(err)?;
         }
-        Ok(Self { file, path: path.into() })
+        Ok(Self {
+            file,
+            path: path.into(),
+        })
     }
 
     /// Appends one event (one unbuffered write: it survives the process dying).
@@ -273,7 +279,12 @@ impl RowLog {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
-            Err(source) => return Err(JournalError::Read { path: path.into(), source }),
+            Err(source) => {
+                return Err(JournalError::Read {
+                    path: path.into(),
+                    source,
+                })
+            }
         };
         let mut states = std::collections::BTreeMap::new();
         for line in text.lines() {

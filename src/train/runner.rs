@@ -104,7 +104,11 @@ pub async fn run(
     };
     let start_row = journal.as_ref().map_or(t.skip, |j| j.next_row);
     let log_path = RowLog::path_for(&opts.journal_path);
-    let previous = if opts.resume { RowLog::load(&log_path)? } else { BTreeMap::new() };
+    let previous = if opts.resume {
+        RowLog::load(&log_path)?
+    } else {
+        BTreeMap::new()
+    };
     let mut row_log = RowLog::open(&log_path, !opts.resume)?;
     // Rows the previous run settled beyond the resume point (out of order), or left
     // half-way: neither is trained again.
@@ -123,7 +127,10 @@ pub async fn run(
     }
     let already_done = match journal.as_ref() {
         Some(j) if !previous.is_empty() => {
-            let settled = previous.values().filter(|s| **s != RowState::Failed).count();
+            let settled = previous
+                .values()
+                .filter(|s| **s != RowState::Failed)
+                .count();
             (settled as u64).max(j.samples_done)
         }
         Some(j) => j.samples_done,
@@ -149,10 +156,24 @@ pub async fn run(
         .map_err(|e| RunError::Tokenizer(e.to_string()))?;
     let remaining = t.samples.map(|n| n.saturating_sub(already_done));
     let reader_stop = opts.cancel.child_token();
-    let reader = Reader { tokenizer, segmenter, filter: t.filter, remaining, skip };
+    let reader = Reader {
+        tokenizer,
+        segmenter,
+        filter: t.filter,
+        remaining,
+        skip,
+    };
     let (feed_rx, seg_counts) = reader.spawn(dataset, t.workers * 2, reader_stop.clone());
 
-    let mut state = RunState::new(profile, start_row, journal, opts, &identity, &learning_hash, row_log);
+    let mut state = RunState::new(
+        profile,
+        start_row,
+        journal,
+        opts,
+        &identity,
+        &learning_hash,
+        row_log,
+    );
     for row in half_done {
         state.samples.at_risk.push(SampleIssue {
             row,
@@ -258,7 +279,11 @@ impl Reader {
         (rx, counts)
     }
 
-    fn prepare(&mut self, raw: super::dataset::RawSample, counts: &mut SegmentCounts) -> Option<Feed> {
+    fn prepare(
+        &mut self,
+        raw: super::dataset::RawSample,
+        counts: &mut SegmentCounts,
+    ) -> Option<Feed> {
         if self.skip.contains(&raw.row) {
             return Some(Feed::Settled(raw.row));
         }
@@ -266,7 +291,9 @@ impl Reader {
             return Some(Feed::Filtered(raw.row));
         }
         let tokenizer = &self.tokenizer;
-        let plan = self.segmenter.plan(&raw.text, &|text: &str| tokenizer.tokenize(text));
+        let plan = self
+            .segmenter
+            .plan(&raw.text, &|text: &str| tokenizer.tokenize(text));
         counts.add(&plan.counts);
         self.remaining = self.remaining.map(|n| n - 1);
         Some(Feed::Sample(PreparedSample {
