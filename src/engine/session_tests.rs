@@ -222,3 +222,13 @@ fn generated_ids_have_the_servers_shape_and_differ() {
     assert_ne!(a, b);
     assert!(a.starts_with("seq-obs-") && a.len() == 40);
 }
+
+#[test]
+fn wire_names_match_the_naming_module() {
+    let mut s = SessionState::new(0, StmMode::Clear);
+    let mut learned = Vec::new();
+    s.observe(obs(&["é", "a"]), &mut learned);
+    let got = s.learn(&mut learned);
+    assert_eq!(got, name(&[&["a", "é"]]));
+    assert_eq!(wire_name_of(&learned[0].digest), got);
+}
