@@ -3,8 +3,11 @@
 //! (a) in-process: the session algorithm and the knowledge base called directly;
 //! (b) over HTTP with reqwest: 50-chunk observe-sequence requests (max_pattern_length 5,
 //! CLEAR, 250 observations each) from 1 and from 4 concurrent sessions, against an
-//! engine writing behind to a SQLite file. Run with `cargo bench --bench engine`; without
-//! `--bench` (as `cargo test --benches` runs it) each case runs briefly as a smoke test.
+//! engine writing behind to a SQLite file (and once ephemeral). It also prints the rate
+//! of single `/observe` calls on one session, the per-request floor.
+//!
+//! Run with `cargo bench --bench engine`; without `--bench` (as `cargo test --benches`
+//! runs it) each case runs briefly as a smoke test.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -127,6 +130,42 @@ async fn over_http(
     rate
 }
 
+/// Single `/observe` calls one after another on one session: the per-request floor.
+async fn single_observes(run_for: Duration) -> f64 {
+    let engine = start(EngineConfig::default()).await.expect("engine");
+    let http = reqwest::Client::new();
+    let body = json!({"node_id": "node0", "config": {"process_predictions": false}});
+    let created: serde_json::Value = http
+        .post(format!("{}/sessions", engine.url()))
+        .json(&body)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("create")
+        .json()
+        .await
+        .expect("session");
+    let sid = created["session_id"].as_str().unwrap_or_default();
+    let target = format!("{}/sessions/{sid}/observe", engine.url());
+    let started = Instant::now();
+    let mut calls = 0u64;
+    while started.elapsed() < run_for {
+        let answer = http
+            .post(&target)
+            .header("content-type", "application/json")
+            .body(r#"{"strings":["Ġhello"]}"#)
+            .send()
+            .await
+            .expect("observe");
+        assert!(answer.status().is_success());
+        let _ = answer.bytes().await;
+        calls += 1;
+    }
+    let rate = calls as f64 / started.elapsed().as_secs_f64();
+    engine.shutdown().await;
+    rate
+}
+
 fn main() {
     let run_for = if std::env::args().any(|a| a == "--bench") {
         Duration::from_secs(3)
@@ -153,4 +192,6 @@ fn main() {
         };
         println!("http, {sessions} session(s), {kb:<20} {rate:>10.0}");
     }
+    let calls = runtime.block_on(single_observes(run_for));
+    println!("(single /observe calls per second, one session: {calls:.0})");
 }

@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::serve::ListenerExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -274,6 +275,10 @@ pub async fn start(config: EngineConfig) -> Result<RunningEngine, EngineError> {
         async move {
             let sweeper = tokio::spawn(sweep_sessions(engine, stop.clone()));
             let shutdown = stop.clone().cancelled_owned();
+            // Small request/answer exchanges (one observe at a time) must not wait on Nagle.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             if let Err(error) = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
