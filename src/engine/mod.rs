@@ -9,6 +9,13 @@
 //!
 //! [`start`] runs it inside the caller's runtime on a loopback port; [`serve`] runs it
 //! until a shutdown future completes. Both flush the database on the way out.
+//!
+//! Where it knowingly differs from KATO 3.10.1:
+//! - no predictions (`GET /predictions` is 501) and no vector observations (400);
+//! - sessions live in memory and end with the process (the KB persists);
+//! - bodies are parsed as JSON whatever their `Content-Type`;
+//! - no `/openapi.json`, `/docs`, metrics, symbol or WebSocket routes;
+//! - `/status` adds an `engine` object (limits, knob counters, database state).
 
 mod body;
 pub mod kb;
