@@ -101,24 +101,45 @@ struct Group<'a> {
 
 impl Worker {
     /// Creates the worker's sessions, sending the full training config explicitly.
-    pub async fn start(client: KatoClient, settings: Arc<TrainSettings>) -> Result<Self, KatoError> {
+    pub async fn start(
+        client: KatoClient,
+        settings: Arc<TrainSettings>,
+    ) -> Result<Self, KatoError> {
         // Batched runs learn level by level: every level's full groups can then go in
         // one auto-learn request. Each node learns the same groups as in the
         // reference's single pass, so the knowledge bases are identical.
-        let flow = if settings.node0_batch > 1 { Flow::LevelByLevel } else { settings.flow };
+        let flow = if settings.node0_batch > 1 {
+            Flow::LevelByLevel
+        } else {
+            settings.flow
+        };
         let hierarchy = Hierarchy::new(&settings.chunk_sizes[1..], flow, settings.tail)
             .expect("chunk sizes are validated with the profile");
         let mut sessions = Vec::with_capacity(settings.node_ids.len());
         let mut auto = Vec::new();
         for (node, size) in settings.node_ids.iter().zip(&settings.chunk_sizes) {
             let config = settings.session_config(0);
-            sessions.push(client.create_session(node, &config, settings.session_ttl).await?);
+            sessions.push(
+                client
+                    .create_session(node, &config, settings.session_ttl)
+                    .await?,
+            );
             if settings.node0_batch > 1 {
                 let config = settings.session_config(*size as u32);
-                auto.push(client.create_session(node, &config, settings.session_ttl).await?);
+                auto.push(
+                    client
+                        .create_session(node, &config, settings.session_ttl)
+                        .await?,
+                );
             }
         }
-        Ok(Self { client, settings, sessions, auto, hierarchy })
+        Ok(Self {
+            client,
+            settings,
+            sessions,
+            auto,
+            hierarchy,
+        })
     }
 
     /// Deletes the worker's sessions (the knowledge bases stay).
@@ -136,7 +157,10 @@ impl Worker {
         match self.train_inner(sample, &mut progress).await {
             Ok(()) => {
                 let counts = self.hierarchy.next_sample().unwrap_or_default();
-                Ok(SampleResult { tallies: progress.tallies, counts })
+                Ok(SampleResult {
+                    tallies: progress.tallies,
+                    counts,
+                })
             }
             Err(error) => {
                 self.hierarchy.abandon_sample();
@@ -150,23 +174,36 @@ impl Worker {
         }
     }
 
-    async fn train_inner(&mut self, sample: &PreparedSample, p: &mut Progress) -> Result<(), KatoError> {
+    async fn train_inner(
+        &mut self,
+        sample: &PreparedSample,
+        p: &mut Progress,
+    ) -> Result<(), KatoError> {
         let meta = self.settings.metadata.then(|| book_metadata(sample));
         let batch = self.settings.node0_batch.max(1);
         for (i, chunks) in sample.chunks.chunks(batch).enumerate() {
             let groups: Vec<Group> = chunks
                 .iter()
                 .enumerate()
-                .map(|(j, c)| Group { symbols: c, meta: i == 0 && j == 0 && meta.is_some() })
+                .map(|(j, c)| Group {
+                    symbols: c,
+                    meta: i == 0 && j == 0 && meta.is_some(),
+                })
                 .collect();
             let names = self.learn_groups(0, &groups, meta.as_ref(), p).await?;
             for name in names {
                 p.tallies[0].record(&name);
-                let due = self.hierarchy.push_name(name).expect("hierarchy accepts names while filling");
+                let due = self
+                    .hierarchy
+                    .push_name(name)
+                    .expect("hierarchy accepts names while filling");
                 self.drain(due, meta.as_ref(), p).await?;
             }
         }
-        let due = self.hierarchy.finish().expect("finish is called once per sample");
+        let due = self
+            .hierarchy
+            .finish()
+            .expect("finish is called once per sample");
         self.drain(due, meta.as_ref(), p).await
     }
 
@@ -180,16 +217,26 @@ impl Worker {
     ) -> Result<(), KatoError> {
         while !due.is_empty() {
             let level = due[0].level;
-            let split = due.iter().position(|r| r.level != level).unwrap_or(due.len());
+            let split = due
+                .iter()
+                .position(|r| r.level != level)
+                .unwrap_or(due.len());
             let batch: Vec<LearnRequest> = due.drain(..split).collect();
             let groups: Vec<Group> = batch
                 .iter()
-                .map(|r| Group { symbols: &r.symbols, meta: r.first_at_level && meta.is_some() })
+                .map(|r| Group {
+                    symbols: &r.symbols,
+                    meta: r.first_at_level && meta.is_some(),
+                })
                 .collect();
             let names = self.learn_groups(level, &groups, meta, p).await?;
             for (request, name) in batch.iter().zip(names) {
                 p.tallies[level].record(&name);
-                due.extend(self.hierarchy.learned(request.id, name).expect("the request is outstanding"));
+                due.extend(
+                    self.hierarchy
+                        .learned(request.id, name)
+                        .expect("the request is outstanding"),
+                );
             }
         }
         Ok(())
@@ -210,10 +257,14 @@ impl Worker {
         let uniform: Vec<usize> = if self.auto.is_empty() {
             Vec::new()
         } else {
-            (0..groups.len()).filter(|&i| groups[i].symbols.len() == size && !groups[i].meta).collect()
+            (0..groups.len())
+                .filter(|&i| groups[i].symbols.len() == size && !groups[i].meta)
+                .collect()
         };
         for ids in uniform.chunks(self.settings.node0_batch.max(1)) {
-            let found = self.auto_learn(level, ids.iter().map(|&i| groups[i].symbols), p).await?;
+            let found = self
+                .auto_learn(level, ids.iter().map(|&i| groups[i].symbols), p)
+                .await?;
             for (&i, name) in ids.iter().zip(found) {
                 names[i] = Some(name);
             }
@@ -239,11 +290,21 @@ impl Worker {
             .flat_map(|g| g.iter().map(|t| Observation::symbol(t.clone())))
             .collect();
         let expected = observations.len() / self.settings.chunk_sizes[level];
-        let request = ObserveSequence { observations, ..Default::default() };
+        let request = ObserveSequence {
+            observations,
+            ..Default::default()
+        };
         let session = &mut self.auto[level];
-        let answer = self.client.observe_sequence(session, &request, Replay::OnFreshSession).await?;
+        let answer = self
+            .client
+            .observe_sequence(session, &request, Replay::OnFreshSession)
+            .await?;
         p.applied = true;
-        let learned: Vec<String> = answer.results.iter().filter_map(|r| r.auto_learned_pattern.clone()).collect();
+        let learned: Vec<String> = answer
+            .results
+            .iter()
+            .filter_map(|r| r.auto_learned_pattern.clone())
+            .collect();
         if learned.len() != expected {
             return Err(unexpected_answer(session, expected, learned.len()));
         }
@@ -258,13 +319,23 @@ impl Worker {
         meta: Option<&Map<String, Value>>,
         p: &mut Progress,
     ) -> Result<String, KatoError> {
-        let mut observations: Vec<Observation> = symbols.iter().map(|s| Observation::symbol(s.clone())).collect();
+        let mut observations: Vec<Observation> = symbols
+            .iter()
+            .map(|s| Observation::symbol(s.clone()))
+            .collect();
         if let (Some(m), Some(first)) = (meta, observations.first_mut()) {
             first.metadata = m.clone();
         }
-        let request = ObserveSequence { observations, learn_at_end: true, ..Default::default() };
+        let request = ObserveSequence {
+            observations,
+            learn_at_end: true,
+            ..Default::default()
+        };
         let session = &mut self.sessions[level];
-        let answer = self.client.observe_sequence(session, &request, Replay::OnFreshSession).await?;
+        let answer = self
+            .client
+            .observe_sequence(session, &request, Replay::OnFreshSession)
+            .await?;
         p.applied = true;
         if meta.is_some() {
             self.client.clear_stm(session).await?;
