@@ -86,6 +86,16 @@ pub async fn run(
     target: &Target,
     opts: &RunOptions,
 ) -> Result<RunRecord, RunError> {
+    run_detailed(profile, target, opts).await.map(|(record, _)| record)
+}
+
+/// Like [`run`], also returning every node's learned names with counts (what
+/// `compare` needs to explain a digest difference).
+pub async fn run_detailed(
+    profile: &Profile,
+    target: &Target,
+    opts: &RunOptions,
+) -> Result<(RunRecord, Vec<NodeTally>), RunError> {
     let t = &profile.training;
     let spec = DatasetSpec {
         path: t.dataset.path.clone(),
@@ -186,7 +196,8 @@ pub async fn run(
     state.drive(feed_rx, workers, &client, reader_stop).await;
     let wall = started.elapsed().as_secs_f64();
     let segmentation = *seg_counts.lock().await;
-    Ok(state.into_record(
+    let tallies = state.tallies.clone();
+    let record = state.into_record(
         profile,
         target,
         identity,
@@ -195,7 +206,8 @@ pub async fn run(
         wall,
         client.metrics_snapshot(),
         segmentation,
-    ))
+    );
+    Ok((record, tallies))
 }
 
 fn client_config(profile: &Profile, url: &str) -> ClientConfig {
