@@ -3,7 +3,8 @@
 //!
 //! - no arguments: listen on `0.0.0.0:$PORT` (default 8000) and answer every
 //!   request with `200 ok`, printing one log line per request;
-//! - `SLEEPER_EXIT=N`: print a few log lines and exit with code N instead;
+//! - `SLEEPER_EXIT=N`: print a few log lines (and `$SLEEPER_TOKEN`) and exit with
+//!   code N instead;
 //! - `health`: probe `127.0.0.1:$PORT` once and exit 0 when it answers 200
 //!   (the image's HEALTHCHECK).
 
@@ -55,9 +56,16 @@ fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("health") {
         return probe();
     }
-    if let Some(code) = std::env::var("SLEEPER_EXIT").ok().and_then(|c| c.parse::<u8>().ok()) {
+    if let Some(code) = std::env::var("SLEEPER_EXIT")
+        .ok()
+        .and_then(|c| c.parse::<u8>().ok())
+    {
         for step in 1..=3 {
             println!("sleeper: starting step {step}");
+        }
+        if let Ok(token) = std::env::var("SLEEPER_TOKEN") {
+            // Lets the tests check that secret values are masked in error logs.
+            println!("sleeper: token is {token}");
         }
         eprintln!("sleeper: giving up with exit code {code}");
         return ExitCode::from(code);

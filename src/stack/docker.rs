@@ -92,14 +92,20 @@ impl DockerBackend {
     /// on an API version, so older engines such as 20.10 work.
     pub async fn connect() -> Result<Self, DockerError> {
         let docker = Docker::connect_with_defaults();
-        Self::negotiate(docker.map_err(|e| DockerError::NoEngine { detail: e.to_string() })?).await
+        Self::negotiate(docker.map_err(|e| DockerError::NoEngine {
+            detail: e.to_string(),
+        })?)
+        .await
     }
 
     /// Connects to the engine at `host` (`unix:///var/run/docker.sock`,
     /// `tcp://HOST:PORT`, ...).
     pub async fn connect_to(host: &str) -> Result<Self, DockerError> {
         let docker = Docker::connect_with_host(host);
-        Self::negotiate(docker.map_err(|e| DockerError::NoEngine { detail: format!("{host}: {e}") })?).await
+        Self::negotiate(docker.map_err(|e| DockerError::NoEngine {
+            detail: format!("{host}: {e}"),
+        })?)
+        .await
     }
 
     async fn negotiate(docker: Docker) -> Result<Self, DockerError> {

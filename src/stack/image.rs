@@ -48,7 +48,11 @@ pub struct ImageInfo {
 /// Builds katotune's engine image from a statically linked katotune binary: the
 /// image runs `katotune serve` on port 8000, checks itself with `katotune health`
 /// and is labelled `io.katotune.image=engine`.
-pub async fn build_engine_image(docker: &Docker, binary: &Path, tag: &str) -> Result<ImageInfo, DockerError> {
+pub async fn build_engine_image(
+    docker: &Docker,
+    binary: &Path,
+    tag: &str,
+) -> Result<ImageInfo, DockerError> {
     let contents = std::fs::read(binary).map_err(|source| DockerError::Io {
         path: binary.display().to_string(),
         source,
@@ -86,11 +90,20 @@ pub async fn build_scratch_image(
         message,
     };
     let context = build_context(dockerfile, files).map_err(|e| failed(e.to_string()))?;
-    let options = BuildImageOptionsBuilder::default().t(tag).rm(true).forcerm(true).build();
+    let options = BuildImageOptionsBuilder::default()
+        .t(tag)
+        .rm(true)
+        .forcerm(true)
+        .build();
     let mut steps = docker.build_image(options, None, Some(bollard::body_full(context.into())));
     while let Some(step) = steps.next().await {
         let step = step.map_err(|e| failed(e.to_string()))?;
-        if let Some(text) = step.stream.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        if let Some(text) = step
+            .stream
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
             tracing::info!(tag, "{text}");
         }
     }
@@ -129,18 +142,33 @@ fn build_context(dockerfile: &str, files: &[ContextFile]) -> std::io::Result<Vec
 pub fn is_static_executable(bytes: &[u8]) -> bool {
     const PT_INTERP: u32 = 3;
     let read = |at: usize, len: usize| bytes.get(at..at + len);
-    let le_u64 = |at| read(at, 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
-    let le_u16 = |at| read(at, 2).and_then(|b| b.try_into().ok()).map(u16::from_le_bytes);
-    let le_u32 = |at| read(at, 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+    let le_u64 = |at| {
+        read(at, 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    let le_u16 = |at| {
+        read(at, 2)
+            .and_then(|b| b.try_into().ok())
+            .map(u16::from_le_bytes)
+    };
+    let le_u32 = |at| {
+        read(at, 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+    };
     // ELF magic, 64-bit, little endian, machine x86-64 (62).
     if read(0, 6) != Some(b"\x7fELF\x02\x01") || le_u16(0x12) != Some(62) {
         return false;
     }
-    let (Some(phoff), Some(entsize), Some(count)) = (le_u64(0x20), le_u16(0x36), le_u16(0x38)) else {
+    let (Some(phoff), Some(entsize), Some(count)) = (le_u64(0x20), le_u16(0x36), le_u16(0x38))
+    else {
         return false;
     };
     (0..usize::from(count)).all(|i| {
-        let at = usize::try_from(phoff).unwrap_or(usize::MAX).saturating_add(i * usize::from(entsize));
+        let at = usize::try_from(phoff)
+            .unwrap_or(usize::MAX)
+            .saturating_add(i * usize::from(entsize));
         le_u32(at).is_some_and(|kind| kind != PT_INTERP)
     })
 }
@@ -159,7 +187,10 @@ pub fn static_binary_build_command(target_dir: &Path) -> std::process::Command {
 
 /// Where [`static_binary_build_command`] puts the binary.
 pub fn static_binary_path(target_dir: &Path) -> PathBuf {
-    target_dir.join(STATIC_TARGET).join("release").join("katotune")
+    target_dir
+        .join(STATIC_TARGET)
+        .join("release")
+        .join("katotune")
 }
 
 /// The static build as one shell line, for messages.
@@ -184,6 +215,9 @@ mod tests {
     fn a_dynamically_linked_test_binary_is_not_static() {
         let this = std::env::current_exe().expect("test binary path");
         let bytes = std::fs::read(this).expect("read test binary");
-        assert!(!is_static_executable(&bytes), "cargo test binaries use the dynamic loader");
+        assert!(
+            !is_static_executable(&bytes),
+            "cargo test binaries use the dynamic loader"
+        );
     }
 }

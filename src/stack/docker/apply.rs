@@ -136,7 +136,10 @@ impl DockerBackend {
     }
 
     pub(crate) async fn remove_container(&self, name: &str) -> Result<(), DockerError> {
-        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
         match self.docker.remove_container(name, Some(options)).await {
             Err(err) if !is_not_found(&err) => Err(DockerError::api("remove container", name)(err)),
             _ => Ok(()),
@@ -150,7 +153,9 @@ impl DockerBackend {
         shared: &HashMap<String, String>,
     ) -> Result<(), DockerError> {
         self.ensure_image(spec).await?;
-        let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
         self.docker
             .create_container(Some(options), create_body(plan, spec, shared))
             .await
@@ -161,7 +166,12 @@ impl DockerBackend {
 
     /// Starts a container once its dependencies are healthy. A container created by
     /// this apply that cannot start is removed again, so a retry starts clean.
-    async fn start(&self, plan: &StackPlan, spec: &ContainerSpec, fresh: bool) -> Result<(), DockerError> {
+    async fn start(
+        &self,
+        plan: &StackPlan,
+        spec: &ContainerSpec,
+        fresh: bool,
+    ) -> Result<(), DockerError> {
         let deps: Vec<&ContainerSpec> = plan
             .containers
             .iter()
@@ -198,7 +208,11 @@ impl DockerBackend {
             .path("/")
             .build();
         self.docker
-            .upload_to_container(&spec.name, Some(options), bollard::body_full(archive.into()))
+            .upload_to_container(
+                &spec.name,
+                Some(options),
+                bollard::body_full(archive.into()),
+            )
             .await
             .map_err(DockerError::api("copy files into container", &spec.name))
     }
@@ -236,8 +250,15 @@ fn check_plan(plan: &StackPlan) -> Result<(), DockerError> {
         stack: plan.stack.clone(),
         problem,
     };
-    if !plan.containers.iter().any(|c| c.service == plan.api_service) {
-        return Err(bad(format!("api_service `{}` is not one of its containers", plan.api_service)));
+    if !plan
+        .containers
+        .iter()
+        .any(|c| c.service == plan.api_service)
+    {
+        return Err(bad(format!(
+            "api_service `{}` is not one of its containers",
+            plan.api_service
+        )));
     }
     for (index, spec) in plan.containers.iter().enumerate() {
         for dep in &spec.depends_on {
@@ -287,7 +308,12 @@ fn create_body(
         host_config: Some(HostConfig {
             network_mode: Some(plan.network.clone()),
             port_bindings: Some(bindings),
-            binds: Some(spec.mounts.iter().map(|m| format!("{}:{}", m.volume, m.target)).collect()),
+            binds: Some(
+                spec.mounts
+                    .iter()
+                    .map(|m| format!("{}:{}", m.volume, m.target))
+                    .collect(),
+            ),
             memory: spec.memory_bytes.and_then(|m| i64::try_from(m).ok()),
             ..Default::default()
         }),
@@ -313,7 +339,8 @@ fn health_config(health: &HealthSpec) -> HealthConfig {
 /// The host port from Docker's "address already in use" / "port is already
 /// allocated" start errors, if that is what the error is.
 fn port_in_use(message: &str) -> Option<String> {
-    if !message.contains("address already in use") && !message.contains("port is already allocated") {
+    if !message.contains("address already in use") && !message.contains("port is already allocated")
+    {
         return None;
     }
     let port = message

@@ -27,8 +27,13 @@ impl DockerBackend {
             self.remove_container(&id).await?;
             report.containers.push(name);
         }
-        let filters = HashMap::from([("label".to_string(), vec![format!("{}={stack}", labels::STACK)])]);
-        let options = ListNetworksOptionsBuilder::default().filters(&filters).build();
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{}={stack}", labels::STACK)],
+        )]);
+        let options = ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
         let networks = self
             .docker
             .list_networks(Some(options))
@@ -54,7 +59,9 @@ impl DockerBackend {
         stack: &str,
         filters: &HashMap<String, Vec<String>>,
     ) -> Result<Vec<String>, DockerError> {
-        let options = ListVolumesOptionsBuilder::default().filters(filters).build();
+        let options = ListVolumesOptionsBuilder::default()
+            .filters(filters)
+            .build();
         let listed = self
             .docker
             .list_volumes(Some(options))
@@ -62,7 +69,14 @@ impl DockerBackend {
             .map_err(DockerError::api("list volumes of stack", stack))?;
         let mut removed = Vec::new();
         for volume in listed.volumes.unwrap_or_default() {
-            match self.docker.remove_volume(&volume.name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
+            match self
+                .docker
+                .remove_volume(
+                    &volume.name,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                )
+                .await
+            {
                 Err(err) if !is_not_found(&err) => {
                     return Err(DockerError::api("remove volume", &volume.name)(err))
                 }

@@ -127,7 +127,10 @@ pub enum DockerError {
 
 impl DockerError {
     /// Wraps a bollard error with the action and the object it was about.
-    pub(crate) fn api(action: &'static str, target: &str) -> impl FnOnce(bollard::errors::Error) -> Self {
+    pub(crate) fn api(
+        action: &'static str,
+        target: &str,
+    ) -> impl FnOnce(bollard::errors::Error) -> Self {
         let target = target.to_string();
         move |source| DockerError::Api {
             action,

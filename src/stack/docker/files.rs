@@ -52,8 +52,16 @@ mod tests {
         };
         let bytes = archive(&spec).expect("in-memory tar");
         let mut tar = tar::Archive::new(bytes.as_slice());
-        let mut entry = tar.entries().expect("entries").next().expect("one").expect("ok");
-        assert_eq!(entry.path().expect("path").to_str(), Some("etc/init/init.sql"));
+        let mut entry = tar
+            .entries()
+            .expect("entries")
+            .next()
+            .expect("one")
+            .expect("ok");
+        assert_eq!(
+            entry.path().expect("path").to_str(),
+            Some("etc/init/init.sql")
+        );
         assert_eq!(entry.header().mode().expect("mode"), 0o644);
         let mut text = String::new();
         entry.read_to_string(&mut text).expect("read");

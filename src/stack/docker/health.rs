@@ -29,7 +29,11 @@ impl DockerBackend {
     /// a health check. Fails early when one exits or turns unhealthy, and after
     /// `timeout` otherwise; the error carries the last 50 log lines of every
     /// container of the stack (secret values masked).
-    pub async fn wait_healthy(&self, plan: &StackPlan, timeout: Duration) -> Result<(), DockerError> {
+    pub async fn wait_healthy(
+        &self,
+        plan: &StackPlan,
+        timeout: Duration,
+    ) -> Result<(), DockerError> {
         let all: Vec<&ContainerSpec> = plan.containers.iter().collect();
         self.wait_for(plan, &all, timeout).await
     }
@@ -78,7 +82,12 @@ impl DockerBackend {
         })
     }
 
-    async fn failure(&self, plan: &StackPlan, spec: &ContainerSpec, state: Readiness) -> DockerError {
+    async fn failure(
+        &self,
+        plan: &StackPlan,
+        spec: &ContainerSpec,
+        state: Readiness,
+    ) -> DockerError {
         let container = spec.name.clone();
         let stack = plan.stack.clone();
         match state {
@@ -131,10 +140,13 @@ impl DockerBackend {
             .ok_or_else(|| no_port("(none)".into()))?;
         let port = spec.ports.first().ok_or_else(|| no_port("(none)".into()))?;
         let key = format!("{}/tcp", port.container);
-        let found = self.inspect_if_exists(&spec.name).await?.ok_or_else(|| DockerError::NotApplied {
-            container: spec.name.clone(),
-            stack: plan.stack.clone(),
-        })?;
+        let found =
+            self.inspect_if_exists(&spec.name)
+                .await?
+                .ok_or_else(|| DockerError::NotApplied {
+                    container: spec.name.clone(),
+                    stack: plan.stack.clone(),
+                })?;
         let binding = found
             .network_settings
             .and_then(|n| n.ports)
@@ -147,7 +159,10 @@ impl DockerBackend {
             Some(ip) if ip.contains(':') => format!("[{ip}]"),
             Some(ip) => ip.to_string(),
         };
-        Ok(format!("http://{host}:{}", binding.host_port.unwrap_or_default()))
+        Ok(format!(
+            "http://{host}:{}",
+            binding.host_port.unwrap_or_default()
+        ))
     }
 }
 

@@ -45,7 +45,8 @@ impl DockerBackend {
     pub async fn status(&self, stack: Option<&str>) -> Result<Vec<ContainerStatus>, DockerError> {
         let summaries = self.stack_containers(stack).await?;
         let mut statuses: Vec<ContainerStatus> = summaries.into_iter().map(status_of).collect();
-        statuses.sort_by(|a, b| (&a.stack, &a.service, &a.name).cmp(&(&b.stack, &b.service, &b.name)));
+        statuses
+            .sort_by(|a, b| (&a.stack, &a.service, &a.name).cmp(&(&b.stack, &b.service, &b.name)));
         Ok(statuses)
     }
 
@@ -55,11 +56,17 @@ impl DockerBackend {
         stack: Option<&str>,
     ) -> Result<Vec<ContainerSummary>, DockerError> {
         let filters = label_filter(stack);
-        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
         self.docker
             .list_containers(Some(options))
             .await
-            .map_err(DockerError::api("list containers of stack", stack.unwrap_or("(all)")))
+            .map_err(DockerError::api(
+                "list containers of stack",
+                stack.unwrap_or("(all)"),
+            ))
     }
 
     /// Sends the logs of every container of the stack to `sink`, one line at a time,
@@ -88,7 +95,11 @@ impl DockerBackend {
     }
 
     /// The last `lines` log lines (stdout and stderr) of one container.
-    pub async fn tail_logs(&self, container: &str, lines: usize) -> Result<Vec<String>, DockerError> {
+    pub async fn tail_logs(
+        &self,
+        container: &str,
+        lines: usize,
+    ) -> Result<Vec<String>, DockerError> {
         let mut all = Vec::new();
         let mut stream = self.log_lines(container, lines, false).boxed();
         while let Some(line) = stream.next().await {
@@ -111,13 +122,15 @@ impl DockerBackend {
             .tail(&tail.to_string())
             .build();
         let name = container.to_string();
-        self.docker.logs(container, Some(options)).flat_map(move |chunk| {
-            let lines: Vec<Result<String, DockerError>> = match chunk {
-                Ok(output) => text_of(output).lines().map(|l| Ok(l.to_string())).collect(),
-                Err(err) => vec![Err(DockerError::api("read logs of container", &name)(err))],
-            };
-            stream::iter(lines)
-        })
+        self.docker
+            .logs(container, Some(options))
+            .flat_map(move |chunk| {
+                let lines: Vec<Result<String, DockerError>> = match chunk {
+                    Ok(output) => text_of(output).lines().map(|l| Ok(l.to_string())).collect(),
+                    Err(err) => vec![Err(DockerError::api("read logs of container", &name)(err))],
+                };
+                stream::iter(lines)
+            })
     }
 }
 
@@ -163,7 +176,9 @@ fn status_of(summary: ContainerSummary) -> ContainerStatus {
         state: summary.state.map(|s| s.to_string()).unwrap_or_default(),
         health: summary.status.as_deref().and_then(health_from_status),
         ports,
-        created: summary.created.and_then(|secs| DateTime::from_timestamp(secs, 0)),
+        created: summary
+            .created
+            .and_then(|secs| DateTime::from_timestamp(secs, 0)),
     }
 }
 
@@ -181,9 +196,18 @@ mod tests {
 
     #[test]
     fn health_is_read_from_the_engine_status_text() {
-        assert_eq!(health_from_status("Up 5 seconds (healthy)").as_deref(), Some("healthy"));
-        assert_eq!(health_from_status("Up 1 second (health: starting)").as_deref(), Some("starting"));
-        assert_eq!(health_from_status("Up 2 minutes (unhealthy)").as_deref(), Some("unhealthy"));
+        assert_eq!(
+            health_from_status("Up 5 seconds (healthy)").as_deref(),
+            Some("healthy")
+        );
+        assert_eq!(
+            health_from_status("Up 1 second (health: starting)").as_deref(),
+            Some("starting")
+        );
+        assert_eq!(
+            health_from_status("Up 2 minutes (unhealthy)").as_deref(),
+            Some("unhealthy")
+        );
         assert_eq!(health_from_status("Exited (3) 2 seconds ago"), None);
         assert_eq!(health_from_status("Up 5 seconds"), None);
     }

@@ -32,7 +32,9 @@ impl DockerBackend {
     }
 
     async fn pull(&self, image: &str) -> Result<(), bollard::errors::Error> {
-        let options = CreateImageOptionsBuilder::default().from_image(image).build();
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(image)
+            .build();
         let mut progress = self.docker.create_image(Some(options), None, None);
         while let Some(step) = progress.next().await {
             let step = step?;
@@ -54,9 +56,7 @@ fn image_hint(image: &str) -> String {
     if repository.starts_with("katotune") {
         format!("Build katotune's engine image with `katotune image build`, {load}")
     } else if repository.starts_with("kato") {
-        format!(
-            "Build KATO's image with `docker build -t {image} .` in a KATO checkout, {load}"
-        )
+        format!("Build KATO's image with `docker build -t {image} .` in a KATO checkout, {load}")
     } else {
         format!(
             "Pull it where a registry is reachable and move it over with `docker save` and \
@@ -71,7 +71,8 @@ mod tests {
 
     #[test]
     fn image_hint_points_to_the_right_way_to_get_each_image() {
-        assert!(image_hint("kato:latest").contains("`docker build -t kato:latest .` in a KATO checkout"));
+        assert!(image_hint("kato:latest")
+            .contains("`docker build -t kato:latest .` in a KATO checkout"));
         assert!(image_hint("katotune-engine:0.1").contains("katotune image build"));
         assert!(image_hint("redis:7-alpine").contains("docker load"));
     }

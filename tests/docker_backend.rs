@@ -1,0 +1,447 @@
+//! The docker backend against the real Docker engine, with a tiny `FROM scratch`
+//! test image. Skipped (with a printed reason) when no engine answers.
+
+mod docker_support;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::time::Duration;
+
+use bollard::query_parameters::DownloadFromContainerOptionsBuilder;
+use futures::TryStreamExt;
+use katotune::stack::docker::{ContainerChange, DockerBackend, DockerError};
+use katotune::stack::plan::{labels, FileSpec};
+
+use docker_support::*;
+
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn container_labels_and_env(
+    backend: &DockerBackend,
+    name: &str,
+) -> (HashMap<String, String>, Vec<String>) {
+    let found = backend
+        .docker()
+        .inspect_container(name, None)
+        .await
+        .expect("inspect");
+    let config = found.config.expect("config");
+    (
+        config.labels.unwrap_or_default(),
+        config.env.unwrap_or_default(),
+    )
+}
+
+async fn read_file_in(backend: &DockerBackend, container: &str, path: &str) -> String {
+    let options = DownloadFromContainerOptionsBuilder::default()
+        .path(path)
+        .build();
+    let chunks: Vec<_> = backend
+        .docker()
+        .download_from_container(container, Some(options))
+        .try_collect()
+        .await
+        .expect("download file");
+    let bytes: Vec<u8> = chunks.concat();
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    let mut entry = archive
+        .entries()
+        .expect("tar")
+        .next()
+        .expect("one file")
+        .expect("entry");
+    let mut text = String::new();
+    entry.read_to_string(&mut text).expect("utf-8 file");
+    text
+}
+
+#[tokio::test]
+async fn apply_creates_a_labelled_stack_that_serves_and_a_second_apply_changes_nothing() {
+    let Some(backend) = backend_or_skip("apply").await else {
+        return;
+    };
+    sleeper_image(&backend).await;
+    let stack = stack_name("apply");
+    let _guard = StackGuard(vec![stack.clone()]);
+    let mut api = sleeper(&stack, "api", &[("KATO_WORKERS", "4")]);
+    publish(&mut api, None);
+    api.depends_on = vec!["db".into()];
+    api.files.push(FileSpec {
+        path: "/conf/init.sql".into(),
+        contents: "CREATE TABLE kato;".into(),
+        mode: 0o644,
+    });
+    let db = sleeper(&stack, "db", &[]);
+    let mut plan = plan(&stack, vec![db, api]);
+    plan.api_service = "api".into();
+
+    let report = backend.apply(&plan, "run-1").await.expect("first apply");
+    assert!(report.network_created);
+    assert_eq!(
+        report.change_of(&format!("{stack}-db")),
+        Some(ContainerChange::Created)
+    );
+    assert_eq!(
+        report.change_of(&format!("{stack}-api")),
+        Some(ContainerChange::Created)
+    );
+
+    let (found_labels, env) = container_labels_and_env(&backend, &format!("{stack}-api")).await;
+    assert_eq!(found_labels.get(labels::STACK), Some(&stack));
+    assert_eq!(
+        found_labels.get(labels::SERVICE).map(String::as_str),
+        Some("api")
+    );
+    assert_eq!(
+        found_labels.get(labels::RUN_ID).map(String::as_str),
+        Some("run-1")
+    );
+    assert_eq!(
+        found_labels.get(labels::CONFIG_HASH),
+        Some(&plan.containers[1].config_hash)
+    );
+    assert!(env.contains(&"KATO_WORKERS=4".to_string()), "env: {env:?}");
+    let network = backend
+        .docker()
+        .inspect_network(&plan.network, None)
+        .await
+        .expect("network");
+    assert_eq!(
+        network.labels.unwrap_or_default().get(labels::STACK),
+        Some(&stack)
+    );
+    assert_eq!(
+        read_file_in(&backend, &format!("{stack}-api"), "/conf/init.sql").await,
+        "CREATE TABLE kato;"
+    );
+
+    backend
+        .wait_healthy(&plan, HEALTH_TIMEOUT)
+        .await
+        .expect("stack healthy");
+    let endpoint = backend.api_endpoint(&plan).await.expect("endpoint");
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
+    let answer = reqwest::get(format!("{endpoint}/health"))
+        .await
+        .expect("GET /health");
+    assert_eq!(answer.status(), 200);
+
+    let again = backend.apply(&plan, "run-2").await.expect("second apply");
+    assert!(
+        again.is_unchanged(),
+        "second apply changed something: {again:?}"
+    );
+}
+
+#[tokio::test]
+async fn changing_one_containers_env_recreates_only_that_container() {
+    let Some(backend) = backend_or_skip("recreate").await else {
+        return;
+    };
+    sleeper_image(&backend).await;
+    let stack = stack_name("recreate");
+    let _guard = StackGuard(vec![stack.clone()]);
+    let mut plan = plan(
+        &stack,
+        vec![
+            sleeper(&stack, "api", &[("SESSION_TTL", "3600")]),
+            sleeper(&stack, "cache", &[]),
+        ],
+    );
+    backend.apply(&plan, "run-1").await.expect("first apply");
+
+    plan.containers[0]
+        .env
+        .insert("SESSION_TTL".into(), "60".into());
+    rehash(&mut plan.containers[0]);
+    let report = backend
+        .apply(&plan, "run-2")
+        .await
+        .expect("apply with new env");
+    assert_eq!(
+        report.change_of(&format!("{stack}-api")),
+        Some(ContainerChange::Recreated)
+    );
+    assert_eq!(
+        report.change_of(&format!("{stack}-cache")),
+        Some(ContainerChange::Unchanged)
+    );
+    let (_, env) = container_labels_and_env(&backend, &format!("{stack}-api")).await;
+    assert!(env.contains(&"SESSION_TTL=60".to_string()), "env: {env:?}");
+
+    backend
+        .docker()
+        .stop_container(&format!("{stack}-cache"), None)
+        .await
+        .expect("stop");
+    let report = backend
+        .apply(&plan, "run-3")
+        .await
+        .expect("apply after stop");
+    assert_eq!(
+        report.change_of(&format!("{stack}-cache")),
+        Some(ContainerChange::Started)
+    );
+    assert_eq!(
+        report.change_of(&format!("{stack}-api")),
+        Some(ContainerChange::Unchanged)
+    );
+}
+
+#[tokio::test]
+async fn a_container_that_exits_at_start_fails_with_its_exit_code_and_the_stack_logs() {
+    let Some(backend) = backend_or_skip("crash").await else {
+        return;
+    };
+    sleeper_image(&backend).await;
+    let stack = stack_name("crash");
+    let _guard = StackGuard(vec![stack.clone()]);
+    let mut crash = sleeper(
+        &stack,
+        "crash",
+        &[("SLEEPER_EXIT", "3"), ("SLEEPER_TOKEN", "hunter2-secret")],
+    );
+    crash.secret_env = vec!["SLEEPER_TOKEN".into()];
+    let plan = plan(&stack, vec![sleeper(&stack, "steady", &[]), crash]);
+    backend.apply(&plan, "run-1").await.expect("apply");
+
+    let err = backend
+        .wait_healthy(&plan, HEALTH_TIMEOUT)
+        .await
+        .expect_err("crash must fail the wait");
+    assert!(
+        matches!(err, DockerError::ContainerExited { exit_code: 3, .. }),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(message.contains(&format!("`{stack}-crash`")), "{message}");
+    assert!(
+        message.contains("crash | sleeper: giving up with exit code 3"),
+        "{message}"
+    );
+    assert!(
+        message.contains("steady | sleeper: listening on port 8000"),
+        "{message}"
+    );
+    assert!(message.contains("token is ***"), "{message}");
+    assert!(
+        !message.contains("hunter2-secret"),
+        "secret leaked: {message}"
+    );
+}
+
+#[tokio::test]
+async fn down_removes_every_resource_of_the_stack_and_nothing_else() {
+    let Some(backend) = backend_or_skip("down").await else {
+        return;
+    };
+    let image = sleeper_image(&backend).await;
+    let (doomed, kept) = (stack_name("down-a"), stack_name("down-b"));
+    let _guard = StackGuard(vec![doomed.clone(), kept.clone()]);
+    let bystander = format!("{doomed}-bystander");
+    let _bystander = Bystander(bystander.clone());
+    let docker = backend.docker();
+    docker
+        .create_network(bollard::models::NetworkCreateRequest {
+            name: bystander.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("unlabelled network");
+    let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
+        .name(&bystander)
+        .build();
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(image.into()),
+        ..Default::default()
+    };
+    docker
+        .create_container(Some(options), body)
+        .await
+        .expect("unlabelled container");
+
+    let mut doomed_plan = plan(&doomed, vec![sleeper(&doomed, "api", &[])]);
+    doomed_plan.volumes = vec![format!("{doomed}-data")];
+    doomed_plan.containers[0]
+        .mounts
+        .push(katotune::stack::plan::MountSpec {
+            volume: format!("{doomed}-data"),
+            target: "/data".into(),
+        });
+    backend
+        .apply(&doomed_plan, "run-a")
+        .await
+        .expect("apply doomed");
+    backend
+        .apply(&plan(&kept, vec![sleeper(&kept, "api", &[])]), "run-b")
+        .await
+        .expect("apply kept");
+
+    let report = backend.down(&doomed, true).await.expect("down");
+    assert_eq!(report.containers, vec![format!("{doomed}-api")]);
+    assert_eq!(report.networks, vec![format!("{doomed}-net")]);
+    assert_eq!(report.volumes, vec![format!("{doomed}-data")]);
+    assert!(backend
+        .status(Some(&doomed))
+        .await
+        .expect("status")
+        .is_empty());
+    assert!(docker
+        .inspect_network(&format!("{doomed}-net"), None)
+        .await
+        .is_err());
+    assert_eq!(backend.status(Some(&kept)).await.expect("status").len(), 1);
+    docker
+        .inspect_container(&bystander, None)
+        .await
+        .expect("unlabelled container survives");
+    docker
+        .inspect_network(&bystander, None)
+        .await
+        .expect("unlabelled network survives");
+}
+
+/// Removes the unlabelled container and network of the `down` test.
+struct Bystander(String);
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("cleanup runtime");
+            runtime.block_on(async {
+                let Ok(backend) = DockerBackend::connect().await else {
+                    return;
+                };
+                let options = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+                    .force(true)
+                    .build();
+                let _ = backend
+                    .docker()
+                    .remove_container(&name, Some(options))
+                    .await;
+                let _ = backend.docker().remove_network(&name).await;
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+#[tokio::test]
+async fn status_lists_containers_of_every_stack_and_logs_name_their_service() {
+    let Some(backend) = backend_or_skip("status").await else {
+        return;
+    };
+    sleeper_image(&backend).await;
+    let (current, stale) = (stack_name("status-now"), stack_name("status-stale"));
+    let _guard = StackGuard(vec![current.clone(), stale.clone()]);
+    let mut api = sleeper(&current, "api", &[]);
+    publish(&mut api, None);
+    backend
+        .apply(&plan(&current, vec![api]), "run-now")
+        .await
+        .expect("apply current");
+    backend
+        .apply(&plan(&stale, vec![sleeper(&stale, "kato", &[])]), "run-old")
+        .await
+        .expect("apply stale");
+
+    let all = backend.status(None).await.expect("status of all stacks");
+    let mine: Vec<_> = all
+        .iter()
+        .filter(|c| c.stack == current || c.stack == stale)
+        .collect();
+    assert_eq!(mine.len(), 2, "{all:?}");
+    let old = mine
+        .iter()
+        .find(|c| c.stack == stale)
+        .expect("stale stack listed");
+    assert_eq!(
+        (old.service.as_str(), old.run_id.as_str()),
+        ("kato", "run-old")
+    );
+    assert_eq!(old.profile, "test-profile");
+    assert_eq!(old.state, "running");
+    let now = backend
+        .status(Some(&current))
+        .await
+        .expect("status of one stack");
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].image, docker_support::SLEEPER_IMAGE);
+    assert_eq!(now[0].ports.len(), 1);
+    assert_eq!(now[0].ports[0].container, 8000);
+    assert!(now[0].created.is_some());
+
+    let mut lines = Vec::new();
+    backend
+        .logs(&current, 10, false, |line| lines.push(line))
+        .await
+        .expect("logs");
+    assert!(
+        lines.contains(&"api | sleeper: listening on port 8000".to_string()),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_taken_host_port_fails_naming_the_port_and_suggesting_auto() {
+    let Some(backend) = backend_or_skip("port").await else {
+        return;
+    };
+    sleeper_image(&backend).await;
+    let stack = stack_name("port");
+    let _guard = StackGuard(vec![stack.clone()]);
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("hold a port");
+    let port = holder.local_addr().expect("addr").port();
+    let mut api = sleeper(&stack, "api", &[]);
+    publish(&mut api, Some(port));
+
+    let err = backend
+        .apply(&plan(&stack, vec![api]), "run-1")
+        .await
+        .expect_err("port is taken");
+    let message = err.to_string();
+    assert!(matches!(err, DockerError::PortInUse { .. }), "{message}");
+    assert!(message.contains(&port.to_string()), "{message}");
+    assert!(message.contains("port: auto"), "{message}");
+    assert!(
+        backend
+            .status(Some(&stack))
+            .await
+            .expect("status")
+            .is_empty(),
+        "failed container left behind"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_image_fails_fast_naming_the_image_and_how_to_get_it() {
+    let Some(backend) = backend_or_skip("missing-image").await else {
+        return;
+    };
+    let stack = stack_name("missing-image");
+    let _guard = StackGuard(vec![stack.clone()]);
+    let mut kato = sleeper(&stack, "kato", &[]);
+    kato.image = "kato-katotune-test-absent:never".into();
+
+    let err = backend
+        .apply(&plan(&stack, vec![kato]), "run-1")
+        .await
+        .expect_err("no such image");
+    let message = err.to_string();
+    assert!(matches!(err, DockerError::ImageMissing { .. }), "{message}");
+    assert!(
+        message.contains("`kato-katotune-test-absent:never`"),
+        "{message}"
+    );
+    assert!(message.contains("docker load"), "{message}");
+}
+
+#[tokio::test]
+async fn connecting_to_an_engine_that_is_not_there_says_what_to_do() {
+    let err = DockerBackend::connect_to("unix:///nonexistent/katotune-test.sock")
+        .await
+        .expect_err("no engine there");
+    assert!(matches!(err, DockerError::NoEngine { .. }), "{err}");
+    assert!(err.to_string().contains("backend: embedded"), "{err}");
+}
