@@ -5,6 +5,8 @@
 //! runs hierarchical training through the `kato` client, `engine` is the embedded
 //! KATO-compatible server, and `report` turns run records into tables and files.
 
+pub mod app;
+pub mod cli;
 pub mod engine;
 pub mod exit;
 pub mod kato;

@@ -1,1 +1,51 @@
-fn main() {}
+//! The `katotune` binary: parse flags, set up logging, run, map errors to exit codes.
+
+use clap::Parser;
+use katotune::app;
+use katotune::cli::{Cli, ColorChoice};
+use tracing_subscriber::EnvFilter;
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(katotune::exit::RUN_FAILED);
+        }
+    };
+    let code = match runtime.block_on(app::run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            app::exit_code(&err)
+        }
+    };
+    std::process::exit(code);
+}
+
+fn init_logging(cli: &Cli) {
+    let level = match (cli.global.quiet, cli.global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn,katotune=info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("KATOTUNE_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let ansi = match cli.global.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::IsTerminal::is_terminal(&std::io::stderr())
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .without_time()
+        .init();
+}

@@ -1,6 +1,8 @@
 //! The naming rule against the 55 vectors confirmed on the real KATO server.
 
-use katotune::kato::pattern::{events_repr, normalize_event, pattern_hash, symbol_count, wire_name};
+use katotune::kato::pattern::{
+    events_repr, normalize_event, pattern_hash, symbol_count, wire_name,
+};
 use proptest::prelude::*;
 use serde::Deserialize;
 
@@ -31,7 +33,12 @@ fn all_hash_vectors_give_the_servers_text_and_name() {
         assert_eq!(events_repr(&events), v.hashed, "{}", v.description);
         assert_eq!(pattern_hash(&events), v.name, "{}", v.description);
         assert_eq!(wire_name(&events), v.wire_name, "{}", v.description);
-        assert_eq!(symbol_count(&events) >= 2, v.server_stores, "{}", v.description);
+        assert_eq!(
+            symbol_count(&events) >= 2,
+            v.server_stores,
+            "{}",
+            v.description
+        );
     }
 }
 
@@ -56,7 +63,11 @@ fn nonprintable_table_matches_json() {
         }
         if let Some(c) = char::from_u32(hi + 1).filter(|_| hi + 1 >= 0x80) {
             let repr = events_repr(&[vec![c.to_string()]]);
-            assert!(!repr.contains('\\'), "U+{:04X} should be raw: {repr}", hi + 1);
+            assert!(
+                !repr.contains('\\'),
+                "U+{:04X} should be raw: {repr}",
+                hi + 1
+            );
         }
     }
 }

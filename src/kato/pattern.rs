@@ -156,7 +156,9 @@ where
 
 /// The knowledge-base id KATO derives from a node id (API.md section 2.2).
 pub fn kb_id(node_id: &str, service_name: &str) -> String {
-    const SPECIAL: &[char] = &['/', '\\', '.', '"', '$', '*', '<', '>', ':', '|', '?', '-', ' '];
+    const SPECIAL: &[char] = &[
+        '/', '\\', '.', '"', '$', '*', '<', '>', ':', '|', '?', '-', ' ',
+    ];
     let node: String = node_id
         .chars()
         .map(|c| if SPECIAL.contains(&c) { '_' } else { c })

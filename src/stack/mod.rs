@@ -3,3 +3,4 @@
 pub mod docker;
 pub mod image;
 pub mod plan;
+pub mod template;

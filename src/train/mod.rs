@@ -1,1 +1,10 @@
-//! train (being built).
+//! Training: from a corpus to KATO patterns.
+//!
+//! `dataset` reads corpora lazily, `tokenizer` turns text into GPT-2 token strings,
+//! `segment` cuts a sample into node0 chunks, and `hierarchy` carries pattern names up
+//! the levels (pure, no I/O).
+
+pub mod dataset;
+pub mod hierarchy;
+pub mod segment;
+pub mod tokenizer;

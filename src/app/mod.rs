@@ -1,0 +1,147 @@
+//! Carrying out commands: each subcommand is one function returning an exit code.
+
+mod profiles;
+
+use anyhow::Result;
+use serde_json::Value;
+
+use crate::cli::{Cli, Command, HealthArgs, ProfileOverrides, RenderArgs, RenderAs};
+use crate::exit;
+use crate::profile::{self, FlagOverride, ProfileError};
+use crate::stack::template;
+
+/// Runs the parsed command line; the error (if any) carries its exit code via [`exit_code`].
+pub async fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Profiles(cmd) => profiles::run(cmd, &cli.global),
+        Command::Render(args) => render(args, &cli.global),
+        Command::Health(args) => health(args).await,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "katotune", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// The exit code an error means (see the README's table).
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if cause.downcast_ref::<ProfileError>().is_some()
+            || cause.downcast_ref::<BadInput>().is_some()
+        {
+            return exit::BAD_INPUT;
+        }
+    }
+    exit::RUN_FAILED
+}
+
+/// A command-line value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// Turns override flags into figment layers (highest precedence).
+pub fn flag_overrides(o: &ProfileOverrides) -> Result<Vec<FlagOverride>, BadInput> {
+    let mut out = Vec::new();
+    let mut push = |flag: &str, path: &str, value: Value| {
+        out.push(FlagOverride {
+            flag: flag.into(),
+            path: path.into(),
+            value,
+        })
+    };
+    if let Some(b) = &o.backend {
+        push("--backend", "stack.backend", Value::from(b.clone()));
+    }
+    if let Some(v) = o.samples {
+        push("--samples", "training.samples", Value::from(v));
+    }
+    if let Some(v) = o.skip {
+        push("--skip", "training.skip", Value::from(v));
+    }
+    if let Some(v) = o.workers {
+        push("--workers", "training.workers", Value::from(v));
+    }
+    if let Some(v) = o.node0_batch {
+        push("--node0-batch", "training.node0_batch", Value::from(v));
+    }
+    for item in &o.set {
+        let (key, raw) = item.split_once('=').ok_or_else(|| {
+            BadInput(format!(
+                "--set `{item}`: write it as KEY=VALUE, e.g. training.workers=4"
+            ))
+        })?;
+        let value: Value = serde_saphyr::from_str(raw)
+            .map_err(|e| BadInput(format!("--set {key}: `{raw}` is not a YAML value: {e}")))?;
+        push(&format!("--set {key}"), key.trim(), value);
+    }
+    Ok(out)
+}
+
+/// Loads a profile with overrides and prints its warnings once.
+pub fn load_profile(name: &str, overrides: &ProfileOverrides) -> Result<profile::Loaded> {
+    let flags = flag_overrides(overrides)?;
+    let loaded = profile::load(name, &flags)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(loaded)
+}
+
+fn render(args: RenderArgs, global: &crate::cli::GlobalArgs) -> Result<i32> {
+    let loaded = load_profile(&args.profile, &args.overrides)?;
+    let plan = template::render(&loaded.profile, "render")?;
+    let mut shown = serde_json::to_value(&plan)?;
+    if let Some(list) = shown.get_mut("containers").and_then(Value::as_array_mut) {
+        for (c, spec) in list.iter_mut().zip(&plan.containers) {
+            c["env"] = serde_json::to_value(template::masked_env(spec))?;
+            for f in c
+                .get_mut("files")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                f["contents"] = Value::from(format!(
+                    "<{} bytes>",
+                    f["contents"].as_str().map_or(0, str::len)
+                ));
+            }
+        }
+    }
+    let doc = match args.output {
+        RenderAs::Plan => shown,
+        RenderAs::Compose => template::to_compose(&plan),
+    };
+    print_data(&doc, global)?;
+    Ok(exit::OK)
+}
+
+/// Prints a data document as YAML (text) or JSON.
+pub fn print_data(doc: &impl serde::Serialize, global: &crate::cli::GlobalArgs) -> Result<()> {
+    match global.format {
+        crate::cli::OutputFormat::Json => println!("{}", serde_json::to_string_pretty(doc)?),
+        crate::cli::OutputFormat::Text => print!("{}", serde_saphyr::to_string(doc)?),
+    }
+    Ok(())
+}
+
+async fn health(args: HealthArgs) -> Result<i32> {
+    let timeout = profile::duration::parse(&args.timeout).map_err(BadInput)?;
+    let client = reqwest::Client::builder().timeout(timeout).build()?;
+    let url = format!("{}/health", args.url.trim_end_matches('/'));
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    if !resp.status().is_success() {
+        anyhow::bail!("{url} answered {}", resp.status());
+    }
+    let body: crate::kato::api::Health = resp
+        .json()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url} did not answer a KATO health document: {e}"))?;
+    println!("{} ({})", body.status, url);
+    Ok(exit::OK)
+}

@@ -1,0 +1,128 @@
+//! `katotune profiles list|show|validate`.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{load_profile, print_data};
+use crate::cli::{GlobalArgs, OutputFormat, ProfilesCommand};
+use crate::exit;
+use crate::profile::{self, explain, load::SHIPPED};
+
+pub fn run(cmd: ProfilesCommand, global: &GlobalArgs) -> Result<i32> {
+    match cmd {
+        ProfilesCommand::List => list(global),
+        ProfilesCommand::Show(args) => {
+            let loaded = load_profile(&args.profile, &args.overrides)?;
+            if args.explain {
+                let origins = explain::explain(&loaded.profile, &loaded.figment);
+                if global.format == OutputFormat::Json {
+                    println!("{}", serde_json::to_string_pretty(&origins)?);
+                } else {
+                    let width = origins.iter().map(|o| o.key.len()).max().unwrap_or(0);
+                    for o in origins {
+                        println!(
+                            "{:width$}  {:<28}  {}",
+                            o.key,
+                            o.value.to_string(),
+                            o.source
+                        );
+                    }
+                }
+            } else {
+                print_data(&loaded.profile, global)?;
+            }
+            Ok(exit::OK)
+        }
+        ProfilesCommand::Validate { profiles } => validate(&profiles),
+    }
+}
+
+#[derive(Serialize)]
+struct Entry {
+    name: String,
+    origin: String,
+    description: String,
+}
+
+fn list(global: &GlobalArgs) -> Result<i32> {
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut local: Vec<_> = std::fs::read_dir("profiles")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    local.sort();
+    for path in local {
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let description = profile::load::locate(&path.display().to_string())
+            .ok()
+            .and_then(|l| {
+                l.value
+                    .get("description")
+                    .and_then(|d| d.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "(unreadable: run `katotune profiles validate` on it)".into());
+        entries.push(Entry {
+            name,
+            origin: path.display().to_string(),
+            description,
+        });
+    }
+    for (name, text) in SHIPPED {
+        if entries.iter().any(|e| e.name == *name) {
+            continue;
+        }
+        let description = serde_saphyr::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| {
+                v.get("description")
+                    .and_then(|d| d.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        entries.push(Entry {
+            name: name.to_string(),
+            origin: "shipped".into(),
+            description,
+        });
+    }
+    if global.format == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(exit::OK);
+    }
+    let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(0);
+    let owidth = entries.iter().map(|e| e.origin.len()).max().unwrap_or(0);
+    for e in entries {
+        println!("{:width$}  {:owidth$}  {}", e.name, e.origin, e.description);
+    }
+    Ok(exit::OK)
+}
+
+fn validate(profiles: &[String]) -> Result<i32> {
+    let mut failed = 0;
+    for name in profiles {
+        match profile::load(name, &[]) {
+            Ok(loaded) => {
+                println!("ok    {name}");
+                for w in loaded.warnings {
+                    println!("      warning: {w}");
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                println!("FAIL  {name}: {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} profiles have problems", profiles.len());
+        return Ok(exit::BAD_INPUT);
+    }
+    Ok(exit::OK)
+}

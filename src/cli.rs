@@ -1,0 +1,152 @@
+//! The command line (clap definitions only; `app` carries the commands out).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Tune, provision and benchmark KATO training stacks from YAML profiles.
+#[derive(Debug, Parser)]
+#[command(name = "katotune", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Colour: auto (terminal and no NO_COLOR), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Output format for commands that print data.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List, show and validate tuning profiles.
+    #[command(subcommand)]
+    Profiles(ProfilesCommand),
+    /// Print the plan the docker backend would apply (containers, env, ports, labels,
+    /// health checks) and an equivalent docker-compose file, without touching Docker.
+    Render(RenderArgs),
+    /// Check that a KATO server answers /health (exit 0 when it does).
+    Health(HealthArgs),
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfilesCommand {
+    /// Shipped and local profiles with their descriptions.
+    List,
+    /// The fully resolved profile as YAML (or JSON with --format json).
+    Show(ShowArgs),
+    /// Check profiles; every problem of every file in one pass (exit 2 on any).
+    Validate {
+        /// Profile files or names.
+        #[arg(required = true)]
+        profiles: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Profile name (shipped or in ./profiles) or file.
+    pub profile: String,
+    /// Show where each value came from (default, file, env var, flag).
+    #[arg(long)]
+    pub explain: bool,
+    #[command(flatten)]
+    pub overrides: ProfileOverrides,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Profile name or file.
+    pub profile: String,
+    /// What to print: the plan, or a docker-compose file.
+    #[arg(long, value_enum, default_value_t = RenderAs::Plan)]
+    pub output: RenderAs,
+    #[command(flatten)]
+    pub overrides: ProfileOverrides,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderAs {
+    Plan,
+    Compose,
+}
+
+/// Flags that override profile values (highest precedence).
+#[derive(Debug, Args, Default, Clone)]
+pub struct ProfileOverrides {
+    /// Override the backend.
+    #[arg(long, value_parser = ["embedded", "docker", "external"])]
+    pub backend: Option<String>,
+    /// Override training.samples.
+    #[arg(long)]
+    pub samples: Option<u64>,
+    /// Override training.skip (raw rows).
+    #[arg(long)]
+    pub skip: Option<u64>,
+    /// Override training.workers.
+    #[arg(long)]
+    pub workers: Option<u64>,
+    /// Override training.node0_batch.
+    #[arg(long = "node0-batch")]
+    pub node0_batch: Option<u64>,
+    /// Override any value: --set training.chunk_sizes=[5,7] (value is YAML).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to bind (loopback by default).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port (0 picks a free one and prints it).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// SQLite file for the knowledge base (env KATOTUNE_ENGINE_DB).
+    #[arg(long, env = "KATOTUNE_ENGINE_DB", conflicts_with = "ephemeral")]
+    pub db: Option<PathBuf>,
+    /// Keep the knowledge base in memory only.
+    #[arg(long)]
+    pub ephemeral: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    pub url: String,
+    /// Give up after this long.
+    #[arg(long, default_value = "3s")]
+    pub timeout: String,
+}

@@ -1,0 +1,393 @@
+//! Rendering a stack template (templates/*.yaml) and a profile into a [`StackPlan`],
+//! and a plan into an equivalent docker-compose file.
+//!
+//! Templates are embedded in the binary so `render` and `apply` work from any
+//! directory; the files in templates/ are the source.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha1::{Digest, Sha1};
+
+use super::plan::{labels, ContainerSpec, FileSpec, HealthSpec, MountSpec, PortSpec, StackPlan};
+use crate::profile::schema::{Port, Template};
+use crate::profile::Profile;
+
+const KATO: &str = include_str!("../../templates/kato.yaml");
+const EMBEDDED: &str = include_str!("../../templates/embedded.yaml");
+const FILES: &[(&str, &str)] = &[
+    (
+        "kato/init.sql",
+        include_str!("../../templates/kato/init.sql"),
+    ),
+    (
+        "kato/redis.conf",
+        include_str!("../../templates/kato/redis.conf"),
+    ),
+];
+
+/// Environment names whose values are secrets and are never printed.
+pub fn is_secret(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    ["PASSWORD", "TOKEN", "SECRET", "API_KEY"]
+        .iter()
+        .any(|s| n.contains(s))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("template `{template}` is malformed: {message}")]
+    Malformed { template: String, message: String },
+    #[error("template `{template}` refers to `{file}`, which is not shipped")]
+    MissingFile { template: String, file: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateDoc {
+    api_service: String,
+    #[serde(default)]
+    volumes: Vec<String>,
+    services: Vec<ServiceDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceDoc {
+    service: String,
+    image: String,
+    #[serde(default)]
+    when: Option<String>,
+    #[serde(default)]
+    tuned: bool,
+    #[serde(default)]
+    cmd: Option<Vec<String>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    files: Vec<FileDoc>,
+    #[serde(default)]
+    mounts: Vec<MountSpec>,
+    #[serde(default)]
+    memory: Option<String>,
+    #[serde(default)]
+    ports: Vec<PortDoc>,
+    #[serde(default)]
+    depends_on: Vec<String>,
+    #[serde(default)]
+    health: Option<HealthDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDoc {
+    path: String,
+    from: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortDoc {
+    container: u16,
+    publish: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthDoc {
+    test: Vec<String>,
+    interval: String,
+    timeout: String,
+    retries: u32,
+    #[serde(default)]
+    start_period: Option<String>,
+}
+
+/// Name of the stack a profile's containers belong to.
+pub fn stack_name(profile: &Profile) -> String {
+    let clean: String = profile
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("katotune-{clean}")
+}
+
+/// Renders the plan the docker backend would apply for `profile`.
+pub fn render(profile: &Profile, run_id: &str) -> Result<StackPlan, TemplateError> {
+    let (name, text) = match profile.stack.template {
+        Template::Kato => ("kato", KATO),
+        Template::Embedded => ("embedded", EMBEDDED),
+    };
+    let malformed = |message: String| TemplateError::Malformed {
+        template: name.into(),
+        message,
+    };
+    let text = substitute(text, profile);
+    let doc: TemplateDoc = serde_saphyr::from_str(&text).map_err(|e| malformed(e.to_string()))?;
+    let stack = stack_name(profile);
+    let shared: BTreeMap<String, String> = [
+        (labels::STACK, stack.clone()),
+        (labels::PROFILE, profile.name.clone()),
+        (labels::RUN_ID, run_id.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let mut containers = Vec::new();
+    for svc in doc.services {
+        if svc.when.as_deref() == Some("qdrant") && !profile.stack.qdrant {
+            continue;
+        }
+        containers.push(container(svc, profile, &stack, &shared, name)?);
+    }
+    Ok(StackPlan {
+        stack: stack.clone(),
+        profile: profile.name.clone(),
+        template: name.into(),
+        network: format!("{stack}-net"),
+        volumes: doc.volumes.iter().map(|v| format!("{stack}-{v}")).collect(),
+        containers,
+        api_service: doc.api_service,
+        labels: shared,
+    })
+}
+
+fn substitute(text: &str, profile: &Profile) -> String {
+    let i = &profile.stack.images;
+    [
+        ("${images.kato}", i.kato.as_str()),
+        ("${images.redis}", i.redis.as_str()),
+        ("${images.clickhouse}", i.clickhouse.as_str()),
+        ("${images.qdrant}", i.qdrant.as_str()),
+        ("${images.engine}", i.engine.as_str()),
+        ("${service_name}", profile.stack.service_name.as_str()),
+    ]
+    .iter()
+    .fold(text.to_string(), |t, (k, v)| t.replace(k, v))
+}
+
+fn duration(text: &str, template: &str) -> Result<Duration, TemplateError> {
+    crate::profile::duration::parse(text).map_err(|message| TemplateError::Malformed {
+        template: template.into(),
+        message,
+    })
+}
+
+fn container(
+    svc: ServiceDoc,
+    profile: &Profile,
+    stack: &str,
+    shared: &BTreeMap<String, String>,
+    template: &str,
+) -> Result<ContainerSpec, TemplateError> {
+    let mut env = svc.env;
+    if svc.tuned {
+        env.extend(profile.server_env());
+    }
+    let files = svc
+        .files
+        .iter()
+        .map(|f| {
+            let contents = FILES
+                .iter()
+                .find(|(n, _)| *n == f.from)
+                .map(|(_, c)| c.to_string());
+            contents
+                .map(|contents| FileSpec {
+                    path: f.path.clone(),
+                    contents,
+                    mode: 0o644,
+                })
+                .ok_or_else(|| TemplateError::MissingFile {
+                    template: template.into(),
+                    file: f.from.clone(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let health = match svc.health {
+        Some(h) => Some(HealthSpec {
+            test: h.test,
+            interval: duration(&h.interval, template)?,
+            timeout: duration(&h.timeout, template)?,
+            retries: h.retries,
+            start_period: duration(h.start_period.as_deref().unwrap_or("0s"), template)?,
+        }),
+        None => None,
+    };
+    let ports = svc
+        .ports
+        .iter()
+        .map(|p| PortSpec {
+            container: p.container,
+            host: match (p.publish.as_str(), profile.stack.port) {
+                ("api", Port::Fixed(port)) => Some(port),
+                _ => None,
+            },
+            host_ip: profile.stack.host.clone(),
+        })
+        .collect();
+    let memory_bytes = svc.memory.as_deref().and_then(parse_bytes);
+    let mut spec = ContainerSpec {
+        name: format!("{stack}-{}", svc.service),
+        service: svc.service,
+        image: svc.image,
+        entrypoint: None,
+        cmd: svc.cmd,
+        secret_env: env.keys().filter(|k| is_secret(k)).cloned().collect(),
+        env,
+        ports,
+        health,
+        mounts: svc
+            .mounts
+            .into_iter()
+            .map(|m| MountSpec {
+                volume: format!("{stack}-{}", m.volume),
+                target: m.target,
+            })
+            .collect(),
+        files,
+        depends_on: svc.depends_on,
+        memory_bytes,
+        labels: BTreeMap::new(),
+        config_hash: String::new(),
+    };
+    spec.config_hash = config_hash(&spec);
+    spec.labels = shared.clone();
+    spec.labels
+        .insert(labels::SERVICE.into(), spec.service.clone());
+    spec.labels
+        .insert(labels::CONFIG_HASH.into(), spec.config_hash.clone());
+    Ok(spec)
+}
+
+fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (num, mult) = [
+        ("GiB", 1u64 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+        ("", 1),
+    ]
+    .iter()
+    .find_map(|(suffix, m)| t.strip_suffix(suffix).map(|n| (n, *m)))?;
+    num.trim().parse::<u64>().ok().map(|n| n * mult)
+}
+
+/// Hash of what defines a container (not its labels or the run id).
+pub fn config_hash(spec: &ContainerSpec) -> String {
+    let mut copy = spec.clone();
+    copy.labels.clear();
+    copy.config_hash.clear();
+    let text = serde_json::to_string(&copy).unwrap_or_default();
+    hex::encode(Sha1::digest(text.as_bytes()))[..12].to_string()
+}
+
+/// The plan as a docker-compose file (secrets masked), for users who prefer compose.
+pub fn to_compose(plan: &StackPlan) -> Value {
+    let mut services = serde_json::Map::new();
+    let mut configs = serde_json::Map::new();
+    for c in &plan.containers {
+        let env: serde_json::Map<String, Value> = masked_env(c)
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        let mut svc = json!({
+            "image": c.image,
+            "container_name": c.name,
+            "environment": env,
+            "labels": c.labels,
+            "networks": ["katotune"],
+        });
+        if let Some(cmd) = &c.cmd {
+            svc["command"] = json!(cmd);
+        }
+        if !c.ports.is_empty() {
+            let ports: Vec<String> = c
+                .ports
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}:{}:{}",
+                        p.host_ip,
+                        p.host.map(|h| h.to_string()).unwrap_or_default(),
+                        p.container
+                    )
+                })
+                .collect();
+            svc["ports"] = json!(ports);
+        }
+        if let Some(h) = &c.health {
+            svc["healthcheck"] = json!({
+                "test": h.test,
+                "interval": humantime::format_duration(h.interval).to_string(),
+                "timeout": humantime::format_duration(h.timeout).to_string(),
+                "retries": h.retries,
+                "start_period": humantime::format_duration(h.start_period).to_string(),
+            });
+        }
+        if !c.depends_on.is_empty() {
+            let deps: serde_json::Map<String, Value> = c
+                .depends_on
+                .iter()
+                .map(|d| (d.clone(), json!({"condition": "service_healthy"})))
+                .collect();
+            svc["depends_on"] = Value::Object(deps);
+        }
+        if !c.mounts.is_empty() {
+            svc["volumes"] = json!(c
+                .mounts
+                .iter()
+                .map(|m| format!("{}:{}", m.volume, m.target))
+                .collect::<Vec<_>>());
+        }
+        if !c.files.is_empty() {
+            let mut refs = Vec::new();
+            for (i, f) in c.files.iter().enumerate() {
+                let key = format!("{}-{}", c.service, i);
+                configs.insert(key.clone(), json!({"content": f.contents}));
+                refs.push(json!({"source": key, "target": f.path}));
+            }
+            svc["configs"] = json!(refs);
+        }
+        if let Some(m) = c.memory_bytes {
+            svc["mem_limit"] = json!(m);
+        }
+        services.insert(c.service.clone(), svc);
+    }
+    let volumes: serde_json::Map<String, Value> = plan
+        .volumes
+        .iter()
+        .map(|v| (v.clone(), json!({"labels": plan.labels})))
+        .collect();
+    json!({
+        "name": plan.stack,
+        "services": services,
+        "networks": {"katotune": {"name": plan.network, "labels": plan.labels}},
+        "volumes": volumes,
+        "configs": configs,
+    })
+}
+
+/// A container's environment with secret values replaced by `***`.
+pub fn masked_env(c: &ContainerSpec) -> BTreeMap<String, String> {
+    c.env
+        .iter()
+        .map(|(k, v)| {
+            let shown = if c.secret_env.contains(k) {
+                "***".to_string()
+            } else {
+                v.clone()
+            };
+            (k.clone(), shown)
+        })
+        .collect()
+}

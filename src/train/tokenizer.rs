@@ -1,0 +1,197 @@
+//! GPT-2's tokenizer, as KATO training sees it.
+//!
+//! The reference trainer feeds KATO the raw token strings that Hugging Face's GPT-2
+//! tokenizer's `tokenize()` returns (TRAINING.md section 2.2): byte-level BPE over
+//! GPT-2's pre-tokenizer pieces, each token's bytes written through GPT-2's
+//! byte-to-unicode table (`Ġ` for a space, `Ċ` for a newline, `Ã©` for `é`). The
+//! vocabulary and merges come from tiktoken's embedded `r50k_base`, which is GPT-2's
+//! vocabulary, so nothing is downloaded. The literal `<|endoftext|>` stays one token,
+//! as Hugging Face's added-token splitting keeps it.
+//!
+//! Checked against 77 vectors from Hugging Face's own tokenizer in
+//! `tests/data/gpt2-token-vectors.json`.
+
+use std::sync::Arc;
+
+use tiktoken_rs::{CoreBPE, Rank};
+
+/// GPT-2's only special token; Hugging Face never splits it.
+pub const END_OF_TEXT: &str = "<|endoftext|>";
+/// The id of [`END_OF_TEXT`].
+pub const END_OF_TEXT_ID: u32 = 50256;
+/// Number of ids in GPT-2's vocabulary, special token included.
+const VOCAB_SIZE: u32 = 50257;
+
+/// Why the tokenizer could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizerError {
+    /// tiktoken's embedded GPT-2 ranks did not load.
+    #[error("could not load GPT-2's embedded vocabulary (tiktoken r50k_base): {0}; this is a build problem, reinstall katotune")]
+    Vocabulary(String),
+    /// A token id of GPT-2's vocabulary has no bytes in tiktoken's table.
+    #[error(
+        "GPT-2's embedded vocabulary has no token {0}; this is a build problem, reinstall katotune"
+    )]
+    MissingToken(u32),
+}
+
+/// GPT-2's byte-level BPE tokenizer. Cloning shares the vocabulary.
+#[derive(Clone)]
+pub struct Gpt2Tokenizer {
+    inner: Arc<Vocabulary>,
+}
+
+struct Vocabulary {
+    bpe: CoreBPE,
+    /// The token string of each id, already mapped through the byte table.
+    strings: Vec<String>,
+}
+
+impl std::fmt::Debug for Gpt2Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpt2Tokenizer")
+            .field("vocabulary", &self.inner.strings.len())
+            .finish()
+    }
+}
+
+impl Gpt2Tokenizer {
+    /// Loads GPT-2's vocabulary from tiktoken's embedded `r50k_base` ranks.
+    pub fn new() -> Result<Self, TokenizerError> {
+        let bpe =
+            tiktoken_rs::r50k_base().map_err(|e| TokenizerError::Vocabulary(e.to_string()))?;
+        let table = ByteTable::new();
+        let strings = (0..VOCAB_SIZE)
+            .map(|id| {
+                let bytes = bpe
+                    .decode_bytes(&[id as Rank])
+                    .map_err(|_| TokenizerError::MissingToken(id))?;
+                Ok(if id == END_OF_TEXT_ID {
+                    END_OF_TEXT.to_string()
+                } else {
+                    table.encode(&bytes)
+                })
+            })
+            .collect::<Result<Vec<_>, TokenizerError>>()?;
+        Ok(Self {
+            inner: Arc::new(Vocabulary { bpe, strings }),
+        })
+    }
+
+    /// The token strings of `text`, as Hugging Face's GPT-2 `tokenize()` returns them.
+    pub fn tokenize(&self, text: &str) -> Vec<String> {
+        self.encode(text)
+            .into_iter()
+            .map(|id| self.inner.strings[id as usize].clone())
+            .collect()
+    }
+
+    /// The token ids of `text` (no special tokens added).
+    pub fn encode(&self, text: &str) -> Vec<u32> {
+        let mut ids = Vec::with_capacity(text.len() / 3 + 1);
+        let mut pieces = text.split(END_OF_TEXT);
+        if let Some(first) = pieces.next() {
+            ids.extend(self.inner.bpe.encode_ordinary(first));
+        }
+        for piece in pieces {
+            ids.push(END_OF_TEXT_ID);
+            ids.extend(self.inner.bpe.encode_ordinary(piece));
+        }
+        ids
+    }
+
+    /// The number of tokens in `text`.
+    pub fn count(&self, text: &str) -> usize {
+        self.encode(text).len()
+    }
+
+    /// The token string of `id`, or `None` outside GPT-2's vocabulary.
+    pub fn token(&self, id: u32) -> Option<&str> {
+        self.inner.strings.get(id as usize).map(String::as_str)
+    }
+}
+
+/// GPT-2's `bytes_to_unicode` table: every byte gets a printable stand-in character.
+///
+/// The printable ranges `!`..`~`, `¡`..`¬` and `®`..`ÿ` stand for themselves; the other
+/// bytes, in increasing order, get U+0100, U+0101, and so on.
+#[derive(Debug, Clone)]
+pub struct ByteTable {
+    chars: [char; 256],
+    /// Indexed by stand-in code point (all below U+0144).
+    bytes: [Option<u8>; 0x144],
+}
+
+impl Default for ByteTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ByteTable {
+    /// Builds the table from its definition.
+    pub fn new() -> Self {
+        let mut chars = ['\0'; 256];
+        let mut next = 256u32;
+        for (byte, slot) in chars.iter_mut().enumerate() {
+            let code = byte as u32;
+            let printable = (0x21..=0x7E).contains(&code)
+                || (0xA1..=0xAC).contains(&code)
+                || (0xAE..=0xFF).contains(&code);
+            let mapped = if printable {
+                code
+            } else {
+                next += 1;
+                next - 1
+            };
+            // Every value is below U+0144, so never a surrogate.
+            *slot = char::from_u32(mapped).unwrap_or(char::REPLACEMENT_CHARACTER);
+        }
+        let mut bytes = [None; 0x144];
+        for (byte, &c) in chars.iter().enumerate() {
+            bytes[c as usize] = Some(byte as u8);
+        }
+        Self { chars, bytes }
+    }
+
+    /// The stand-in character of `byte`.
+    pub fn char_of(&self, byte: u8) -> char {
+        self.chars[byte as usize]
+    }
+
+    /// `bytes` written with the stand-in characters.
+    pub fn encode(&self, bytes: &[u8]) -> String {
+        bytes.iter().map(|&b| self.char_of(b)).collect()
+    }
+
+    /// The bytes behind a token string, or `None` if it holds a character that stands
+    /// for no byte.
+    pub fn decode(&self, token: &str) -> Option<Vec<u8>> {
+        token.chars().map(|c| self.byte_of(c)).collect()
+    }
+
+    /// The byte `c` stands for, if any.
+    pub fn byte_of(&self, c: char) -> Option<u8> {
+        self.bytes.get(c as usize).copied().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_table_matches_gpt2_landmarks() {
+        let table = ByteTable::new();
+        assert_eq!(table.char_of(b' '), 'Ġ');
+        assert_eq!(table.char_of(b'\n'), 'Ċ');
+        assert_eq!(table.char_of(b'\t'), 'ĉ');
+        assert_eq!(table.char_of(0), 'Ā');
+        assert_eq!(table.char_of(b'A'), 'A');
+        assert_eq!(table.char_of(0xAD), 'Ń');
+        for byte in 0..=255u8 {
+            assert_eq!(table.byte_of(table.char_of(byte)), Some(byte));
+        }
+        assert_eq!(table.byte_of('中'), None);
+    }
+}

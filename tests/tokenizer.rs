@@ -1,0 +1,87 @@
+//! GPT-2 tokenizer: Hugging Face's golden vectors and byte round-trips.
+
+use std::sync::OnceLock;
+
+use katotune::train::tokenizer::{ByteTable, Gpt2Tokenizer};
+use proptest::prelude::*;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Vector {
+    text: String,
+    tokens: Vec<String>,
+    ids: Vec<u32>,
+}
+
+fn tokenizer() -> &'static Gpt2Tokenizer {
+    static TOKENIZER: OnceLock<Gpt2Tokenizer> = OnceLock::new();
+    TOKENIZER.get_or_init(|| Gpt2Tokenizer::new().expect("GPT-2 vocabulary loads"))
+}
+
+fn vectors() -> Vec<Vector> {
+    let raw = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/gpt2-token-vectors.json"
+    ))
+    .expect("golden vectors are in tests/data");
+    serde_json::from_str(&raw).expect("golden vectors parse")
+}
+
+#[test]
+fn matches_hugging_face_on_all_golden_vectors() {
+    let vectors = vectors();
+    assert_eq!(vectors.len(), 77);
+    let mut failures = Vec::new();
+    for (i, v) in vectors.iter().enumerate() {
+        let tokens = tokenizer().tokenize(&v.text);
+        let ids = tokenizer().encode(&v.text);
+        if tokens != v.tokens || ids != v.ids {
+            failures.push(format!(
+                "vector {i} {:?}:\n  want {:?}\n  got  {:?}",
+                v.text.chars().take(60).collect::<String>(),
+                v.tokens,
+                tokens
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn count_agrees_with_tokenize() {
+    for v in vectors() {
+        assert_eq!(tokenizer().count(&v.text), v.tokens.len(), "{:?}", v.text);
+    }
+}
+
+#[test]
+fn clones_share_one_vocabulary_and_agree() {
+    let copy = tokenizer().clone();
+    assert_eq!(copy.tokenize("Hello world."), ["Hello", "Ġworld", "."]);
+    assert_eq!(copy.token(995), Some("Ġworld"));
+    assert_eq!(copy.token(50257), None);
+}
+
+proptest! {
+    #[test]
+    fn tokens_map_back_to_the_texts_bytes(text in any::<String>()) {
+        let table = ByteTable::new();
+        let mut bytes = Vec::new();
+        for token in tokenizer().tokenize(&text) {
+            prop_assert!(!token.is_empty());
+            bytes.extend(table.decode(&token).expect("every token char stands for a byte"));
+        }
+        prop_assert_eq!(bytes, text.as_bytes());
+    }
+
+    #[test]
+    fn whitespace_heavy_text_round_trips(text in "[ \t\n\r\u{a0}\u{2029}a-zé'0-9<|>]{0,40}") {
+        let table = ByteTable::new();
+        let bytes: Vec<u8> = tokenizer()
+            .tokenize(&text)
+            .iter()
+            .flat_map(|t| table.decode(t).expect("token chars stand for bytes"))
+            .collect();
+        prop_assert_eq!(bytes, text.as_bytes());
+    }
+}
