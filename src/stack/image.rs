@@ -43,6 +43,7 @@ pub struct ImageInfo {
     /// The image's health check command, if it has one.
     pub healthcheck: Option<Vec<String>>,
     pub entrypoint: Option<Vec<String>>,
+    pub labels: std::collections::HashMap<String, String>,
 }
 
 /// Builds katotune's engine image from a statically linked katotune binary: the
@@ -118,6 +119,7 @@ pub async fn build_scratch_image(
         size_bytes: image.size.unwrap_or_default(),
         healthcheck: config.healthcheck.and_then(|h| h.test),
         entrypoint: config.entrypoint,
+        labels: config.labels.unwrap_or_default(),
     })
 }
 

@@ -2,6 +2,9 @@
 //! from `examples/sleeper.rs`, stack plans made of it, and guards that remove every
 //! test resource even when a test fails.
 
+// Each test file that includes this module uses only part of it.
+#![allow(dead_code)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -117,7 +120,8 @@ pub fn sleeper(stack: &str, service: &str, env: &[(&str, &str)]) -> ContainerSpe
         files: vec![],
         depends_on: vec![],
         memory_bytes: None,
-        labels: BTreeMap::new(),
+        // As render writes it; apply's own run id must win.
+        labels: BTreeMap::from([(labels::RUN_ID.into(), "rendered-run".into())]),
         config_hash,
     }
 }

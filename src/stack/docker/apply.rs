@@ -278,8 +278,9 @@ fn create_body(
     spec: &ContainerSpec,
     shared: &HashMap<String, String>,
 ) -> ContainerCreateBody {
-    let mut all_labels = shared.clone();
-    all_labels.extend(spec.labels.clone());
+    // The plan's labels first, then this apply's (its run id wins).
+    let mut all_labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+    all_labels.extend(shared.clone());
     all_labels.insert(labels::SERVICE.into(), spec.service.clone());
     all_labels.insert(labels::CONFIG_HASH.into(), spec.config_hash.clone());
     let bindings: HashMap<String, Option<Vec<PortBinding>>> = spec

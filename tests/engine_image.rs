@@ -1,0 +1,97 @@
+//! Building katotune's FROM scratch engine image on the real Docker engine.
+//! Skipped (with a printed reason) when no engine answers.
+
+mod docker_support;
+
+use katotune::stack::docker::DockerError;
+use katotune::stack::image::{build_engine_image, ENGINE_IMAGE_LABEL};
+
+use docker_support::{backend_or_skip, sleeper_binary};
+
+/// Removes the test's engine image when dropped.
+struct ImageGuard(String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let tag = self.0.clone();
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("cleanup runtime");
+            runtime.block_on(async {
+                let Ok(backend) = katotune::stack::docker::DockerBackend::connect().await else {
+                    return;
+                };
+                let _ = backend
+                    .docker()
+                    .remove_image(
+                        &tag,
+                        None::<bollard::query_parameters::RemoveImageOptions>,
+                        None,
+                    )
+                    .await;
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+#[tokio::test]
+async fn engine_image_runs_katotune_serve_and_checks_itself_with_katotune_health() {
+    let Some(backend) = backend_or_skip("engine image").await else {
+        return;
+    };
+    let tag = format!("katotune-test-engine:{}", std::process::id());
+    let _guard = ImageGuard(tag.clone());
+    // Any static executable will do to check the image's shape; the sleeper is one.
+    let info = build_engine_image(backend.docker(), &sleeper_binary(), &tag)
+        .await
+        .expect("build engine image");
+
+    assert!(backend.image_exists(&tag).await.expect("inspect"));
+    let health: Vec<&str> = info
+        .healthcheck
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        health,
+        [
+            "CMD",
+            "/katotune",
+            "health",
+            "--url",
+            "http://127.0.0.1:8000"
+        ]
+    );
+    let entrypoint: Vec<&str> = info
+        .entrypoint
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        entrypoint,
+        ["/katotune", "serve", "--host", "0.0.0.0", "--port", "8000"]
+    );
+    assert_eq!(
+        info.labels.get(ENGINE_IMAGE_LABEL).map(String::as_str),
+        Some("engine")
+    );
+}
+
+#[tokio::test]
+async fn a_dynamically_linked_binary_is_refused_with_the_static_build_command() {
+    let Some(backend) = backend_or_skip("engine image").await else {
+        return;
+    };
+    let dynamic = std::env::current_exe().expect("test binary");
+    let err = build_engine_image(backend.docker(), &dynamic, "katotune-test-never:built")
+        .await
+        .expect_err("a dynamic binary cannot run FROM scratch");
+    assert!(matches!(err, DockerError::Build { .. }), "{err}");
+    assert!(err.to_string().contains("+crt-static"), "{err}");
+    assert!(!backend
+        .image_exists("katotune-test-never:built")
+        .await
+        .expect("inspect"));
+}
