@@ -228,6 +228,24 @@ async fn a_container_that_exits_at_start_fails_with_its_exit_code_and_the_stack_
         !message.contains("hunter2-secret"),
         "secret leaked: {message}"
     );
+
+    let mut lines = Vec::new();
+    backend
+        .logs(&stack, 50, false, |line| lines.push(line))
+        .await
+        .expect("logs");
+    assert!(
+        lines.contains(&"crash | sleeper: token is ***".to_string()),
+        "{lines:?}"
+    );
+    let tail = backend
+        .tail_logs(&format!("{stack}-crash"), 50)
+        .await
+        .expect("tail");
+    assert!(
+        !tail.join("\n").contains("hunter2-secret"),
+        "secret leaked: {tail:?}"
+    );
 }
 
 #[tokio::test]

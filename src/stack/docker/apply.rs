@@ -10,6 +10,7 @@ use bollard::models::{
 use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
 
 use super::error::{is_not_found, DockerError};
+use super::observe::SECRET_ENV_LABEL;
 use super::{ApplyReport, ContainerChange, DockerBackend};
 use crate::stack::plan::{labels, ContainerSpec, HealthSpec, StackPlan};
 
@@ -283,6 +284,7 @@ fn create_body(
     all_labels.extend(shared.clone());
     all_labels.insert(labels::SERVICE.into(), spec.service.clone());
     all_labels.insert(labels::CONFIG_HASH.into(), spec.config_hash.clone());
+    all_labels.insert(SECRET_ENV_LABEL.into(), spec.secret_env.join(","));
     let bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
         .ports
         .iter()

@@ -7,6 +7,7 @@ use std::time::Duration;
 use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
 use tokio::time::Instant;
 
+use super::observe::mask;
 use super::{DockerBackend, DockerError};
 use crate::stack::plan::{ContainerSpec, StackPlan};
 
@@ -205,13 +206,14 @@ fn readiness_of(found: &ContainerInspectResponse) -> Readiness {
 
 /// Masks every secret env value of the plan in a line of text.
 pub(super) fn redact(plan: &StackPlan, text: &str) -> String {
-    let mut clean = text.to_string();
-    for spec in &plan.containers {
-        for key in &spec.secret_env {
-            if let Some(value) = spec.env.get(key).filter(|v| !v.is_empty()) {
-                clean = clean.replace(value.as_str(), "***");
-            }
-        }
-    }
-    clean
+    let secrets: Vec<String> = plan
+        .containers
+        .iter()
+        .flat_map(|spec| {
+            spec.secret_env
+                .iter()
+                .filter_map(|key| spec.env.get(key).cloned())
+        })
+        .collect();
+    mask(text, &secrets)
 }

@@ -14,6 +14,10 @@ use serde::Serialize;
 use super::{DockerBackend, DockerError};
 use crate::stack::plan::labels;
 
+/// Label naming a container's secret env keys, so its logs can be masked later
+/// without the plan.
+pub(super) const SECRET_ENV_LABEL: &str = "io.katotune.secret-env";
+
 /// One katotune container as the engine sees it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ContainerStatus {
@@ -81,6 +85,10 @@ impl DockerBackend {
     ) -> Result<(), DockerError> {
         let mut containers = self.status(Some(stack)).await?;
         containers.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut secrets = Vec::new();
+        for container in &containers {
+            secrets.extend(self.secret_values(&container.name).await?);
+        }
         let streams = containers.into_iter().map(|c| {
             let prefix = c.service.clone();
             self.log_lines(&c.name, tail, follow)
@@ -89,7 +97,7 @@ impl DockerBackend {
         });
         let mut merged = stream::select_all(streams);
         while let Some(line) = merged.next().await {
-            sink(line?);
+            sink(mask(&line?, &secrets));
         }
         Ok(())
     }
@@ -106,7 +114,34 @@ impl DockerBackend {
             all.push(line?);
         }
         let keep = all.len().saturating_sub(lines);
-        Ok(all.split_off(keep))
+        let secrets = self.secret_values(container).await?;
+        Ok(all
+            .split_off(keep)
+            .iter()
+            .map(|line| mask(line, &secrets))
+            .collect())
+    }
+
+    /// The values of the container's secret env keys (named by its label).
+    async fn secret_values(&self, container: &str) -> Result<Vec<String>, DockerError> {
+        let Some(found) = self.inspect_if_exists(container).await? else {
+            return Ok(Vec::new());
+        };
+        let config = found.config.unwrap_or_default();
+        let labels = config.labels.unwrap_or_default();
+        let keys: Vec<&str> = labels
+            .get(SECRET_ENV_LABEL)
+            .map(|keys| keys.split(',').filter(|k| !k.is_empty()).collect())
+            .unwrap_or_default();
+        let values = config
+            .env
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|entry| {
+                let (key, value) = entry.split_once('=')?;
+                (keys.contains(&key) && !value.is_empty()).then(|| value.to_string())
+            });
+        Ok(values.collect())
     }
 
     fn log_lines(
@@ -132,6 +167,16 @@ impl DockerBackend {
                 stream::iter(lines)
             })
     }
+}
+
+/// Replaces every secret value in the text with `***`.
+pub(super) fn mask(text: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .filter(|secret| !secret.is_empty())
+        .fold(text.to_string(), |clean, secret| {
+            clean.replace(secret.as_str(), "***")
+        })
 }
 
 fn text_of(output: LogOutput) -> String {
