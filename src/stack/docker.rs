@@ -1,5 +1,6 @@
-//! The docker backend: makes a [`StackPlan`](crate::stack::plan::StackPlan) real through the Docker Engine API
-//! (bollard), and watches, lists and removes what it made.
+//! The docker backend: makes a [`StackPlan`](crate::stack::plan::StackPlan) real
+//! through the Docker Engine API (bollard), and watches, lists and removes what it
+//! made.
 //!
 //! Every network, volume and container it creates carries the plan's labels
 //! (`io.katotune.stack` and friends), and `down` removes only what carries the
@@ -50,8 +51,7 @@ pub enum ContainerChange {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApplyReport {
     pub stack: String,
-    /// `(container name, what happened)`.
-    pub containers: Vec<(String, ContainerChange)>,
+    pub containers: Vec<AppliedContainer>,
     /// Whether the network was created by this apply.
     pub network_created: bool,
     /// Volumes created by this apply.
@@ -66,16 +66,24 @@ impl ApplyReport {
             && self
                 .containers
                 .iter()
-                .all(|(_, change)| *change == ContainerChange::Unchanged)
+                .all(|c| c.change == ContainerChange::Unchanged)
     }
 
     /// What happened to the named container, if the plan had it.
     pub fn change_of(&self, container: &str) -> Option<ContainerChange> {
         self.containers
             .iter()
-            .find(|(name, _)| name == container)
-            .map(|(_, change)| *change)
+            .find(|c| c.name == container)
+            .map(|c| c.change)
     }
+}
+
+/// One container in an [`ApplyReport`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AppliedContainer {
+    pub name: String,
+    pub service: String,
+    pub change: ContainerChange,
 }
 
 /// What `down` removed.

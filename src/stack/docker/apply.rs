@@ -11,7 +11,7 @@ use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOp
 
 use super::error::{is_not_found, DockerError};
 use super::observe::SECRET_ENV_LABEL;
-use super::{ApplyReport, ContainerChange, DockerBackend};
+use super::{AppliedContainer, ApplyReport, ContainerChange, DockerBackend};
 use crate::stack::plan::{labels, ContainerSpec, HealthSpec, StackPlan};
 
 impl DockerBackend {
@@ -34,7 +34,11 @@ impl DockerBackend {
         for spec in &plan.containers {
             let change = self.ensure_container(plan, spec, &shared).await?;
             tracing::info!(stack = %plan.stack, container = %spec.name, ?change, "applied");
-            containers.push((spec.name.clone(), change));
+            containers.push(AppliedContainer {
+                name: spec.name.clone(),
+                service: spec.service.clone(),
+                change,
+            });
         }
         Ok(ApplyReport {
             stack: plan.stack.clone(),
