@@ -95,3 +95,39 @@ async fn a_dynamically_linked_binary_is_refused_with_the_static_build_command() 
         .await
         .expect("inspect"));
 }
+
+/// The real thing, when a static katotune build is at hand: set
+/// `KATOTUNE_STATIC_BINARY` to it (see `katotune::stack::image::static_binary_path`).
+#[tokio::test]
+async fn engine_image_from_a_static_katotune_build_serves_and_turns_healthy() {
+    let Some(binary) = std::env::var_os("KATOTUNE_STATIC_BINARY") else {
+        eprintln!("skipping: set KATOTUNE_STATIC_BINARY to a static katotune build to run this");
+        return;
+    };
+    let Some(backend) = backend_or_skip("engine image").await else {
+        return;
+    };
+    let tag = format!("katotune-test-engine-real:{}", std::process::id());
+    let _image = ImageGuard(tag.clone());
+    build_engine_image(backend.docker(), std::path::Path::new(&binary), &tag)
+        .await
+        .expect("build engine image");
+    let stack = docker_support::stack_name("engine");
+    let _stack = docker_support::StackGuard(vec![stack.clone()]);
+    let mut engine = docker_support::sleeper(&stack, "engine", &[]);
+    engine.image = tag.clone();
+    engine.health = None; // the image's own HEALTHCHECK (`katotune health`) applies
+    docker_support::publish(&mut engine, None);
+    let plan = docker_support::plan(&stack, vec![engine]);
+
+    backend.apply(&plan, "run-1").await.expect("apply");
+    backend
+        .wait_healthy(&plan, std::time::Duration::from_secs(60))
+        .await
+        .expect("engine healthy");
+    let endpoint = backend.api_endpoint(&plan).await.expect("endpoint");
+    let answer = reqwest::get(format!("{endpoint}/health"))
+        .await
+        .expect("GET /health");
+    assert_eq!(answer.status(), 200);
+}
