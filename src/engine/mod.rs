@@ -1,1 +1,349 @@
-//! engine (being built).
+//! The embedded KATO-compatible server: katotune's default backend.
+//!
+//! It speaks KATO 3.10.1's HTTP API (sessions, observe, observe-sequence, learn, STM,
+//! config, patterns) with the same shapes, status codes, learning semantics and pattern
+//! names, keeps every node's knowledge base in memory, and writes it behind to one
+//! SQLite file (see [`store`] for the schema). It answers `GET /predictions` with 501:
+//! it does not compute predictions. Beyond KATO it honours the seed knobs for real
+//! ([`EngineLimits`]) and serves `GET /katotune/kb/{node_id}` (names and frequencies).
+//!
+//! [`start`] runs it inside the caller's runtime on a loopback port; [`serve`] runs it
+//! until a shutdown future completes. Both flush the database on the way out.
+
+mod body;
+pub mod kb;
+mod limits;
+mod pyvalue;
+mod reply;
+mod routes;
+pub mod session;
+mod session_config;
+mod session_routes;
+mod sessions;
+pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use limits::{EngineLimits, DEFAULT_STM_CAPACITY};
+
+use kb::KnowledgeBases;
+use limits::{Gates, LimitCounters};
+use sessions::Sessions;
+use store::{PendingChanges, Store};
+
+/// How the engine runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// Address to listen on; port 0 picks a free one.
+    pub bind: SocketAddr,
+    /// The SQLite file; `None` keeps everything in memory (ephemeral).
+    pub db_path: Option<PathBuf>,
+    /// KATO's `SERVICE_NAME`: the suffix of every KB id.
+    pub service_name: String,
+    /// Default session TTL (`SESSION_TTL`).
+    pub session_ttl: Duration,
+    /// The knobs.
+    pub limits: EngineLimits,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            db_path: None,
+            service_name: "kato".into(),
+            session_ttl: Duration::from_secs(3600),
+            limits: EngineLimits::default(),
+        }
+    }
+}
+
+/// Why the engine could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// An environment variable held something unusable.
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    Config {
+        name: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source} (pick another address or port)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The database file could not be opened, read or written.
+    #[error("knowledge-base database {path}: {source} (check the path and its permissions)")]
+    Store {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    /// Some other I/O failure.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+fn parse_var<T: std::str::FromStr>(
+    name: &'static str,
+    value: Option<String>,
+    reason: &'static str,
+    valid: impl Fn(&T) -> bool,
+) -> Result<Option<T>, EngineError> {
+    let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<T>() {
+        Ok(parsed) if valid(&parsed) => Ok(Some(parsed)),
+        _ => Err(EngineError::Config {
+            name,
+            value,
+            reason,
+        }),
+    }
+}
+
+impl EngineConfig {
+    /// The defaults overridden by KATO's environment names (`SESSION_TTL`, `SERVICE_NAME`,
+    /// `KATO_BATCH_SIZE`, `CONNECTION_POOL_SIZE`, `REQUEST_TIMEOUT`, `STM_CAPACITY`,
+    /// `KATO_LIMIT_CONCURRENCY`) and `KATOTUNE_ENGINE_DB` (unset, empty or `:memory:` =
+    /// ephemeral).
+    pub fn from_env() -> Result<Self, EngineError> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`EngineConfig::from_env`], reading variables through `var`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, EngineError> {
+        let positive = "must be a whole number of at least 1";
+        let mut config = Self::default();
+        if let Some(ttl) =
+            parse_var::<u64>("SESSION_TTL", var("SESSION_TTL"), positive, |t| *t > 0)?
+        {
+            config.session_ttl = Duration::from_secs(ttl);
+        }
+        if let Some(name) = var("SERVICE_NAME").filter(|n| !n.is_empty()) {
+            config.service_name = name;
+        }
+        let limits = &mut config.limits;
+        limits.batch_size = parse_var("KATO_BATCH_SIZE", var("KATO_BATCH_SIZE"), positive, |n| {
+            *n > 0
+        })?;
+        limits.connection_pool_size = parse_var(
+            "CONNECTION_POOL_SIZE",
+            var("CONNECTION_POOL_SIZE"),
+            positive,
+            |n| *n > 0,
+        )?;
+        limits.request_timeout = parse_var::<f64>(
+            "REQUEST_TIMEOUT",
+            var("REQUEST_TIMEOUT"),
+            "must be a number of seconds above 0",
+            |s| s.is_finite() && *s > 0.0 && *s < 1.0e9,
+        )?
+        .map(Duration::from_secs_f64);
+        if let Some(cap) = parse_var("STM_CAPACITY", var("STM_CAPACITY"), positive, |n| *n > 0)? {
+            limits.stm_capacity = cap;
+        }
+        limits.limit_concurrency = parse_var(
+            "KATO_LIMIT_CONCURRENCY",
+            var("KATO_LIMIT_CONCURRENCY"),
+            positive,
+            |n| *n > 0,
+        )?;
+        config.db_path = var("KATOTUNE_ENGINE_DB")
+            .filter(|p| !p.is_empty() && p != ":memory:")
+            .map(PathBuf::from);
+        Ok(config)
+    }
+}
+
+/// Everything the handlers share.
+pub(crate) struct Engine {
+    config: EngineConfig,
+    sessions: Sessions,
+    kbs: Arc<KnowledgeBases>,
+    store: Option<Store>,
+    gates: Gates,
+    counters: LimitCounters,
+    started: Instant,
+    started_unix: f64,
+}
+
+impl Engine {
+    fn open(config: EngineConfig) -> Result<Self, EngineError> {
+        let pending = config
+            .db_path
+            .as_ref()
+            .map(|_| Arc::new(PendingChanges::default()));
+        let kbs = Arc::new(KnowledgeBases::new(pending.clone()));
+        let store = match (&config.db_path, pending) {
+            (Some(path), Some(pending)) => Some(Store::open(path, Arc::clone(&kbs), pending)?),
+            _ => None,
+        };
+        Ok(Self {
+            gates: Gates::new(&config.limits),
+            config,
+            sessions: Sessions::default(),
+            kbs,
+            store,
+            counters: LimitCounters::default(),
+            started: Instant::now(),
+            started_unix: chrono::Utc::now().timestamp_millis() as f64 / 1000.0,
+        })
+    }
+}
+
+/// An engine serving in the background; dropping it stops serving (shutdown also flushes).
+pub struct RunningEngine {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    engine: Arc<Engine>,
+    stop: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RunningEngine {
+    /// `http://ADDR`, the base URL a KATO client uses.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The database file, if the engine persists.
+    pub fn db_path(&self) -> Option<&std::path::Path> {
+        self.engine.store.as_ref().map(Store::path)
+    }
+
+    /// Stops serving, waits for requests in flight (at most 10 s) and flushes the database.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(Duration::from_secs(10), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+        let engine = Arc::clone(&self.engine);
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(store) = &engine.store {
+                store.close();
+            }
+        })
+        .await;
+    }
+}
+
+impl Drop for RunningEngine {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Starts the engine on `config.bind` inside the current tokio runtime.
+pub async fn start(config: EngineConfig) -> Result<RunningEngine, EngineError> {
+    let bind = config.bind;
+    let engine = tokio::task::spawn_blocking(move || Engine::open(config))
+        .await
+        .map_err(|e| EngineError::Io {
+            what: "opening the knowledge base".into(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
+    let engine = Arc::new(engine);
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|source| EngineError::Bind { addr: bind, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| EngineError::Bind { addr: bind, source })?;
+    let stop = CancellationToken::new();
+    let app = routes::router(Arc::clone(&engine));
+    let task = tokio::spawn({
+        let (stop, engine) = (stop.clone(), Arc::clone(&engine));
+        async move {
+            let sweeper = tokio::spawn(sweep_sessions(engine, stop.clone()));
+            let shutdown = stop.clone().cancelled_owned();
+            if let Err(error) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(%error, "embedded KATO engine stopped serving");
+            }
+            sweeper.abort();
+        }
+    });
+    Ok(RunningEngine {
+        addr,
+        engine,
+        stop,
+        task: Some(task),
+    })
+}
+
+/// Runs the engine until `shutdown` completes, then flushes the database.
+pub async fn serve(
+    config: EngineConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), EngineError> {
+    let running = start(config).await?;
+    tracing::info!(url = %running.url(), "embedded KATO engine listening");
+    shutdown.await;
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Forgets expired sessions now and then, so abandoned ones do not pile up.
+async fn sweep_sessions(engine: Arc<Engine>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => { engine.sessions.sweep(); }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_set_the_knobs_and_bad_values_name_the_variable() {
+        let vars = |name: &str| {
+            let value = match name {
+                "SESSION_TTL" => "120",
+                "KATO_BATCH_SIZE" => "10000",
+                "REQUEST_TIMEOUT" => "2.5",
+                "STM_CAPACITY" => "50",
+                "KATOTUNE_ENGINE_DB" => ":memory:",
+                _ => return None,
+            };
+            Some(value.to_owned())
+        };
+        let config = EngineConfig::from_vars(vars).expect("valid");
+        assert_eq!(config.session_ttl, Duration::from_secs(120));
+        assert_eq!(config.limits.batch_size, Some(10_000));
+        assert_eq!(
+            config.limits.request_timeout,
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(config.limits.stm_capacity, 50);
+        assert_eq!(config.limits.connection_pool_size, None);
+        assert_eq!(config.db_path, None);
+        let bad =
+            EngineConfig::from_vars(|n| (n == "CONNECTION_POOL_SIZE").then(|| "0".to_owned()));
+        let message = bad.expect_err("0 is not a pool size").to_string();
+        assert!(message.contains("CONNECTION_POOL_SIZE"), "{message}");
+    }
+}

@@ -118,6 +118,9 @@ pub struct ObserveResult {
     pub unique_id: Option<String>,
     #[serde(default)]
     pub auto_learned_pattern: Option<String>,
+    /// Set only by katotune's engine when its STM capacity changed what was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stm_capacity_note: Option<String>,
 }
 
 /// `POST /sessions/{sid}/observe-sequence`.

@@ -16,8 +16,9 @@
 //!    jitter (`RetryPolicy`), up to `max_attempts` attempts in all.
 //! 2. **Server down**: when the connection is *refused*, the client first waits for
 //!    the server: it polls `GET /health` with backoff until anything answers, for at
-//!    most `outage_timeout` (then [`ErrorKind::ServerDown`]). Each outage is counted
-//!    once, with its length, in the metrics.
+//!    most `outage_timeout` (then [`ErrorKind::ServerDown`]), and sends the request
+//!    again; that counts as one of the `max_attempts`. Each outage is counted once,
+//!    with its length, in the metrics, however many tasks were waiting.
 //! 3. **503 Overloaded** is sent again with backoff: uvicorn (and katotune's engine)
 //!    rejects it before the application runs.
 //! 4. **Outcome unknown**: a timeout, a connection lost after sending, or a 500/504
@@ -37,6 +38,7 @@
 //! Every other answer (400, 404, 413, 422, 501, a 2xx with unexpected JSON) is returned
 //! at once as a typed [`KatoError`] naming the call, node and session.
 
+mod answers;
 mod config;
 mod session;
 mod transport;
@@ -46,9 +48,9 @@ use std::sync::Arc;
 
 use reqwest::Method;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use self::answers::{check_config_taken, expect_status, ConfigUpdate, KbListing, StatusAnswer};
 pub use self::config::{ClientConfig, RetryPolicy};
 pub use self::session::{Replay, Session};
 use self::transport::{bad_response, encode, parse, segment, Request, Transport};
@@ -59,34 +61,10 @@ use super::api::{
 use super::error::{CallSite, ErrorKind, KatoError, SetupError};
 use super::metrics::{ClientMetrics, Endpoint, MetricsSnapshot};
 
-/// Session config keys KATO honours on observe and learn: they must be the ones sent.
-const CHECKED_CONFIG_KEYS: [&str; 3] = ["max_pattern_length", "stm_mode", "process_predictions"];
-
 /// Async client of one KATO server; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct KatoClient {
     transport: Arc<Transport>,
-}
-
-#[derive(Deserialize)]
-struct StatusAnswer {
-    status: String,
-}
-
-#[derive(Serialize)]
-struct ConfigUpdate<'a> {
-    config: &'a SessionConfig,
-}
-
-#[derive(Deserialize)]
-struct KbListing {
-    patterns: Vec<KbEntry>,
-}
-
-#[derive(Deserialize)]
-struct KbEntry {
-    name: String,
-    frequency: u64,
 }
 
 impl KatoClient {
@@ -432,30 +410,4 @@ fn node_site(endpoint: Endpoint, node_id: &str) -> CallSite {
         node_id: Some(node_id.to_owned()),
         session_id: None,
     }
-}
-
-fn expect_status(site: &CallSite, got: &str, want: &str) -> Result<(), KatoError> {
-    if got == want {
-        return Ok(());
-    }
-    let reason = format!("status is {got:?}, expected {want:?}");
-    Err(bad_response(site, reason, ""))
-}
-
-/// KATO drops a whole invalid config silently (API.md 2.2): compare what it uses.
-fn check_config_taken(site: &CallSite, sent: &Value, effective: &Value) -> Result<(), KatoError> {
-    for key in CHECKED_CONFIG_KEYS {
-        let (Some(sent_value), Some(got)) = (sent.get(key), effective.get(key)) else {
-            continue;
-        };
-        if sent_value != got {
-            let kind = ErrorKind::ConfigIgnored {
-                key,
-                sent: sent_value.to_string(),
-                got: got.to_string(),
-            };
-            return Err(KatoError::new(site.clone(), kind));
-        }
-    }
-    Ok(())
 }

@@ -180,11 +180,15 @@ impl ClientMetrics {
         let micros = u64::try_from(latency.as_micros())
             .unwrap_or(u64::MAX)
             .max(1);
-        stats
+        let mut histogram = stats
             .latency_us
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .saturating_record(micros);
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // `record` grows the histogram; `saturating_record` would clamp to its current
+        // (tiny) range instead. Growing fails only past usize, where clamping is right.
+        if histogram.record(micros).is_err() {
+            histogram.saturating_record(micros);
+        }
     }
 
     pub(crate) fn request_unanswered(&self, endpoint: Endpoint) {

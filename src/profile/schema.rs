@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::duration;
+pub use crate::train::dataset::DatasetFormat;
+pub use crate::train::segment::Segmentation;
 
 /// A fully resolved tuning profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -280,19 +282,6 @@ impl Default for DatasetSection {
     }
 }
 
-/// Dataset file layouts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DatasetFormat {
-    #[default]
-    Auto,
-    Jsonl,
-    Lines,
-    Blocks,
-    TxtDir,
-    Parquet,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SampleFilter {
@@ -304,15 +293,6 @@ pub enum SampleFilter {
 #[serde(rename_all = "kebab-case")]
 pub enum Tokenizer {
     Gpt2,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Segmentation {
-    /// Path A: blank-line paragraphs, stripped, tail-merge rule, 2048-token cap.
-    Paragraphs,
-    /// Path B: the whole text in plain fixed-size slices.
-    Slices,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -438,8 +418,22 @@ impl Profile {
         format!("{}{}", self.training.node_prefix, level)
     }
 
-    /// Stable hash of everything that decides what is learned and how, for journals
-    /// and reports (the name and description do not count).
+    /// Hash of everything that decides *what* is learned (data, filter, tokenizer,
+    /// segmentation, chunk sizes, node ids, KB naming). Batch size, workers, backend
+    /// and server tuning do not count: they must not change the knowledge base.
+    pub fn learning_hash(&self) -> String {
+        use sha1::{Digest, Sha1};
+        let t = &self.training;
+        let key = serde_json::json!({
+            "dataset": t.dataset, "skip": t.skip, "filter": t.filter, "tokenizer": t.tokenizer,
+            "segmentation": t.segmentation, "cap": t.paragraph_token_cap,
+            "chunk_sizes": t.chunk_sizes, "node_prefix": t.node_prefix,
+            "service_name": self.stack.service_name,
+        });
+        hex::encode(Sha1::digest(key.to_string().as_bytes()))[..16].to_string()
+    }
+
+    /// Hash of the whole resolved profile (the name and description do not count).
     pub fn hash(&self) -> String {
         use sha1::{Digest, Sha1};
         let mut copy = self.clone();

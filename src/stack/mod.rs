@@ -1,6 +1,169 @@
 //! Where KATO runs: the embedded engine, a Docker stack, or an external URL.
+//!
+//! [`up`] brings a profile's KATO up and [`ready`] waits until it really works: `/health`
+//! answers *and* a probe learns a pattern whose name equals the one katotune computes
+//! (KATO's `/health` says 200 even when ClickHouse is down, API.md 2.1).
 
 pub mod docker;
 pub mod image;
 pub mod plan;
+pub mod probe;
 pub mod template;
+
+use std::path::PathBuf;
+
+use crate::engine::{self, EngineConfig, RunningEngine};
+use crate::profile::schema::{Backend, Port};
+use crate::profile::Profile;
+use crate::train::record::BackendInfo;
+
+/// A KATO that is up, and how to take it down again.
+pub struct StackHandle {
+    pub url: String,
+    pub backend: BackendInfo,
+    running: Running,
+}
+
+enum Running {
+    Embedded(RunningEngine),
+    External,
+}
+
+/// Why a stack could not be brought up or made ready.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("cannot start the embedded engine: {0}")]
+    Engine(#[from] engine::EngineError),
+    #[error(
+        "{} already holds a knowledge base from an earlier run; continue it with --resume, \
+         replace it with --fresh, or set stack.kb_file / stack.ephemeral",
+        .0.display()
+    )]
+    KbExists(PathBuf),
+    #[error("cannot remove the old knowledge base {}: {source}", path.display())]
+    Remove { path: PathBuf, source: std::io::Error },
+    #[error("the stack is not ready: {0}")]
+    NotReady(String),
+    #[error("the {0} backend is not available in this build")]
+    Unsupported(&'static str),
+}
+
+/// How to treat an embedded knowledge base left by an earlier run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KbStart {
+    /// Refuse to start if it holds data (the default for a fresh run).
+    RequireEmpty,
+    /// Keep it and continue (resume).
+    Continue,
+    /// Delete it first (`--fresh`).
+    Replace,
+}
+
+/// The embedded engine's knowledge-base file for `profile`, unless it is ephemeral.
+pub fn kb_file(profile: &Profile) -> Option<PathBuf> {
+    if profile.stack.ephemeral {
+        return None;
+    }
+    Some(profile.stack.kb_file.clone().unwrap_or_else(|| {
+        profile
+            .report
+            .output_dir
+            .join(format!("{}.kato.db", profile.name))
+    }))
+}
+
+/// Engine settings from a profile: the same environment names KATO reads.
+pub fn engine_config(profile: &Profile) -> Result<EngineConfig, StackError> {
+    let env = profile.server_env();
+    let mut config = EngineConfig::from_vars(|name| {
+        env.get(name).cloned().or_else(|| {
+            (name == "SERVICE_NAME").then(|| profile.stack.service_name.clone())
+        })
+    })?;
+    let port = match profile.stack.port {
+        Port::Auto => 0,
+        Port::Fixed(p) => p,
+    };
+    let host: std::net::IpAddr = profile
+        .stack
+        .host
+        .parse()
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    config.bind = std::net::SocketAddr::new(host, port);
+    config.db_path = kb_file(profile);
+    Ok(config)
+}
+
+/// Brings the profile's KATO up.
+pub async fn up(profile: &Profile, kb: KbStart) -> Result<StackHandle, StackError> {
+    match profile.stack.backend {
+        Backend::Embedded => {
+            let config = engine_config(profile)?;
+            if let Some(path) = &config.db_path {
+                prepare_kb_file(path, kb)?;
+            }
+            let engine = engine::start(config).await?;
+            let url = engine.url();
+            Ok(StackHandle {
+                backend: BackendInfo {
+                    kind: "embedded".into(),
+                    url: url.clone(),
+                    server: format!("katotune-engine {}", env!("CARGO_PKG_VERSION")),
+                },
+                url,
+                running: Running::Embedded(engine),
+            })
+        }
+        Backend::External => {
+            let url = profile.stack.url.clone().unwrap_or_default();
+            Ok(StackHandle {
+                backend: BackendInfo {
+                    kind: "external".into(),
+                    url: url.clone(),
+                    server: String::new(),
+                },
+                url,
+                running: Running::External,
+            })
+        }
+        Backend::Docker => Err(StackError::Unsupported("docker")),
+    }
+}
+
+fn prepare_kb_file(path: &std::path::Path, kb: KbStart) -> Result<(), StackError> {
+    let holds_data = std::fs::metadata(path).is_ok_and(|m| m.len() > 0);
+    match (kb, holds_data) {
+        (KbStart::RequireEmpty, true) => Err(StackError::KbExists(path.to_path_buf())),
+        (KbStart::Replace, true) => {
+            for suffix in ["", "-wal", "-shm"] {
+                let file = PathBuf::from(format!("{}{suffix}", path.display()));
+                match std::fs::remove_file(&file) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(StackError::Remove { path: file, source: e })
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        _ => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| StackError::Remove {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+            Ok(())
+        }
+    }
+}
+
+impl StackHandle {
+    /// Takes down what `up` started (the embedded engine flushes its knowledge base).
+    pub async fn down(self) {
+        match self.running {
+            Running::Embedded(engine) => engine.shutdown().await,
+            Running::External => {}
+        }
+    }
+}

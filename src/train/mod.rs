@@ -5,6 +5,12 @@
 //! the levels (pure, no I/O).
 
 pub mod dataset;
+pub mod digest;
 pub mod hierarchy;
+pub mod journal;
+pub mod progress;
+pub mod record;
+pub mod runner;
 pub mod segment;
 pub mod tokenizer;
+pub mod worker;

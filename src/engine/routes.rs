@@ -1,0 +1,255 @@
+//! The router, the session middleware, and the node-level endpoints (health, status,
+//! patterns, and katotune's own `/katotune/kb/{node_id}`).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+
+use crate::kato::api::{PatternLookup, PatternResult};
+use crate::kato::pattern::{bare_hash, kb_id};
+
+use super::kb::parse_digest;
+use super::reply::{method_not_allowed, not_found, ok, session_not_found};
+use super::{limits, session_routes as s, Engine};
+
+/// KATO's version this engine is compatible with.
+const KATO_VERSION: &str = "3.10.1";
+
+/// Every route, the fallbacks and the middleware stack.
+pub(crate) fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/", get(root))
+        .route("/status", get(status))
+        .route("/sessions", post(s::create))
+        .route("/sessions/count", get(s::count))
+        .route("/sessions/{sid}", get(s::info).delete(s::delete))
+        .route("/sessions/{sid}/exists", get(s::exists))
+        .route("/sessions/{sid}/extend", post(s::extend))
+        .route(
+            "/sessions/{sid}/config",
+            get(s::get_config).post(s::set_config),
+        )
+        .route("/sessions/{sid}/observe", post(s::observe))
+        .route(
+            "/sessions/{sid}/observe-sequence",
+            post(s::observe_sequence),
+        )
+        .route("/sessions/{sid}/learn", post(s::learn))
+        .route("/sessions/{sid}/clear-stm", post(s::clear_stm))
+        .route("/sessions/{sid}/clear-all", post(s::clear_all))
+        .route("/sessions/{sid}/stm", get(s::stm))
+        .route("/sessions/{sid}/predictions", get(s::predictions))
+        .route("/pattern/{pattern_id}", get(pattern))
+        .route("/katotune/kb/{node_id}", get(kb_frequencies))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(Arc::clone(&engine), session_gate))
+        .layer(from_fn_with_state(
+            Arc::clone(&engine),
+            limits::connection_pool,
+        ))
+        .layer(from_fn_with_state(
+            Arc::clone(&engine),
+            limits::request_timeout,
+        ))
+        .layer(from_fn_with_state(
+            Arc::clone(&engine),
+            limits::limit_concurrency,
+        ))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(engine)
+}
+
+/// KATO's session middleware: every `/sessions/{sid}/<sub>` (except `exists`) and
+/// `DELETE /sessions/{sid}` needs a live session, which this touches (sliding expiry)
+/// and hands to the handler; the answer carries `X-Session-ID`.
+async fn session_gate(State(engine): State<Arc<Engine>>, mut req: Request, next: Next) -> Response {
+    let Some(sid) = gated_session_id(req.method(), req.uri().path()) else {
+        return next.run(req).await;
+    };
+    let sid = sid.to_owned();
+    let Some(session) = engine.sessions.get(&sid, true) else {
+        return session_not_found(&sid);
+    };
+    req.extensions_mut().insert(session);
+    let mut response = next.run(req).await;
+    if let Ok(value) = HeaderValue::from_str(&sid) {
+        response.headers_mut().insert("x-session-id", value);
+    }
+    response
+}
+
+fn gated_session_id<'a>(method: &Method, path: &'a str) -> Option<&'a str> {
+    let rest = path.strip_prefix("/sessions/")?;
+    match rest.split_once('/') {
+        Some((_, "exists")) => None,
+        Some((sid, _)) => Some(sid),
+        None if method == Method::DELETE => Some(rest),
+        None => None,
+    }
+}
+
+async fn health(State(engine): State<Arc<Engine>>) -> Response {
+    ok(&json!({
+        "status": "healthy",
+        "processor_status": "healthy",
+        "service_name": engine.config.service_name,
+        "uptime_seconds": engine.started.elapsed().as_secs_f64(),
+        "issues": [],
+        "metrics_collected": 0,
+        "last_collection": engine.started_unix,
+        "active_sessions": engine.sessions.sweep(),
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
+    }))
+}
+
+async fn root(State(engine): State<Arc<Engine>>) -> Response {
+    ok(&json!({
+        "service": engine.config.service_name,
+        "version": KATO_VERSION,
+        "description": "KATO-compatible engine embedded in katotune (no predictions)",
+        "docs": "/docs",
+        "health": "/health",
+        "status": "running",
+        "uptime_seconds": engine.started.elapsed().as_secs_f64(),
+        "architecture": "modular",
+        "session_support": true,
+    }))
+}
+
+async fn status(State(engine): State<Arc<Engine>>) -> Response {
+    let kbs = engine.kbs.all();
+    let processors: Vec<Value> = kbs
+        .iter()
+        .map(|kb| json!({"kb_id": kb.kb_id, "patterns": kb.len()}))
+        .collect();
+    let limits = &engine.config.limits;
+    let store = engine.store.as_ref().map(|store| {
+        json!({
+            "path": store.path().display().to_string(),
+            "pending_changes": store.pending(),
+            "rows_written": store.stats.rows_written.load(Ordering::Relaxed),
+            "write_errors": store.stats.write_errors.load(Ordering::Relaxed),
+        })
+    });
+    ok(&json!({
+        "status": "running",
+        "base_processor_id": engine.config.service_name,
+        "uptime_seconds": engine.started.elapsed().as_secs_f64(),
+        "sessions": {"active": engine.sessions.sweep(), "per_node": engine.sessions.per_node()},
+        "processors": {
+            "total_processors": kbs.len(),
+            "max_processors": 100,
+            "eviction_ttl_seconds": engine.config.session_ttl.as_secs(),
+            "processors": processors,
+        },
+        "version": KATO_VERSION,
+        "engine": {
+            "implementation": concat!("katotune ", env!("CARGO_PKG_VERSION")),
+            "limits": {
+                "batch_size": limits.batch_size,
+                "connection_pool_size": limits.connection_pool_size,
+                "request_timeout_seconds": limits.request_timeout.map(|d| d.as_secs_f64()),
+                "stm_capacity": limits.stm_capacity,
+                "limit_concurrency": limits.limit_concurrency,
+            },
+            "counters": engine.counters.to_json(),
+            "store": store,
+        },
+    }))
+}
+
+/// The node a `/pattern` lookup targets: `node_id`, then `X-Node-ID`, then `X-Test-ID`.
+fn pattern_node(query: &HashMap<String, String>, headers: &HeaderMap) -> String {
+    if let Some(node) = query.get("node_id") {
+        return node.clone();
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(node) = header("x-node-id") {
+        return node.to_owned();
+    }
+    if let Some(test) = header("x-test-id") {
+        return format!("test_{test}");
+    }
+    "default_node".into()
+}
+
+async fn pattern(
+    State(engine): State<Arc<Engine>>,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(Path(id)) = id else {
+        return not_found().await;
+    };
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let kb_id = kb_id(&pattern_node(&query, &headers), &engine.config.service_name);
+    let bare = bare_hash(&id);
+    let found = parse_digest(bare)
+        .and_then(|digest| engine.kbs.existing(&kb_id).and_then(|kb| kb.get(&digest)));
+    let lookup = match found {
+        Some(pattern) => PatternLookup {
+            status: "okay".into(),
+            pattern: Some(pattern),
+            message: None,
+        },
+        None => PatternLookup {
+            status: "error".into(),
+            pattern: None,
+            message: Some(format!("Pattern PTRN|{bare} not found")),
+        },
+    };
+    ok(&PatternResult {
+        pattern: lookup,
+        node_id: kb_id,
+    })
+}
+
+/// katotune's own check: every pattern of a node with its frequency, sorted by name.
+async fn kb_frequencies(
+    State(engine): State<Arc<Engine>>,
+    node: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    let Ok(Path(node)) = node else {
+        return not_found().await;
+    };
+    let kb_id = kb_id(&node, &engine.config.service_name);
+    let patterns: Vec<Value> = engine
+        .kbs
+        .existing(&kb_id)
+        .map(|kb| kb.frequencies())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, frequency)| json!({"name": name, "frequency": frequency}))
+        .collect();
+    ok(&json!({"kb_id": kb_id, "patterns": patterns}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_middleware_guards_sub_paths_and_delete_only() {
+        let get = Method::GET;
+        assert_eq!(gated_session_id(&get, "/sessions/s1/observe"), Some("s1"));
+        assert_eq!(gated_session_id(&get, "/sessions/s1/exists"), None);
+        assert_eq!(gated_session_id(&get, "/sessions/s1"), None);
+        assert_eq!(
+            gated_session_id(&Method::DELETE, "/sessions/s1"),
+            Some("s1")
+        );
+        assert_eq!(gated_session_id(&get, "/sessions/count"), None);
+        assert_eq!(gated_session_id(&get, "/health"), None);
+    }
+}

@@ -1,0 +1,276 @@
+//! The knowledge bases on disk: one SQLite file per engine, written behind the request path.
+//!
+//! The file is plain SQLite in WAL mode, so `sqlite3 FILE` can read it while the engine
+//! runs. Schema (version 1):
+//!
+//! ```sql
+//! CREATE TABLE patterns (
+//!     kb_id        TEXT    NOT NULL,  -- node0_kato: kb_id(node_id, SERVICE_NAME)
+//!     name         TEXT    NOT NULL,  -- bare 40-hex SHA-1, as KATO stores it (no PTRN|)
+//!     pattern_data TEXT    NOT NULL,  -- JSON list of events: [["a","b"],["c"]]
+//!     length       INTEGER NOT NULL,  -- total symbol count
+//!     frequency    INTEGER NOT NULL,  -- times learned
+//!     emotives     TEXT    NOT NULL,  -- JSON list of the last PERSISTENCE emotive dicts
+//!     metadata     TEXT    NOT NULL,  -- JSON {key: [sorted unique strings]}
+//!     PRIMARY KEY (kb_id, name)
+//! ) WITHOUT ROWID;
+//! CREATE TABLE engine_info (key TEXT PRIMARY KEY, value TEXT NOT NULL); -- schema_version
+//! ```
+//!
+//! Sessions are not stored: like KATO without Redis persistence, they end with the process.
+//!
+//! A writer thread owns the connection. Every [`FLUSH_INTERVAL`], or as soon as
+//! [`FLUSH_CHANGES`] changes are pending, it collects the dirty patterns of every node
+//! and writes them in one transaction. A kill -9 therefore loses at most the batch being
+//! collected; SQLite's journal keeps the file consistent. Shutdown writes the last batch.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{params, Connection};
+
+use super::kb::{parse_digest, Changes, KnowledgeBases, PatternRecord};
+use super::EngineError;
+
+/// Longest time a learned pattern waits before it is written.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+/// Pending changes that trigger a write before the interval ends.
+pub const FLUSH_CHANGES: usize = 5_000;
+
+/// Count of changes not yet written, and the bell that wakes the writer.
+#[derive(Default)]
+pub struct PendingChanges {
+    count: AtomicUsize,
+    stop: AtomicBool,
+    bell: Mutex<()>,
+    ring: Condvar,
+}
+
+impl PendingChanges {
+    /// Records `n` more changes; wakes the writer when a batch is full.
+    pub fn add(&self, n: usize) {
+        let before = self.count.fetch_add(n, Ordering::Relaxed);
+        if before < FLUSH_CHANGES && before + n >= FLUSH_CHANGES {
+            self.ring.notify_one();
+        }
+    }
+
+    fn wait(&self) {
+        let guard = self.bell.lock().unwrap_or_else(|e| e.into_inner());
+        if self.count.load(Ordering::Relaxed) < FLUSH_CHANGES && !self.stop.load(Ordering::Relaxed)
+        {
+            let _ = self.ring.wait_timeout(guard, FLUSH_INTERVAL);
+        }
+    }
+}
+
+/// Counters the writer publishes for `/status`.
+#[derive(Default)]
+pub struct StoreStats {
+    /// Rows written since start.
+    pub rows_written: AtomicU64,
+    /// Transactions that failed (their rows are retried).
+    pub write_errors: AtomicU64,
+}
+
+/// The open database file and its writer thread.
+pub struct Store {
+    path: PathBuf,
+    pending: Arc<PendingChanges>,
+    /// Counters for `/status`.
+    pub stats: Arc<StoreStats>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn store_error(path: &Path, source: rusqlite::Error) -> EngineError {
+    EngineError::Store {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Store {
+    /// Opens (or creates) `path`, loads every pattern into `kbs`, and starts the writer.
+    pub fn open(
+        path: &Path,
+        kbs: Arc<KnowledgeBases>,
+        pending: Arc<PendingChanges>,
+    ) -> Result<Self, EngineError> {
+        let conn = Connection::open(path).map_err(|e| store_error(path, e))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
+             CREATE TABLE IF NOT EXISTS patterns (
+                kb_id TEXT NOT NULL, name TEXT NOT NULL, pattern_data TEXT NOT NULL,
+                length INTEGER NOT NULL, frequency INTEGER NOT NULL,
+                emotives TEXT NOT NULL, metadata TEXT NOT NULL,
+                PRIMARY KEY (kb_id, name)) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS engine_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT OR REPLACE INTO engine_info VALUES ('schema_version', '1');",
+        )
+        .map_err(|e| store_error(path, e))?;
+        load(&conn, &kbs).map_err(|e| store_error(path, e))?;
+        let stats = Arc::new(StoreStats::default());
+        let writer = {
+            let (pending, stats) = (Arc::clone(&pending), Arc::clone(&stats));
+            std::thread::Builder::new()
+                .name("katotune-kb-writer".into())
+                .spawn(move || write_behind(conn, &kbs, &pending, &stats))
+                .map_err(|source| EngineError::Io {
+                    what: "starting the knowledge-base writer thread".into(),
+                    source,
+                })?
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            pending,
+            stats,
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Changes learned but not yet committed to the file (0 = everything acknowledged is on disk).
+    pub fn pending(&self) -> usize {
+        self.pending.count.load(Ordering::Relaxed)
+    }
+
+    /// Writes everything pending and stops the writer; later calls do nothing.
+    pub fn close(&self) {
+        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
+            self.pending.stop.store(true, Ordering::Relaxed);
+            self.pending.ring.notify_one();
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Reads every row into the in-memory knowledge bases.
+fn load(conn: &Connection, kbs: &KnowledgeBases) -> rusqlite::Result<()> {
+    let mut stmt = conn
+        .prepare("SELECT kb_id, name, pattern_data, frequency, emotives, metadata FROM patterns")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let kb_id: String = row.get(0)?;
+        let name: String = row.get(1)?;
+        let data: String = row.get(2)?;
+        let frequency: i64 = row.get(3)?;
+        let emotives: String = row.get(4)?;
+        let metadata: String = row.get(5)?;
+        let parsed = (
+            parse_digest(&name),
+            serde_json::from_str(&data).ok(),
+            serde_json::from_str(&emotives).ok(),
+            serde_json::from_str(&metadata).ok(),
+        );
+        let (Some(digest), Some(events), Some(emotives), Some(metadata)) = parsed else {
+            tracing::warn!(%kb_id, %name, "skipping an unreadable pattern row");
+            continue;
+        };
+        let frequency = u64::try_from(frequency).unwrap_or(0);
+        let record = PatternRecord::loaded(events, frequency, emotives, metadata);
+        kbs.node(&kb_id).insert_loaded(digest, record);
+    }
+    Ok(())
+}
+
+/// The writer thread: batches until stopped, then writes the last batch.
+fn write_behind(
+    mut conn: Connection,
+    kbs: &KnowledgeBases,
+    pending: &PendingChanges,
+    stats: &StoreStats,
+) {
+    let mut retry: Vec<(String, Changes)> = Vec::new();
+    loop {
+        pending.wait();
+        let stopping = pending.stop.load(Ordering::Relaxed);
+        for kb in kbs.all() {
+            let changes = kb.take_changes();
+            if changes.cleared || !changes.rows.is_empty() {
+                retry.push((kb.kb_id.clone(), changes));
+            }
+        }
+        if !retry.is_empty() {
+            match write_batch(&mut conn, &retry) {
+                Ok(rows) => {
+                    stats.rows_written.fetch_add(rows, Ordering::Relaxed);
+                    let done = retry.iter().map(|(_, c)| c.rows.len()).sum();
+                    pending.count.fetch_sub(done, Ordering::Relaxed);
+                    retry.clear();
+                }
+                Err(error) => {
+                    stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(%error, "knowledge-base write failed; retrying with the next batch");
+                    std::thread::sleep(FLUSH_INTERVAL);
+                }
+            }
+        }
+        if stopping && retry.is_empty() {
+            return;
+        }
+        if stopping && stats.write_errors.load(Ordering::Relaxed) > 20 {
+            tracing::error!("giving up writing the knowledge base at shutdown");
+            return;
+        }
+    }
+}
+
+/// Writes one batch in one transaction; returns the number of rows written.
+fn write_batch(conn: &mut Connection, batch: &[(String, Changes)]) -> rusqlite::Result<u64> {
+    let tx = conn.transaction()?;
+    let mut written = 0;
+    {
+        let mut delete = tx.prepare_cached("DELETE FROM patterns WHERE kb_id = ?1")?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO patterns (kb_id, name, pattern_data, length, frequency, emotives, metadata)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (kb_id, name) DO UPDATE SET frequency = excluded.frequency,
+                emotives = excluded.emotives, metadata = excluded.metadata",
+        )?;
+        let mut update = tx.prepare_cached(
+            "UPDATE patterns SET frequency = ?3, emotives = ?4, metadata = ?5
+             WHERE kb_id = ?1 AND name = ?2",
+        )?;
+        for (kb_id, changes) in batch {
+            if changes.cleared {
+                delete.execute([kb_id])?;
+            }
+            for (digest, record) in &changes.rows {
+                let name = hex::encode(digest);
+                let frequency = i64::try_from(record.frequency).unwrap_or(i64::MAX);
+                let emotives = to_json(&record.emotives);
+                let metadata = to_json(&record.metadata);
+                if record.persisted {
+                    update.execute(params![kb_id, name, frequency, emotives, metadata])?;
+                } else {
+                    let data = to_json(record.events.as_ref());
+                    let length = i64::try_from(record.length).unwrap_or(i64::MAX);
+                    insert.execute(params![
+                        kb_id, name, data, length, frequency, emotives, metadata
+                    ])?;
+                }
+                written += 1;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(written)
+}
+
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}

@@ -1,0 +1,209 @@
+//! The resume journal: where a run may continue from, written atomically.
+//!
+//! It records the raw row index just past the contiguous prefix of *completed*
+//! samples (not submitted ones, and in raw rows, not filtered counts: TRAINING.md
+//! problems 9-11), together with the profile's learning hash and the dataset's
+//! identity, so a resume can refuse a journal from another profile or dataset.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::dataset::DatasetIdentity;
+
+/// Format version of the journal file.
+pub const JOURNAL_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Journal {
+    pub version: u32,
+    pub profile: String,
+    /// Hash of everything in the profile that decides what is learned.
+    pub learning_hash: String,
+    pub dataset: DatasetIdentity,
+    /// First raw row not yet known to be done; a resume starts reading here.
+    pub next_row: u64,
+    /// Samples trained (or settled as at risk) so far, over every session of this run.
+    pub samples_done: u64,
+    /// Rows whose learns may have been applied partly or twice (never re-run).
+    pub at_risk_rows: Vec<u64>,
+    /// Rows skipped as unreadable.
+    pub skipped_rows: Vec<u64>,
+    pub run_id: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot read the resume journal {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the resume journal {} is damaged ({reason}); delete it to start over", path.display())]
+    Damaged { path: PathBuf, reason: String },
+    #[error("no resume journal at {}: nothing to resume; run without --resume to start", path.display())]
+    Missing { path: PathBuf },
+    #[error("the resume journal {} belongs to {what}; resuming would mix two trainings in one knowledge base. Run without --resume to start over, or use the matching profile and dataset", path.display())]
+    Mismatch { path: PathBuf, what: String },
+    #[error("cannot write the resume journal {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Journal {
+    /// Reads a journal; `Missing` when there is none.
+    pub fn load(path: &Path) -> Result<Journal, JournalError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(JournalError::Missing { path: path.into() })
+            }
+            Err(source) => {
+                return Err(JournalError::Read {
+                    path: path.into(),
+                    source,
+                })
+            }
+        };
+        let journal: Journal = serde_json::from_str(&text).map_err(|e| JournalError::Damaged {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+        if journal.version != JOURNAL_VERSION {
+            return Err(JournalError::Damaged {
+                path: path.into(),
+                reason: format!(
+                    "version {} (this katotune writes {JOURNAL_VERSION})",
+                    journal.version
+                ),
+            });
+        }
+        Ok(journal)
+    }
+
+    /// Refuses a journal written for another profile or dataset.
+    pub fn check(
+        &self,
+        path: &Path,
+        learning_hash: &str,
+        dataset: &DatasetIdentity,
+    ) -> Result<(), JournalError> {
+        if self.learning_hash != learning_hash {
+            return Err(JournalError::Mismatch {
+                path: path.into(),
+                what: format!(
+                    "profile `{}` with other training settings (hash {} here, {} in the journal)",
+                    self.profile, learning_hash, self.learning_hash
+                ),
+            });
+        }
+        if self.dataset.fingerprint != dataset.fingerprint || self.dataset.bytes != dataset.bytes {
+            return Err(JournalError::Mismatch {
+                path: path.into(),
+                what: format!(
+                    "another dataset ({}, {} bytes)",
+                    self.dataset.path.display(),
+                    self.dataset.bytes
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes the journal atomically: a temporary file, fsync, then rename.
+    pub fn save(&self, path: &Path) -> Result<(), JournalError> {
+        let err = |source| JournalError::Write {
+            path: path.into(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let tmp = path.with_extension("journal.tmp");
+        let text = serde_json::to_vec_pretty(self).expect("a journal always serializes");
+        let mut file = std::fs::File::create(&tmp).map_err(err)?;
+        file.write_all(&text).map_err(err)?;
+        file.sync_all().map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)
+    }
+}
+
+/// Tracks which raw rows are done, to find the contiguous completed prefix while
+/// samples finish out of order.
+#[derive(Debug, Default)]
+pub struct Frontier {
+    /// Rows handed out, in order, with whether each is done.
+    pending: VecDeque<(u64, bool)>,
+    /// First row after everything handed out so far.
+    read_up_to: u64,
+}
+
+impl Frontier {
+    pub fn starting_at(row: u64) -> Self {
+        Self {
+            pending: VecDeque::new(),
+            read_up_to: row,
+        }
+    }
+
+    /// A row was read and is now being trained.
+    pub fn dispatched(&mut self, row: u64) {
+        self.pending.push_back((row, false));
+        self.read_up_to = row + 1;
+    }
+
+    /// A row was read and needs no training (filtered, or skipped as unreadable).
+    pub fn settled(&mut self, row: u64) {
+        self.pending.push_back((row, true));
+        self.read_up_to = row + 1;
+        self.advance();
+    }
+
+    /// A dispatched row finished (trained, or settled as at risk).
+    pub fn completed(&mut self, row: u64) {
+        if let Some(slot) = self.pending.iter_mut().find(|(r, _)| *r == row) {
+            slot.1 = true;
+        }
+        self.advance();
+    }
+
+    fn advance(&mut self) {
+        while self.pending.front().is_some_and(|(_, done)| *done) {
+            self.pending.pop_front();
+        }
+    }
+
+    /// First row not known to be done.
+    pub fn next_row(&self) -> u64 {
+        self.pending
+            .front()
+            .map(|(r, _)| *r)
+            .unwrap_or(self.read_up_to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frontier_stops_at_the_first_unfinished_row() {
+        let mut f = Frontier::starting_at(10);
+        f.dispatched(10);
+        f.settled(11);
+        f.dispatched(12);
+        f.dispatched(13);
+        assert_eq!(f.next_row(), 10);
+        f.completed(13);
+        assert_eq!(f.next_row(), 10, "13 finished, but 10 and 12 did not");
+        f.completed(10);
+        assert_eq!(f.next_row(), 12);
+        f.completed(12);
+        assert_eq!(f.next_row(), 14);
+    }
+}

@@ -1,0 +1,163 @@
+//! The run record: one JSON document per run, everything needed to judge and
+//! reproduce it, and the terminal summary printed from it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+use super::dataset::DatasetIdentity;
+use super::digest::KbDigest;
+use super::segment::SegmentCounts;
+use crate::kato::metrics::MetricsSnapshot;
+use crate::profile::Profile;
+
+/// Format version of run records (bumped on incompatible changes).
+pub const RECORD_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub version: u32,
+    pub katotune_version: String,
+    pub run_id: String,
+    /// `completed`, `interrupted` or `failed`.
+    pub status: RunStatus,
+    /// Why the run stopped early, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+    pub profile: ProfileInfo,
+    pub backend: BackendInfo,
+    pub dataset: DatasetIdentity,
+    pub started_at: String,
+    pub finished_at: String,
+    pub wall_seconds: f64,
+    /// True when this run continued from a journal.
+    pub resumed: bool,
+    pub samples: SampleCounts,
+    /// Tokens of the trained samples.
+    pub tokens: u64,
+    pub samples_per_second: f64,
+    pub tokens_per_second: f64,
+    /// Client calls per trained sample, by endpoint.
+    pub calls_per_sample: BTreeMap<String, f64>,
+    pub calls: MetricsSnapshot,
+    pub segmentation: SegmentCounts,
+    pub levels: Vec<LevelRecord>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    Completed,
+    Interrupted,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileInfo {
+    pub name: String,
+    /// Hash of the whole resolved profile.
+    pub hash: String,
+    /// Hash of what decides what is learned (resume and compare check this one).
+    pub learning_hash: String,
+    pub resolved: Profile,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendInfo {
+    /// `embedded`, `docker` or `external`.
+    pub kind: String,
+    pub url: String,
+    /// Server name and version as it reported them, or the image id.
+    pub server: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SampleCounts {
+    /// Samples trained to the end.
+    pub done: u64,
+    /// Rows dropped by the filter.
+    pub filtered: u64,
+    /// Unreadable rows skipped (`on_bad_sample: skip`).
+    pub skipped: Vec<SampleIssue>,
+    /// Samples that failed before changing anything (they are retried on resume).
+    pub failed: Vec<SampleIssue>,
+    /// Samples whose learns may have reached KATO partly or twice.
+    pub at_risk: Vec<SampleIssue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleIssue {
+    pub row: u64,
+    pub origin: String,
+    pub reason: String,
+}
+
+/// What one node learned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LevelRecord {
+    pub node: String,
+    pub chunk_size: usize,
+    /// Learn requests made at this node (node0: one per chunk).
+    pub requests: u64,
+    /// Names the server returned, as a digest.
+    pub kb: KbDigest,
+    /// Names that entered this level but were never learned (lone tails).
+    pub dropped: u64,
+    /// Tokens (node0) or names one pattern here spans at full size.
+    pub receptive_field: u64,
+    /// Why this level learned nothing, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl RunRecord {
+    /// The terminal summary.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{} {}: {} samples ({} filtered, {} skipped, {} failed, {} at risk) in {:.2}s",
+            self.profile.name,
+            match self.status {
+                RunStatus::Completed => "completed",
+                RunStatus::Interrupted => "INTERRUPTED",
+                RunStatus::Failed => "FAILED",
+            },
+            self.samples.done,
+            self.samples.filtered,
+            self.samples.skipped.len(),
+            self.samples.failed.len(),
+            self.samples.at_risk.len(),
+            self.wall_seconds
+        );
+        if let Some(reason) = &self.stop_reason {
+            let _ = writeln!(s, "  stopped: {reason}");
+        }
+        let _ = writeln!(
+            s,
+            "  {:.2} samples/s, {:.0} tokens/s, {:.1} calls/sample, latency p50 {:.2} ms p95 {:.2} ms p99 {:.2} ms",
+            self.samples_per_second,
+            self.tokens_per_second,
+            self.calls_per_sample.values().sum::<f64>(),
+            self.calls.latency.p50_ms,
+            self.calls.latency.p95_ms,
+            self.calls.latency.p99_ms
+        );
+        for level in &self.levels {
+            let _ = write!(
+                s,
+                "  {:<8} learns {:>8}  distinct {:>8}  digest {}",
+                level.node,
+                level.kb.learns,
+                level.kb.distinct,
+                &level.kb.digest[..12]
+            );
+            if let Some(note) = &level.note {
+                let _ = write!(s, "  ({note})");
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
