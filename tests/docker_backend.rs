@@ -202,6 +202,9 @@ async fn a_container_that_exits_at_start_fails_with_its_exit_code_and_the_stack_
         &[("SLEEPER_EXIT", "3"), ("SLEEPER_TOKEN", "hunter2-secret")],
     );
     crash.secret_env = vec!["SLEEPER_TOKEN".into()];
+    // No health check: it counts as ready while it runs, so only watching it keeps
+    // its exit from being missed.
+    crash.health = None;
     let plan = plan(&stack, vec![sleeper(&stack, "steady", &[]), crash]);
     backend.apply(&plan, "run-1").await.expect("apply");
 

@@ -40,6 +40,8 @@ impl DockerBackend {
     }
 
     /// Waits for some containers of the plan (all of them, or one's dependencies).
+    /// Every container is checked on every poll, and all must be ready on two polls
+    /// in a row, so one that exits right after starting is not taken for ready.
     pub(super) async fn wait_for(
         &self,
         plan: &StackPlan,
@@ -48,30 +50,30 @@ impl DockerBackend {
     ) -> Result<(), DockerError> {
         let started = Instant::now();
         let mut pause = FIRST_POLL;
-        let mut pending: Vec<&ContainerSpec> = containers.to_vec();
+        let mut ready_before = false;
         loop {
-            let mut still = Vec::new();
-            for spec in pending {
+            let mut pending = Vec::new();
+            for spec in containers {
                 match self.readiness(&spec.name).await? {
                     Readiness::Ready => {}
-                    Readiness::Waiting => still.push(spec),
+                    Readiness::Waiting => pending.push(spec.name.as_str()),
                     failed => return Err(self.failure(plan, spec, failed).await),
                 }
             }
-            if still.is_empty() {
+            if pending.is_empty() && ready_before {
                 return Ok(());
             }
+            ready_before = pending.is_empty();
             if started.elapsed() >= timeout {
-                let names: Vec<&str> = still.iter().map(|s| s.name.as_str()).collect();
                 return Err(DockerError::HealthTimeout {
                     stack: plan.stack.clone(),
                     waited: humantime::format_duration(timeout).to_string(),
-                    pending: names.join(", "),
+                    pending: pending.join(", "),
                     logs: self.stack_logs(plan).await,
                 });
             }
-            pending = still;
-            tokio::time::sleep(pause.min(timeout.saturating_sub(started.elapsed()))).await;
+            let pause_now = if ready_before { FIRST_POLL } else { pause };
+            tokio::time::sleep(pause_now.min(timeout.saturating_sub(started.elapsed()))).await;
             pause = (pause * 2).min(MAX_POLL);
         }
     }
