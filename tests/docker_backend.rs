@@ -3,57 +3,14 @@
 
 mod docker_support;
 
-use std::collections::HashMap;
-use std::io::Read;
 use std::time::Duration;
 
-use bollard::query_parameters::DownloadFromContainerOptionsBuilder;
-use futures::TryStreamExt;
 use katotune::stack::docker::{ContainerChange, DockerBackend, DockerError};
 use katotune::stack::plan::{labels, FileSpec};
 
 use docker_support::*;
 
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
-
-async fn container_labels_and_env(
-    backend: &DockerBackend,
-    name: &str,
-) -> (HashMap<String, String>, Vec<String>) {
-    let found = backend
-        .docker()
-        .inspect_container(name, None)
-        .await
-        .expect("inspect");
-    let config = found.config.expect("config");
-    (
-        config.labels.unwrap_or_default(),
-        config.env.unwrap_or_default(),
-    )
-}
-
-async fn read_file_in(backend: &DockerBackend, container: &str, path: &str) -> String {
-    let options = DownloadFromContainerOptionsBuilder::default()
-        .path(path)
-        .build();
-    let chunks: Vec<_> = backend
-        .docker()
-        .download_from_container(container, Some(options))
-        .try_collect()
-        .await
-        .expect("download file");
-    let bytes: Vec<u8> = chunks.concat();
-    let mut archive = tar::Archive::new(bytes.as_slice());
-    let mut entry = archive
-        .entries()
-        .expect("tar")
-        .next()
-        .expect("one file")
-        .expect("entry");
-    let mut text = String::new();
-    entry.read_to_string(&mut text).expect("utf-8 file");
-    text
-}
 
 #[tokio::test]
 async fn apply_creates_a_labelled_stack_that_serves_and_a_second_apply_changes_nothing() {
@@ -320,32 +277,6 @@ async fn down_removes_every_resource_of_the_stack_and_nothing_else() {
         .inspect_network(&bystander, None)
         .await
         .expect("unlabelled network survives");
-}
-
-/// Removes the unlabelled container and network of the `down` test.
-struct Bystander(String);
-
-impl Drop for Bystander {
-    fn drop(&mut self) {
-        let name = self.0.clone();
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Runtime::new().expect("cleanup runtime");
-            runtime.block_on(async {
-                let Ok(backend) = DockerBackend::connect().await else {
-                    return;
-                };
-                let options = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
-                    .force(true)
-                    .build();
-                let _ = backend
-                    .docker()
-                    .remove_container(&name, Some(options))
-                    .await;
-                let _ = backend.docker().remove_network(&name).await;
-            });
-        });
-        let _ = cleanup.join();
-    }
 }
 
 #[tokio::test]

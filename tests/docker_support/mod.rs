@@ -5,11 +5,14 @@
 // Each test file that includes this module uses only part of it.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use bollard::query_parameters::DownloadFromContainerOptionsBuilder;
+use futures::TryStreamExt;
 use katotune::stack::docker::DockerBackend;
 use katotune::stack::image::{build_scratch_image, ContextFile};
 use katotune::stack::plan::{labels, ContainerSpec, HealthSpec, PortSpec, StackPlan};
@@ -176,6 +179,73 @@ impl Drop for StackGuard {
                         eprintln!("cleanup of stack {stack} failed: {err}");
                     }
                 }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// A container's labels and env as the engine reports them.
+pub async fn container_labels_and_env(
+    backend: &DockerBackend,
+    name: &str,
+) -> (HashMap<String, String>, Vec<String>) {
+    let found = backend
+        .docker()
+        .inspect_container(name, None)
+        .await
+        .expect("inspect");
+    let config = found.config.expect("config");
+    (
+        config.labels.unwrap_or_default(),
+        config.env.unwrap_or_default(),
+    )
+}
+
+/// The contents of one file inside a container.
+pub async fn read_file_in(backend: &DockerBackend, container: &str, path: &str) -> String {
+    let options = DownloadFromContainerOptionsBuilder::default()
+        .path(path)
+        .build();
+    let chunks: Vec<_> = backend
+        .docker()
+        .download_from_container(container, Some(options))
+        .try_collect()
+        .await
+        .expect("download file");
+    let bytes: Vec<u8> = chunks.concat();
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    let mut entry = archive
+        .entries()
+        .expect("tar")
+        .next()
+        .expect("one file")
+        .expect("entry");
+    let mut text = String::new();
+    entry.read_to_string(&mut text).expect("utf-8 file");
+    text
+}
+
+/// Removes the unlabelled container and network of the `down` test.
+pub struct Bystander(pub String);
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("cleanup runtime");
+            runtime.block_on(async {
+                let Ok(backend) = DockerBackend::connect().await else {
+                    return;
+                };
+                let options = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+                    .force(true)
+                    .build();
+                let _ = backend
+                    .docker()
+                    .remove_container(&name, Some(options))
+                    .await;
+                let _ = backend.docker().remove_network(&name).await;
             });
         });
         let _ = cleanup.join();
