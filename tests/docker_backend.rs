@@ -397,3 +397,44 @@ async fn connecting_to_an_engine_that_is_not_there_says_what_to_do() {
     assert!(matches!(err, DockerError::NoEngine { .. }), "{err}");
     assert!(err.to_string().contains("backend: embedded"), "{err}");
 }
+
+#[tokio::test]
+async fn apply_refuses_to_take_over_a_container_that_is_not_part_of_the_stack() {
+    let Some(backend) = backend_or_skip("name-taken").await else {
+        return;
+    };
+    let image = sleeper_image(&backend).await;
+    let stack = stack_name("name-taken");
+    let _guard = StackGuard(vec![stack.clone()]);
+    let squatter = format!("{stack}-api");
+    let _squatter = Bystander(squatter.clone());
+    let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
+        .name(&squatter)
+        .build();
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(image.into()),
+        ..Default::default()
+    };
+    let created = backend
+        .docker()
+        .create_container(Some(options), body)
+        .await
+        .expect("unlabelled container");
+
+    let err = backend
+        .apply(&plan(&stack, vec![sleeper(&stack, "api", &[])]), "run-1")
+        .await
+        .expect_err("name is taken");
+    assert!(matches!(err, DockerError::NameTaken { .. }), "{err}");
+    assert!(err.to_string().contains(&format!("`{squatter}`")), "{err}");
+    let found = backend
+        .docker()
+        .inspect_container(&squatter, None)
+        .await
+        .expect("still there");
+    assert_eq!(
+        found.id.as_deref(),
+        Some(created.id.as_str()),
+        "the squatter was replaced"
+    );
+}
