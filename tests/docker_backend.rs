@@ -162,6 +162,8 @@ async fn a_container_that_exits_at_start_fails_with_its_exit_code_and_the_stack_
     // No health check: it counts as ready while it runs, so only watching it keeps
     // its exit from being missed.
     crash.health = None;
+    // Started only once `steady` is healthy, so its log has its start-up line.
+    crash.depends_on = vec!["steady".into()];
     let plan = plan(&stack, vec![sleeper(&stack, "steady", &[]), crash]);
     backend.apply(&plan, "run-1").await.expect("apply");
 
@@ -289,8 +291,9 @@ async fn status_lists_containers_of_every_stack_and_logs_name_their_service() {
     let _guard = StackGuard(vec![current.clone(), stale.clone()]);
     let mut api = sleeper(&current, "api", &[]);
     publish(&mut api, None);
+    let current_plan = plan(&current, vec![api]);
     backend
-        .apply(&plan(&current, vec![api]), "run-now")
+        .apply(&current_plan, "run-now")
         .await
         .expect("apply current");
     backend
@@ -324,6 +327,11 @@ async fn status_lists_containers_of_every_stack_and_logs_name_their_service() {
     assert_eq!(now[0].ports[0].container, 8000);
     assert!(now[0].created.is_some());
 
+    // Healthy means it answered, so its start-up line is in the log.
+    backend
+        .wait_healthy(&current_plan, HEALTH_TIMEOUT)
+        .await
+        .expect("healthy");
     let mut lines = Vec::new();
     backend
         .logs(&current, 10, false, |line| lines.push(line))
