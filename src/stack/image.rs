@@ -21,7 +21,7 @@ const ENGINE_DOCKERFILE: &str = r#"FROM scratch
 COPY katotune /katotune
 EXPOSE 8000
 LABEL io.katotune.image=engine
-HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 CMD ["/katotune","health","--url","http://127.0.0.1:8000"]
+HEALTHCHECK --interval=5s --timeout=5s --start-period=5s --retries=3 CMD ["/katotune","health","--url","http://127.0.0.1:8000"]
 ENTRYPOINT ["/katotune","serve","--host","0.0.0.0","--port","8000"]
 "#;
 
