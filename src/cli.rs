@@ -51,6 +51,11 @@ pub enum Command {
     /// Print the plan the docker backend would apply (containers, env, ports, labels,
     /// health checks) and an equivalent docker-compose file, without touching Docker.
     Render(RenderArgs),
+    /// Spin KATO up (per the profile's backend), wait until healthy, train, report,
+    /// tear down.
+    Run(RunArgs),
+    /// Run katotune's KATO-compatible engine as a standalone server.
+    Serve(ServeArgs),
     /// Check that a KATO server answers /health (exit 0 when it does).
     Health(HealthArgs),
     /// Print shell completions.
@@ -139,6 +144,29 @@ pub struct ServeArgs {
     /// Keep the knowledge base in memory only.
     #[arg(long)]
     pub ephemeral: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Profile name or file.
+    pub profile: String,
+    /// Continue from the profile's resume journal.
+    #[arg(long, conflicts_with = "fresh")]
+    pub resume: bool,
+    /// Start over, replacing the embedded knowledge base an earlier run left.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Leave the stack running after the run (docker backend).
+    #[arg(long)]
+    pub keep: bool,
+    /// Write the run record here (default: <report.output_dir>/<profile>-<run id>.json).
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// What to do with an unreadable row: fail the run, or skip it (listed in the record).
+    #[arg(long, value_parser = ["fail", "skip"])]
+    pub on_bad_sample: Option<String>,
+    #[command(flatten)]
+    pub overrides: ProfileOverrides,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,8 @@
 
 #[path = "engine_http/durability.rs"]
 mod durability;
+#[path = "engine_http/lifecycle.rs"]
+mod lifecycle;
 #[path = "engine_http/support.rs"]
 mod support;
 

@@ -1,6 +1,7 @@
 //! Carrying out commands: each subcommand is one function returning an exit code.
 
 mod profiles;
+pub mod run;
 
 use anyhow::Result;
 use serde_json::Value;
@@ -16,6 +17,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Profiles(cmd) => profiles::run(cmd, &cli.global),
         Command::Render(args) => render(args, &cli.global),
         Command::Health(args) => health(args).await,
+        Command::Run(args) => run::run(args).await,
+        Command::Serve(args) => run::serve(args).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "katotune", &mut std::io::stdout());

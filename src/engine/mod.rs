@@ -9,6 +9,13 @@
 //!
 //! [`start`] runs it inside the caller's runtime on a loopback port; [`serve`] runs it
 //! until a shutdown future completes. Both flush the database on the way out.
+//!
+//! Where it knowingly differs from KATO 3.10.1:
+//! - no predictions (`GET /predictions` is 501) and no vector observations (400);
+//! - sessions live in memory and end with the process (the KB persists);
+//! - bodies are parsed as JSON whatever their `Content-Type`;
+//! - no `/openapi.json`, `/docs`, metrics, symbol or WebSocket routes;
+//! - `/status` adds an `engine` object (limits, knob counters, database state).
 
 mod body;
 pub mod kb;
@@ -28,6 +35,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::serve::ListenerExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -274,6 +282,10 @@ pub async fn start(config: EngineConfig) -> Result<RunningEngine, EngineError> {
         async move {
             let sweeper = tokio::spawn(sweep_sessions(engine, stop.clone()));
             let shutdown = stop.clone().cancelled_owned();
+            // Small request/answer exchanges (one observe at a time) must not wait on Nagle.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             if let Err(error) = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await

@@ -53,6 +53,7 @@ pub(crate) fn router(engine: Arc<Engine>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(Arc::clone(&engine), session_gate))
+        .layer(axum::middleware::from_fn(trace_id))
         .layer(from_fn_with_state(
             Arc::clone(&engine),
             limits::connection_pool,
@@ -84,6 +85,18 @@ async fn session_gate(State(engine): State<Arc<Engine>>, mut req: Request, next:
     let mut response = next.run(req).await;
     if let Ok(value) = HeaderValue::from_str(&sid) {
         response.headers_mut().insert("x-session-id", value);
+    }
+    response
+}
+
+/// KATO echoes `X-Trace-ID`, or makes one up, on every answer.
+async fn trace_id(req: Request, next: Next) -> Response {
+    let given = req.headers().get("x-trace-id").cloned();
+    let mut response = next.run(req).await;
+    let value =
+        given.or_else(|| HeaderValue::from_str(&format!("{:032x}", rand::random::<u128>())).ok());
+    if let Some(value) = value {
+        response.headers_mut().insert("x-trace-id", value);
     }
     response
 }

@@ -206,19 +206,16 @@ pub async fn observe(
         .trim_to_capacity(engine.config.limits.stm_capacity);
     drop(data);
     session.kb.learn_all(learned);
-    let unique_id = format!("obs-{:032x}", rand::random::<u128>());
-    let mut result = ObserveResult {
+    ok(&ObserveResult {
         status: "okay".into(),
         session_id: Some(session.id.clone()),
         processor_id: Some(session.node_id.clone()),
         stm_length: step.stm_length,
         time: step.time,
-        unique_id: Some(unique_id),
+        unique_id: Some(format!("obs-{:032x}", rand::random::<u128>())),
         auto_learned_pattern: step.auto_learned,
-        stm_capacity_note: None,
-    };
-    result.stm_capacity_note = limits::stm_note(&engine, dropped);
-    ok(&result)
+        stm_capacity_note: limits::stm_note(&engine, dropped),
+    })
 }
 
 /// `POST /sessions/{sid}/observe-sequence`.

@@ -222,3 +222,33 @@ fn generated_ids_have_the_servers_shape_and_differ() {
     assert_ne!(a, b);
     assert!(a.starts_with("seq-obs-") && a.len() == 40);
 }
+
+#[test]
+fn wire_names_match_the_naming_module() {
+    let mut s = SessionState::new(0, StmMode::Clear);
+    let mut learned = Vec::new();
+    s.observe(obs(&["é", "a"]), &mut learned);
+    let got = s.learn(&mut learned);
+    assert_eq!(got, name(&[&["a", "é"]]));
+    assert_eq!(wire_name_of(&learned[0].digest), got);
+}
+
+#[test]
+fn when_both_fire_the_learn_after_each_name_is_listed_first() {
+    let mut s = SessionState::new(2, StmMode::Rolling);
+    let mut learned = Vec::new();
+    s.observe(obs(&["x"]), &mut learned);
+    let mut req = sequence(&[&["a"]]);
+    req.learn_after_each = true;
+    let out = s.observe_sequence(req, "n", None, &mut learned).unwrap();
+    // Auto-learn took [x][a] and kept [a]; learn_after_each then learned the lone [a].
+    assert_eq!(
+        out.auto_learned_patterns,
+        vec![String::new(), name(&[&["x"], &["a"]])]
+    );
+    assert_eq!(
+        out.results[0].auto_learned_pattern,
+        Some(name(&[&["x"], &["a"]]))
+    );
+    assert_eq!(out.results[0].stm_length, 0);
+}

@@ -21,8 +21,13 @@
 //!
 //! A writer thread owns the connection. Every [`FLUSH_INTERVAL`], or as soon as
 //! [`FLUSH_CHANGES`] changes are pending, it collects the dirty patterns of every node
-//! and writes them in one transaction. A kill -9 therefore loses at most the batch being
-//! collected; SQLite's journal keeps the file consistent. Shutdown writes the last batch.
+//! and writes them in one transaction. A pattern learned many times between two writes
+//! is written once. When writes get slow (a large, busy KB) the writer spaces them to
+//! four times the last write's duration, at most [`MAX_FLUSH_INTERVAL`], so that it
+//! never takes more than about a fifth of a core from the request path. A kill -9
+//! therefore loses at most the batch being collected (50 ms of learning, up to 1 s
+//! under heavy load); SQLite's journal keeps the file consistent. Shutdown writes the
+//! last batch.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -37,6 +42,8 @@ use super::EngineError;
 
 /// Longest time a learned pattern waits before it is written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+/// Longest spacing of writes when they are slow.
+pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// Pending changes that trigger a write before the interval ends.
 pub const FLUSH_CHANGES: usize = 5_000;
 
@@ -58,11 +65,15 @@ impl PendingChanges {
         }
     }
 
-    fn wait(&self) {
+    /// Waits `interval`, or less when `eager` and a full batch is pending, or on stop.
+    fn wait(&self, interval: Duration, eager: bool) {
+        let ready = || {
+            self.stop.load(Ordering::Relaxed)
+                || (eager && self.count.load(Ordering::Relaxed) >= FLUSH_CHANGES)
+        };
         let guard = self.bell.lock().unwrap_or_else(|e| e.into_inner());
-        if self.count.load(Ordering::Relaxed) < FLUSH_CHANGES && !self.stop.load(Ordering::Relaxed)
-        {
-            let _ = self.ring.wait_timeout(guard, FLUSH_INTERVAL);
+        if !ready() {
+            let _ = self.ring.wait_timeout_while(guard, interval, |_| !ready());
         }
     }
 }
@@ -195,8 +206,9 @@ fn write_behind(
     stats: &StoreStats,
 ) {
     let mut retry: Vec<(String, Changes)> = Vec::new();
+    let mut interval = FLUSH_INTERVAL;
     loop {
-        pending.wait();
+        pending.wait(interval, interval == FLUSH_INTERVAL);
         let stopping = pending.stop.load(Ordering::Relaxed);
         for kb in kbs.all() {
             let changes = kb.take_changes();
@@ -205,7 +217,10 @@ fn write_behind(
             }
         }
         if !retry.is_empty() {
-            match write_batch(&mut conn, &retry) {
+            let started = std::time::Instant::now();
+            let outcome = write_batch(&mut conn, &retry);
+            interval = (started.elapsed() * 4).clamp(FLUSH_INTERVAL, MAX_FLUSH_INTERVAL);
+            match outcome {
                 Ok(rows) => {
                     stats.rows_written.fetch_add(rows, Ordering::Relaxed);
                     let done = retry.iter().map(|(_, c)| c.rows.len()).sum();

@@ -41,7 +41,10 @@ pub enum StackError {
     )]
     KbExists(PathBuf),
     #[error("cannot remove the old knowledge base {}: {source}", path.display())]
-    Remove { path: PathBuf, source: std::io::Error },
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the stack is not ready: {0}")]
     NotReady(String),
     #[error("the {0} backend is not available in this build")]
@@ -76,9 +79,9 @@ pub fn kb_file(profile: &Profile) -> Option<PathBuf> {
 pub fn engine_config(profile: &Profile) -> Result<EngineConfig, StackError> {
     let env = profile.server_env();
     let mut config = EngineConfig::from_vars(|name| {
-        env.get(name).cloned().or_else(|| {
-            (name == "SERVICE_NAME").then(|| profile.stack.service_name.clone())
-        })
+        env.get(name)
+            .cloned()
+            .or_else(|| (name == "SERVICE_NAME").then(|| profile.stack.service_name.clone()))
     })?;
     let port = match profile.stack.port {
         Port::Auto => 0,
@@ -139,7 +142,10 @@ fn prepare_kb_file(path: &std::path::Path, kb: KbStart) -> Result<(), StackError
                 let file = PathBuf::from(format!("{}{suffix}", path.display()));
                 match std::fs::remove_file(&file) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(StackError::Remove { path: file, source: e })
+                        return Err(StackError::Remove {
+                            path: file,
+                            source: e,
+                        })
                     }
                     _ => {}
                 }

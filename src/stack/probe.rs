@@ -23,7 +23,10 @@ pub async fn ready(url: &str, timeout: Duration, interval: Duration) -> Result<(
     let mut config = ClientConfig::new(url);
     config.request_timeout = Duration::from_secs(10).min(timeout);
     config.outage_timeout = Duration::ZERO;
-    config.retry = RetryPolicy { max_attempts: 1, ..RetryPolicy::default() };
+    config.retry = RetryPolicy {
+        max_attempts: 1,
+        ..RetryPolicy::default()
+    };
     let client = KatoClient::new(config).map_err(|e| StackError::NotReady(e.to_string()))?;
     let start = Instant::now();
     let mut wait = interval;
@@ -49,18 +52,26 @@ pub async fn ready(url: &str, timeout: Duration, interval: Duration) -> Result<(
 
 /// One round of checks; the error names the check that failed.
 pub async fn probe_once(client: &KatoClient) -> Result<(), (Check, String)> {
-    client.health().await.map_err(|e| (Check::Health, e.to_string()))?;
+    client
+        .health()
+        .await
+        .map_err(|e| (Check::Health, e.to_string()))?;
     let probe = |e: crate::kato::error::KatoError| (Check::Probe, e.to_string());
     let mut session = client
         .create_session(PROBE_NODE, &SessionConfig::default(), Some(60))
         .await
         .map_err(probe)?;
     let request = ObserveSequence {
-        observations: vec![Observation::symbol("katotune"), Observation::symbol("probe")],
+        observations: vec![
+            Observation::symbol("katotune"),
+            Observation::symbol("probe"),
+        ],
         learn_at_end: true,
         ..Default::default()
     };
-    let answer = client.observe_sequence(&mut session, &request, Replay::Never).await;
+    let answer = client
+        .observe_sequence(&mut session, &request, Replay::Never)
+        .await;
     let _ = client.delete_session(&session).await;
     let answer = answer.map_err(probe)?;
     let expected = wire_name(&[vec!["katotune"], vec!["probe"]]);

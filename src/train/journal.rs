@@ -207,3 +207,99 @@ mod tests {
         assert_eq!(f.next_row(), 14);
     }
 }
+
+/// What happened to one row, as the row log says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowState {
+    /// Training started and never finished: its learns may be partial.
+    Started,
+    /// Trained to the end.
+    Done,
+    /// Settled as at risk.
+    AtRisk,
+    /// Failed before changing anything: train it again.
+    Failed,
+}
+
+/// An append-only log of row events, written before each sample's first request and
+/// after its last, so even a `kill -9` leaves a true account: on resume, rows that
+/// finished out of order are not trained twice, and rows that were half-way are
+/// reported at risk instead of being trained again over their partial learns.
+#[derive(Debug)]
+pub struct RowLog {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl RowLog {
+    /// The log that belongs to a journal file.
+    pub fn path_for(journal: &Path) -> PathBuf {
+        journal.with_extension("rows.log")
+    }
+
+    /// Opens the log for appending; `fresh` empties it first.
+    pub fn open(path: &Path, fresh: bool) -> Result<Self, JournalError> {
+        let err = |source| JournalError::Write {
+            path: path.into(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .truncate(false)
+            .open(path)
+            .map_err(err)?;
+        if fresh {
+            file.set_len(0).map_err(err)?;
+        }
+        Ok(Self {
+            file,
+            path: path.into(),
+        })
+    }
+
+    /// Appends one event (one unbuffered write: it survives the process dying).
+    pub fn record(&mut self, row: u64, state: RowState) {
+        let tag = match state {
+            RowState::Started => 'S',
+            RowState::Done => 'D',
+            RowState::AtRisk => 'R',
+            RowState::Failed => 'F',
+        };
+        if let Err(e) = self.file.write_all(format!("{tag} {row}\n").as_bytes()) {
+            tracing::error!("cannot append to {}: {e}", self.path.display());
+        }
+    }
+
+    /// The last state of every row in the log (a torn last line is ignored).
+    pub fn load(path: &Path) -> Result<std::collections::BTreeMap<u64, RowState>, JournalError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(source) => {
+                return Err(JournalError::Read {
+                    path: path.into(),
+                    source,
+                })
+            }
+        };
+        let mut states = std::collections::BTreeMap::new();
+        for line in text.lines() {
+            let mut parts = line.split(' ');
+            let state = match parts.next() {
+                Some("S") => RowState::Started,
+                Some("D") => RowState::Done,
+                Some("R") => RowState::AtRisk,
+                Some("F") => RowState::Failed,
+                _ => continue,
+            };
+            if let Some(row) = parts.next().and_then(|r| r.parse::<u64>().ok()) {
+                states.insert(row, state);
+            }
+        }
+        Ok(states)
+    }
+}

@@ -6,7 +6,7 @@
 //! journal, progress and Ctrl-C. Channels are bounded, so memory stays flat however
 //! large the corpus is.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::dataset::{passes_reference_filter, BadSample, Dataset, DatasetError, DatasetSpec};
 use super::digest::NodeTally;
 use super::hierarchy::{receptive_field, Flow, LevelCounts, TailPolicy};
-use super::journal::{Frontier, Journal, JournalError, JOURNAL_VERSION};
+use super::journal::{Frontier, Journal, JournalError, RowLog, RowState, JOURNAL_VERSION};
 use super::progress::ProgressDisplay;
 use super::record::{
     BackendInfo, LevelRecord, ProfileInfo, RunRecord, RunStatus, SampleCounts, SampleIssue,
@@ -72,6 +72,8 @@ pub enum RunError {
 enum Feed {
     Sample(PreparedSample),
     Filtered(u64),
+    /// Settled by an earlier run (resume).
+    Settled(u64),
     Bad(BadSample),
 }
 
@@ -101,7 +103,39 @@ pub async fn run(
         None
     };
     let start_row = journal.as_ref().map_or(t.skip, |j| j.next_row);
-    let already_done = journal.as_ref().map_or(0, |j| j.samples_done);
+    let log_path = RowLog::path_for(&opts.journal_path);
+    let previous = if opts.resume {
+        RowLog::load(&log_path)?
+    } else {
+        BTreeMap::new()
+    };
+    let mut row_log = RowLog::open(&log_path, !opts.resume)?;
+    // Rows the previous run settled beyond the resume point (out of order), or left
+    // half-way: neither is trained again.
+    let skip: HashSet<u64> = previous
+        .iter()
+        .filter(|(row, state)| **row >= start_row && **state != RowState::Failed)
+        .map(|(row, _)| *row)
+        .collect();
+    let half_done: Vec<u64> = previous
+        .iter()
+        .filter(|(_, state)| **state == RowState::Started)
+        .map(|(row, _)| *row)
+        .collect();
+    for row in &half_done {
+        row_log.record(*row, RowState::AtRisk);
+    }
+    let already_done = match journal.as_ref() {
+        Some(j) if !previous.is_empty() => {
+            let settled = previous
+                .values()
+                .filter(|s| **s != RowState::Failed)
+                .count();
+            (settled as u64).max(j.samples_done)
+        }
+        Some(j) => j.samples_done,
+        None => 0,
+    };
     dataset.skip_rows(start_row)?;
     let client = KatoClient::new(client_config(profile, &target.url))
         .map_err(|e| RunError::Tokenizer(e.to_string()))?;
@@ -122,17 +156,31 @@ pub async fn run(
         .map_err(|e| RunError::Tokenizer(e.to_string()))?;
     let remaining = t.samples.map(|n| n.saturating_sub(already_done));
     let reader_stop = opts.cancel.child_token();
-    let (feed_rx, seg_counts) = spawn_reader(
-        dataset,
+    let reader = Reader {
         tokenizer,
         segmenter,
-        t.filter,
+        filter: t.filter,
         remaining,
-        t.workers * 2,
-        reader_stop.clone(),
-    );
+        skip,
+    };
+    let (feed_rx, seg_counts) = reader.spawn(dataset, t.workers * 2, reader_stop.clone());
 
-    let mut state = RunState::new(profile, start_row, journal, opts, &identity, &learning_hash);
+    let mut state = RunState::new(
+        profile,
+        start_row,
+        journal,
+        opts,
+        &identity,
+        &learning_hash,
+        row_log,
+    );
+    for row in half_done {
+        state.samples.at_risk.push(SampleIssue {
+            row,
+            origin: format!("row {row}"),
+            reason: "was being trained when the previous run stopped; its learns may be partial, so it is not trained again".into(),
+        });
+    }
     let started = Instant::now();
     let started_at = now();
     state.drive(feed_rx, workers, &client, reader_stop).await;
@@ -182,58 +230,80 @@ pub fn train_settings(profile: &Profile) -> TrainSettings {
     }
 }
 
-/// The reader thread: rows in, prepared samples out, in row order.
-fn spawn_reader(
-    dataset: Dataset,
+/// The reader thread's work: rows in, prepared samples out, in row order.
+struct Reader {
     tokenizer: Gpt2Tokenizer,
     segmenter: Segmenter,
     filter: SampleFilter,
-    mut remaining: Option<u64>,
-    capacity: usize,
-    stop: CancellationToken,
-) -> (mpsc::Receiver<Feed>, Arc<Mutex<SegmentCounts>>) {
-    let (tx, rx) = mpsc::channel(capacity.max(2));
-    let counts = Arc::new(Mutex::new(SegmentCounts::default()));
-    let shared = counts.clone();
-    std::thread::spawn(move || {
-        let mut local = SegmentCounts::default();
-        for item in dataset {
-            if stop.is_cancelled() || remaining == Some(0) {
-                break;
-            }
-            let feed = match item {
-                Err(bad) => {
-                    let fatal = bad.is_fatal();
-                    if tx.blocking_send(Feed::Bad(bad)).is_err() || fatal {
-                        break;
+    /// Samples still to train; `None` = the whole corpus.
+    remaining: Option<u64>,
+    /// Rows an earlier run already settled.
+    skip: HashSet<u64>,
+}
+
+impl Reader {
+    fn spawn(
+        mut self,
+        dataset: Dataset,
+        capacity: usize,
+        stop: CancellationToken,
+    ) -> (mpsc::Receiver<Feed>, Arc<Mutex<SegmentCounts>>) {
+        let (tx, rx) = mpsc::channel(capacity.max(2));
+        let counts = Arc::new(Mutex::new(SegmentCounts::default()));
+        let shared = counts.clone();
+        std::thread::spawn(move || {
+            let mut local = SegmentCounts::default();
+            for item in dataset {
+                if stop.is_cancelled() || self.remaining == Some(0) {
+                    break;
+                }
+                let feed = match item {
+                    Err(bad) => {
+                        let fatal = bad.is_fatal();
+                        if tx.blocking_send(Feed::Bad(bad)).is_err() || fatal {
+                            break;
+                        }
+                        continue;
                     }
-                    continue;
+                    Ok(raw) => match self.prepare(raw, &mut local) {
+                        Some(feed) => feed,
+                        None => continue,
+                    },
+                };
+                if tx.blocking_send(feed).is_err() {
+                    break;
                 }
-                Ok(raw)
-                    if filter == SampleFilter::Reference && !passes_reference_filter(&raw.text) =>
-                {
-                    Feed::Filtered(raw.row)
-                }
-                Ok(raw) => {
-                    let plan = segmenter.plan(&raw.text, &|text: &str| tokenizer.tokenize(text));
-                    local.add(&plan.counts);
-                    remaining = remaining.map(|n| n - 1);
-                    Feed::Sample(PreparedSample {
-                        row: raw.row,
-                        origin: raw.origin,
-                        tokens: plan.counts.tokens,
-                        chunks: plan.chunks,
-                        metadata: raw.metadata,
-                    })
-                }
-            };
-            if tx.blocking_send(feed).is_err() {
-                break;
             }
+            *shared.blocking_lock() = local;
+        });
+        (rx, counts)
+    }
+
+    fn prepare(
+        &mut self,
+        raw: super::dataset::RawSample,
+        counts: &mut SegmentCounts,
+    ) -> Option<Feed> {
+        if self.skip.contains(&raw.row) {
+            return Some(Feed::Settled(raw.row));
         }
-        *shared.blocking_lock() = local;
-    });
-    (rx, counts)
+        if self.filter == SampleFilter::Reference && !passes_reference_filter(&raw.text) {
+            return Some(Feed::Filtered(raw.row));
+        }
+        let tokenizer = &self.tokenizer;
+        let plan = self
+            .segmenter
+            .plan(&raw.text, &|text: &str| tokenizer.tokenize(text));
+        counts.add(&plan.counts);
+        self.remaining = self.remaining.map(|n| n - 1);
+        Some(Feed::Sample(PreparedSample {
+            row: raw.row,
+            origin: raw.origin,
+            tokens: plan.counts.tokens,
+            chunks: plan.chunks,
+            metadata: raw.metadata,
+        }))
+    }
 }
 
 /// Everything the dispatcher tracks while the run goes on.
@@ -253,6 +323,7 @@ struct RunState<'a> {
     status: RunStatus,
     stop_reason: Option<String>,
     progress: ProgressDisplay,
+    row_log: RowLog,
 }
 
 impl<'a> RunState<'a> {
@@ -263,6 +334,7 @@ impl<'a> RunState<'a> {
         opts: &'a RunOptions,
         identity: &super::dataset::DatasetIdentity,
         learning_hash: &str,
+        row_log: RowLog,
     ) -> Self {
         let levels = profile.training.chunk_sizes.len();
         let resumed = journal.is_some();
@@ -295,6 +367,7 @@ impl<'a> RunState<'a> {
             in_flight: BTreeMap::new(),
             status: RunStatus::Completed,
             stop_reason: None,
+            row_log,
             progress: ProgressDisplay::new(
                 &profile.name,
                 target.map(|t| t.saturating_sub(done_before)),
@@ -396,6 +469,10 @@ impl<'a> RunState<'a> {
                 self.frontier.settled(row);
                 true
             }
+            Feed::Settled(row) => {
+                self.frontier.settled(row);
+                true
+            }
             Feed::Bad(bad) => {
                 let issue = SampleIssue {
                     row: bad.row,
@@ -421,6 +498,7 @@ impl<'a> RunState<'a> {
             Feed::Sample(sample) => {
                 let Some(work) = work else { return false };
                 self.frontier.dispatched(sample.row);
+                self.row_log.record(sample.row, RowState::Started);
                 self.in_flight.insert(sample.row, sample.clone());
                 work.send(sample).await.is_ok()
             }
@@ -439,6 +517,7 @@ impl<'a> RunState<'a> {
                 }
                 self.tokens += sample.tokens;
                 self.samples.done += 1;
+                self.row_log.record(sample.row, RowState::Done);
                 self.frontier.completed(sample.row);
             }
             Err(failure) => {
@@ -455,6 +534,7 @@ impl<'a> RunState<'a> {
                     );
                     self.journal.at_risk_rows.push(sample.row);
                     self.samples.at_risk.push(issue);
+                    self.row_log.record(sample.row, RowState::AtRisk);
                     self.frontier.completed(sample.row);
                     if self.samples.at_risk.len() > MAX_AT_RISK {
                         self.stop(
@@ -467,6 +547,7 @@ impl<'a> RunState<'a> {
                     }
                 } else {
                     self.samples.failed.push(issue);
+                    self.row_log.record(sample.row, RowState::Failed);
                     self.stop(
                         RunStatus::Failed,
                         &format!("sample {} failed: {}", sample.origin, failure.error),
@@ -483,6 +564,7 @@ impl<'a> RunState<'a> {
     fn abandon_in_flight(&mut self) {
         for (row, sample) in std::mem::take(&mut self.in_flight) {
             self.journal.at_risk_rows.push(row);
+            self.row_log.record(row, RowState::AtRisk);
             self.samples.at_risk.push(SampleIssue {
                 row,
                 origin: sample.origin,

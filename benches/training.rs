@@ -1,0 +1,102 @@
+//! `cargo bench --bench training`: the seed plan's hierarchy (5,7,9,11,13,17) over the
+//! shipped corpus on the embedded engine, for baseline, batched and batched + 4
+//! workers, as samples/s and ratios to the baseline; plus the tokenizer alone.
+//!
+//! Each profile runs on a fresh in-memory engine in this process, over real HTTP on
+//! loopback. The digests must agree, or the numbers mean nothing: the bench checks.
+
+use std::time::{Duration, Instant};
+
+use katotune::engine::{self, EngineConfig};
+use katotune::profile::Profile;
+use katotune::train::record::{BackendInfo, RunRecord};
+use katotune::train::runner::{self, RunOptions, Target};
+use katotune::train::tokenizer::Gpt2Tokenizer;
+use tokio_util::sync::CancellationToken;
+
+const ROUNDS: usize = 3;
+
+fn profile(name: &str, batch: usize, workers: usize, out: &std::path::Path) -> Profile {
+    let mut p = Profile::default();
+    p.name = name.into();
+    p.training.samples = None;
+    p.training.node0_batch = batch;
+    p.training.workers = workers;
+    p.report.output_dir = out.to_path_buf();
+    p
+}
+
+async fn once(p: &Profile, out: &std::path::Path) -> RunRecord {
+    let engine = engine::start(EngineConfig::default()).await.expect("engine starts");
+    let url = engine.url();
+    let target = Target {
+        url: url.clone(),
+        backend: BackendInfo { kind: "embedded".into(), url, server: String::new() },
+    };
+    let opts = RunOptions {
+        run_id: "bench".into(),
+        resume: false,
+        journal_path: out.join(format!("{}.journal.json", p.name)),
+        cancel: CancellationToken::new(),
+        drain_deadline: Duration::from_secs(30),
+        progress_bar: false,
+    };
+    let record = runner::run(p, &target, &opts).await.expect("run starts");
+    engine.shutdown().await;
+    record
+}
+
+fn tokenizer_rate() -> f64 {
+    let tok = Gpt2Tokenizer::new().expect("tokenizer loads");
+    let text = std::fs::read_to_string("data/kjv-100.jsonl").expect("shipped corpus");
+    let start = Instant::now();
+    let mut tokens = 0;
+    for _ in 0..5 {
+        tokens += tok.tokenize(&text).len();
+    }
+    tokens as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let profiles = [
+        profile("baseline", 1, 1, out.path()),
+        profile("batched", 50, 1, out.path()),
+        profile("batched+4w", 50, 4, out.path()),
+    ];
+    println!("training bench: 100 KJV chapters, chunk sizes 5,7,9,11,13,17, embedded engine, {ROUNDS} rounds each");
+    let mut base_rate = 0.0;
+    let mut base_digests = Vec::new();
+    for p in &profiles {
+        let mut rates = Vec::new();
+        let mut last = None;
+        for _ in 0..ROUNDS {
+            let r = rt.block_on(once(p, out.path()));
+            rates.push(r.samples_per_second);
+            last = Some(r);
+        }
+        let r = last.expect("at least one round");
+        let digests: Vec<String> = r.levels.iter().map(|l| l.kb.digest.clone()).collect();
+        if base_digests.is_empty() {
+            base_digests = digests.clone();
+        }
+        assert_eq!(digests, base_digests, "{} learned a different KB", p.name);
+        let mean = rates.iter().sum::<f64>() / rates.len() as f64;
+        let sd = (rates.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (rates.len() - 1).max(1) as f64).sqrt();
+        if base_rate == 0.0 {
+            base_rate = mean;
+        }
+        let calls: f64 = r.calls_per_sample.values().sum();
+        println!(
+            "  {:<12} {:>8.1} ± {:>5.1} samples/s  {:>8.0} tokens/s  {:>6.1} calls/sample  {:>5.2}x baseline",
+            p.name,
+            mean,
+            sd,
+            r.tokens_per_second * mean / r.samples_per_second.max(1e-9),
+            calls,
+            mean / base_rate
+        );
+    }
+    println!("  tokenizer alone: {:.0} tokens/s (one thread)", tokenizer_rate());
+}

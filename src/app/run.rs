@@ -1,0 +1,200 @@
+//! `katotune run` and `katotune serve`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::{load_profile, BadInput};
+use crate::cli::{RunArgs, ServeArgs};
+use crate::exit;
+use crate::profile::{FlagOverride, Profile};
+use crate::stack::{self, KbStart};
+use crate::train::record::{RunRecord, RunStatus};
+use crate::train::runner::{self, RunError, RunOptions, Target};
+
+/// A fresh run id: UTC time plus a random suffix.
+pub fn new_run_id() -> String {
+    format!(
+        "{}-{:04x}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        rand::random::<u16>()
+    )
+}
+
+/// Where a profile's resume journal lives.
+pub fn journal_path(profile: &Profile) -> PathBuf {
+    profile
+        .report
+        .output_dir
+        .join(format!("{}.journal.json", profile.name))
+}
+
+/// Cancels `token` on the first Ctrl-C and exits at once on the second.
+pub fn install_ctrl_c(token: CancellationToken) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nstopping: finishing in-flight samples (Ctrl-C again to quit at once)");
+            token.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("quitting at once");
+                std::process::exit(exit::INTERRUPTED);
+            }
+        }
+    });
+}
+
+pub async fn run(args: RunArgs) -> Result<i32> {
+    let mut overrides = args.overrides.clone();
+    if let Some(policy) = &args.on_bad_sample {
+        overrides
+            .set
+            .push(format!("training.on_bad_sample={policy}"));
+    }
+    let loaded = load_profile(&args.profile, &overrides)?;
+    let profile = loaded.profile;
+    let cancel = CancellationToken::new();
+    install_ctrl_c(cancel.clone());
+    let kb = match (args.resume, args.fresh) {
+        (true, _) => KbStart::Continue,
+        (_, true) => KbStart::Replace,
+        _ => KbStart::RequireEmpty,
+    };
+    let run_id = new_run_id();
+    let record = train_once(&profile, kb, &run_id, args.resume, cancel).await?;
+    let path = args.record.unwrap_or_else(|| {
+        profile
+            .report
+            .output_dir
+            .join(format!("{}-{}.json", profile.name, run_id))
+    });
+    write_record(&record, &path)?;
+    eprint!("{}", record.summary());
+    eprintln!("run record: {}", path.display());
+    Ok(status_code(&record))
+}
+
+/// Brings the stack up, waits until ready, trains, and takes the stack down.
+pub async fn train_once(
+    profile: &Profile,
+    kb: KbStart,
+    run_id: &str,
+    resume: bool,
+    cancel: CancellationToken,
+) -> Result<RunRecord> {
+    let handle = stack::up(profile, kb).await?;
+    if let Err(e) =
+        stack::probe::ready(&handle.url, profile.health.timeout, profile.health.interval).await
+    {
+        handle.down().await;
+        return Err(e.into());
+    }
+    tracing::info!("{} is ready at {}", handle.backend.kind, handle.url);
+    let target = Target {
+        url: handle.url.clone(),
+        backend: handle.backend.clone(),
+    };
+    let opts = RunOptions {
+        run_id: run_id.to_string(),
+        resume,
+        journal_path: journal_path(profile),
+        cancel,
+        drain_deadline: Duration::from_secs(30),
+        progress_bar: std::io::stderr().is_terminal(),
+    };
+    let result = runner::run(profile, &target, &opts).await;
+    handle.down().await;
+    result.map_err(|e| match e {
+        RunError::Dataset(_) | RunError::Journal(_) => anyhow::Error::new(BadInput(e.to_string())),
+        other => other.into(),
+    })
+}
+
+/// Writes a run record atomically.
+pub fn write_record(record: &RunRecord, path: &std::path::Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(record)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Exit code of a finished run.
+pub fn status_code(record: &RunRecord) -> i32 {
+    match record.status {
+        RunStatus::Completed => exit::OK,
+        RunStatus::Interrupted => exit::INTERRUPTED,
+        RunStatus::Failed
+            if record
+                .stop_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("bad data")) =>
+        {
+            exit::BAD_INPUT
+        }
+        RunStatus::Failed => exit::RUN_FAILED,
+    }
+}
+
+pub async fn serve(args: ServeArgs) -> Result<i32> {
+    let mut config = crate::engine::EngineConfig::from_env()?;
+    let host: std::net::IpAddr = args
+        .host
+        .parse()
+        .map_err(|_| BadInput(format!("--host `{}` is not an IP address", args.host)))?;
+    config.bind = std::net::SocketAddr::new(host, args.port);
+    config.db_path = if args.ephemeral {
+        None
+    } else {
+        args.db.clone().or(config.db_path)
+    };
+    let store = config
+        .db_path
+        .as_ref()
+        .map_or("in memory (ephemeral)".to_string(), |p| {
+            p.display().to_string()
+        });
+    let cancel = CancellationToken::new();
+    install_ctrl_c(cancel.clone());
+    let engine = crate::engine::start(config).await?;
+    eprintln!(
+        "katotune engine listening on {} (knowledge base: {store})",
+        engine.url()
+    );
+    terminated(cancel).await;
+    engine.shutdown().await;
+    Ok(exit::OK)
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what `docker stop` sends).
+async fn terminated(cancel: CancellationToken) {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return cancel.cancelled().await,
+            };
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    cancel.cancelled().await;
+}
+
+/// Adds a flag-style override (used by `compare` for per-run settings).
+pub fn flag(path: &str, value: Value) -> FlagOverride {
+    FlagOverride {
+        flag: format!("--set {path}"),
+        path: path.into(),
+        value,
+    }
+}
