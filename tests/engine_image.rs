@@ -98,8 +98,9 @@ async fn a_dynamically_linked_binary_is_refused_with_the_static_build_command() 
 
 /// The real thing, when a static katotune build is at hand: set
 /// `KATOTUNE_STATIC_BINARY` to it (see `katotune::stack::image::static_binary_path`).
+/// The `embedded` template's plan is applied as rendered, and the engine must learn.
 #[tokio::test]
-async fn engine_image_from_a_static_katotune_build_serves_and_turns_healthy() {
+async fn engine_image_from_a_static_katotune_build_runs_the_embedded_template() {
     let Some(binary) = std::env::var_os("KATOTUNE_STATIC_BINARY") else {
         eprintln!("skipping: set KATOTUNE_STATIC_BINARY to a static katotune build to run this");
         return;
@@ -112,22 +113,24 @@ async fn engine_image_from_a_static_katotune_build_serves_and_turns_healthy() {
     build_engine_image(backend.docker(), std::path::Path::new(&binary), &tag)
         .await
         .expect("build engine image");
-    let stack = docker_support::stack_name("engine");
-    let _stack = docker_support::StackGuard(vec![stack.clone()]);
-    let mut engine = docker_support::sleeper(&stack, "engine", &[]);
-    engine.image = tag.clone();
-    engine.health = None; // the image's own HEALTHCHECK (`katotune health`) applies
-    docker_support::publish(&mut engine, None);
-    let plan = docker_support::plan(&stack, vec![engine]);
+    let mut profile = katotune::profile::Profile {
+        name: docker_support::stack_name("engine"),
+        ..Default::default()
+    };
+    profile.stack.template = katotune::profile::schema::Template::Embedded;
+    profile.stack.images.engine = tag.clone();
+    let plan = katotune::stack::template::render(&profile, "run-1").expect("render");
+    let _stack = docker_support::StackGuard(vec![plan.stack.clone()]);
 
     backend.apply(&plan, "run-1").await.expect("apply");
+    let wait = std::time::Duration::from_secs(60);
     backend
-        .wait_healthy(&plan, std::time::Duration::from_secs(60))
+        .wait_healthy(&plan, wait)
         .await
         .expect("engine healthy");
     let endpoint = backend.api_endpoint(&plan).await.expect("endpoint");
-    let answer = reqwest::get(format!("{endpoint}/health"))
+    let interval = std::time::Duration::from_millis(200);
+    katotune::stack::probe::ready(&endpoint, wait, interval)
         .await
-        .expect("GET /health");
-    assert_eq!(answer.status(), 200);
+        .expect("the engine in the container learns and names patterns");
 }
