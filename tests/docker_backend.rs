@@ -375,26 +375,46 @@ async fn a_taken_host_port_fails_naming_the_port_and_suggesting_auto() {
 }
 
 #[tokio::test]
-async fn a_missing_image_fails_fast_naming_the_image_and_how_to_get_it() {
+async fn missing_images_fail_fast_all_named_with_how_to_get_them_and_nothing_created() {
     let Some(backend) = backend_or_skip("missing-image").await else {
         return;
     };
+    sleeper_image(&backend).await;
     let stack = stack_name("missing-image");
     let _guard = StackGuard(vec![stack.clone()]);
     let mut kato = sleeper(&stack, "kato", &[]);
     kato.image = "kato-katotune-test-absent:never".into();
+    let mut engine = sleeper(&stack, "engine", &[]);
+    engine.image = "katotune-test-absent-engine:never".into();
+    let present = sleeper(&stack, "redis", &[]);
 
     let err = backend
-        .apply(&plan(&stack, vec![kato]), "run-1")
+        .apply(&plan(&stack, vec![present, kato, engine]), "run-1")
         .await
-        .expect_err("no such image");
+        .expect_err("no such images");
     let message = err.to_string();
-    assert!(matches!(err, DockerError::ImageMissing { .. }), "{message}");
+    let DockerError::ImagesMissing { missing, .. } = &err else {
+        panic!("wrong error: {message}");
+    };
+    let images: Vec<&str> = missing.iter().map(|m| m.image.as_str()).collect();
+    assert_eq!(
+        images,
+        [
+            "kato-katotune-test-absent:never",
+            "katotune-test-absent-engine:never"
+        ]
+    );
+    assert!(message.contains("in a KATO checkout"), "{message}");
+    assert!(message.contains("katotune image build"), "{message}");
+    assert!(message.contains("docker load"), "{message}");
     assert!(
-        message.contains("`kato-katotune-test-absent:never`"),
+        backend
+            .status(Some(&stack))
+            .await
+            .expect("status")
+            .is_empty(),
         "{message}"
     );
-    assert!(message.contains("docker load"), "{message}");
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use std::time::Duration;
 use bollard::Docker;
 use serde::Serialize;
 
-pub use error::DockerError;
+pub use error::{DockerError, MissingImage};
 pub use observe::{ContainerStatus, PublishedPort};
 
 /// How long `connect` waits for the engine to answer.

@@ -22,6 +22,7 @@ impl DockerBackend {
     /// container starts only once its `depends_on` services are healthy.
     pub async fn apply(&self, plan: &StackPlan, run_id: &str) -> Result<ApplyReport, DockerError> {
         check_plan(plan)?;
+        self.ensure_images(plan).await?;
         let shared = resource_labels(plan, run_id);
         let network_created = self.ensure_network(plan, &shared).await?;
         let mut volumes_created = Vec::new();
@@ -157,7 +158,6 @@ impl DockerBackend {
         spec: &ContainerSpec,
         shared: &HashMap<String, String>,
     ) -> Result<(), DockerError> {
-        self.ensure_image(spec).await?;
         let options = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();

@@ -22,16 +22,15 @@ pub enum DockerError {
         source: bollard::errors::Error,
     },
 
-    /// An image is neither present locally nor pullable.
+    /// Images of the stack are neither present locally nor pullable.
     #[error(
-        "image `{image}` for container `{container}` is not available locally and could \
-         not be pulled ({reason}). {hint}"
+        "stack `{stack}` needs images that are not available locally and could not be \
+         pulled; nothing was created:\n{}",
+        list(missing)
     )]
-    ImageMissing {
-        image: String,
-        container: String,
-        reason: String,
-        hint: String,
+    ImagesMissing {
+        stack: String,
+        missing: Vec<MissingImage>,
     },
 
     /// A published host port is taken by another process or container.
@@ -123,6 +122,34 @@ pub enum DockerError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// One image `apply` could not find or pull.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingImage {
+    pub image: String,
+    /// The containers that use it.
+    pub containers: Vec<String>,
+    /// Why the pull failed.
+    pub reason: String,
+    /// How to get the image instead.
+    pub hint: String,
+}
+
+fn list(missing: &[MissingImage]) -> String {
+    let lines: Vec<String> = missing
+        .iter()
+        .map(|m| {
+            format!(
+                "  - `{}` (for {}): {}. {}",
+                m.image,
+                m.containers.join(", "),
+                m.reason,
+                m.hint
+            )
+        })
+        .collect();
+    lines.join("\n")
 }
 
 impl DockerError {

@@ -5,17 +5,45 @@ use futures::StreamExt;
 
 use bollard::query_parameters::CreateImageOptionsBuilder;
 
+use super::error::MissingImage;
 use super::{DockerBackend, DockerError};
-use crate::stack::plan::ContainerSpec;
+use crate::stack::plan::StackPlan;
 
 impl DockerBackend {
-    /// Makes sure the container's image is present, pulling it if it can.
-    pub(super) async fn ensure_image(&self, spec: &ContainerSpec) -> Result<(), DockerError> {
-        if self.image_exists(&spec.image).await? {
+    /// Makes sure every image of the plan is present, pulling what it can; reports
+    /// all images it could not get at once, before anything is created.
+    pub(super) async fn ensure_images(&self, plan: &StackPlan) -> Result<(), DockerError> {
+        let mut missing: Vec<MissingImage> = Vec::new();
+        for spec in &plan.containers {
+            if let Some(known) = missing.iter_mut().find(|m| m.image == spec.image) {
+                known.containers.push(spec.name.clone());
+                continue;
+            }
+            if let Some(reason) = self.fetch_image(&spec.image).await? {
+                missing.push(MissingImage {
+                    image: spec.image.clone(),
+                    containers: vec![spec.name.clone()],
+                    reason,
+                    hint: image_hint(&spec.image),
+                });
+            }
+        }
+        if missing.is_empty() {
             return Ok(());
         }
-        let reason = match tokio::time::timeout(self.pull_timeout, self.pull(&spec.image)).await {
-            Ok(Ok(())) if self.image_exists(&spec.image).await? => return Ok(()),
+        Err(DockerError::ImagesMissing {
+            stack: plan.stack.clone(),
+            missing,
+        })
+    }
+
+    /// `None` when the image is present (or was pulled), else why it is not.
+    async fn fetch_image(&self, image: &str) -> Result<Option<String>, DockerError> {
+        if self.image_exists(image).await? {
+            return Ok(None);
+        }
+        let reason = match tokio::time::timeout(self.pull_timeout, self.pull(image)).await {
+            Ok(Ok(())) if self.image_exists(image).await? => return Ok(None),
             Ok(Ok(())) => "the pull finished but the image is still missing".to_string(),
             Ok(Err(err)) => err.to_string(),
             Err(_) => format!(
@@ -23,12 +51,7 @@ impl DockerBackend {
                 humantime::format_duration(self.pull_timeout)
             ),
         };
-        Err(DockerError::ImageMissing {
-            image: spec.image.clone(),
-            container: spec.name.clone(),
-            reason,
-            hint: image_hint(&spec.image),
-        })
+        Ok(Some(reason))
     }
 
     async fn pull(&self, image: &str) -> Result<(), bollard::errors::Error> {
