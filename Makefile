@@ -20,7 +20,7 @@ bench:
 
 # The main job on the embedded default: no Docker, no network.
 run:
-	$(CARGO) run --release --locked -- profiles show phase3-parallel --explain
+	$(CARGO) run --release --locked -- run phase3-parallel --fresh
 
 # A fully static katotune for the FROM-scratch engine image.
 static:

@@ -17,8 +17,10 @@ use tokio_util::sync::CancellationToken;
 const ROUNDS: usize = 3;
 
 fn profile(name: &str, batch: usize, workers: usize, out: &std::path::Path) -> Profile {
-    let mut p = Profile::default();
-    p.name = name.into();
+    let mut p = Profile {
+        name: name.into(),
+        ..Profile::default()
+    };
     p.training.samples = None;
     p.training.node0_batch = batch;
     p.training.workers = workers;
@@ -27,11 +29,17 @@ fn profile(name: &str, batch: usize, workers: usize, out: &std::path::Path) -> P
 }
 
 async fn once(p: &Profile, out: &std::path::Path) -> RunRecord {
-    let engine = engine::start(EngineConfig::default()).await.expect("engine starts");
+    let engine = engine::start(EngineConfig::default())
+        .await
+        .expect("engine starts");
     let url = engine.url();
     let target = Target {
         url: url.clone(),
-        backend: BackendInfo { kind: "embedded".into(), url, server: String::new() },
+        backend: BackendInfo {
+            kind: "embedded".into(),
+            url,
+            server: String::new(),
+        },
     };
     let opts = RunOptions {
         run_id: "bench".into(),
@@ -83,7 +91,9 @@ fn main() {
         }
         assert_eq!(digests, base_digests, "{} learned a different KB", p.name);
         let mean = rates.iter().sum::<f64>() / rates.len() as f64;
-        let sd = (rates.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (rates.len() - 1).max(1) as f64).sqrt();
+        let sd = (rates.iter().map(|x| (x - mean).powi(2)).sum::<f64>()
+            / (rates.len() - 1).max(1) as f64)
+            .sqrt();
         if base_rate == 0.0 {
             base_rate = mean;
         }
@@ -98,5 +108,8 @@ fn main() {
             mean / base_rate
         );
     }
-    println!("  tokenizer alone: {:.0} tokens/s (one thread)", tokenizer_rate());
+    println!(
+        "  tokenizer alone: {:.0} tokens/s (one thread)",
+        tokenizer_rate()
+    );
 }

@@ -71,6 +71,8 @@ pub enum ProfilesCommand {
     List,
     /// The fully resolved profile as YAML (or JSON with --format json).
     Show(ShowArgs),
+    /// The knob table: every KATO setting katotune knows and what it really does.
+    Knobs,
     /// Check profiles; every problem of every file in one pass (exit 2 on any).
     Validate {
         /// Profile files or names.

@@ -14,8 +14,10 @@ use katotune::train::runner::{self, RunOptions, Target};
 use tokio_util::sync::CancellationToken;
 
 fn profile(samples: u64, node0_batch: usize, workers: usize, out: &std::path::Path) -> Profile {
-    let mut p = Profile::default();
-    p.name = format!("b{node0_batch}-w{workers}");
+    let mut p = Profile {
+        name: format!("b{node0_batch}-w{workers}"),
+        ..Profile::default()
+    };
     p.training.samples = Some(samples);
     p.training.node0_batch = node0_batch;
     p.training.workers = workers;

@@ -35,6 +35,12 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         {
             return exit::BAD_INPUT;
         }
+        if let Some(e) = cause.downcast_ref::<crate::stack::StackError>() {
+            return match e {
+                crate::stack::StackError::KbExists(_) => exit::BAD_INPUT,
+                _ => exit::STACK_FAILED,
+            };
+        }
     }
     exit::RUN_FAILED
 }

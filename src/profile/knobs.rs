@@ -144,7 +144,7 @@ pub static KNOBS: &[Knob] = &[
         field: Some("request_timeout"),
         env: "REQUEST_TIMEOUT",
         domain: Domain::Seconds { min: 1.0, max: 300.0 },
-        unit: "seconds",
+        unit: "",
         kato: KatoEffect::ParsedUnused,
         crashes_kato_out_of_range: true,
         kato_note: "range-checked 1-300 s at start-up (outside it the server crashes), never used; KATO has no server-side timeout",
@@ -188,7 +188,7 @@ pub static KNOBS: &[Knob] = &[
         field: Some("session_ttl"),
         env: "SESSION_TTL",
         domain: Domain::Seconds { min: 60.0, max: 86400.0 },
-        unit: "seconds",
+        unit: "",
         kato: KatoEffect::ChangesBehaviour,
         crashes_kato_out_of_range: true,
         kato_note: "default session TTL and processor idle eviction; outside 60-86400 the server crashes",
@@ -370,4 +370,25 @@ pub fn by_env(env: &str) -> Option<&'static Knob> {
 /// The row for a `stack.tuning` field.
 pub fn by_field(field: &str) -> Option<&'static Knob> {
     KNOBS.iter().find(|k| k.field == Some(field))
+}
+
+/// The knob table as Markdown (the README carries this exact text).
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| profile field | env | valid | KATO 3.10 | crashes KATO when out of range | katotune engine |\n|---|---|---|---|---|---|\n",
+    );
+    for k in KNOBS {
+        let field = k.field.map(|f| format!("`stack.tuning.{f}`")).unwrap_or_else(|| "`stack.env`".into());
+        let unit = if k.unit.is_empty() { String::new() } else { format!(" {}", k.unit) };
+        out.push_str(&format!(
+            "| {field} | `{}` | {}{unit} | {}: {} | {} | {} |\n",
+            k.env,
+            k.domain.describe(),
+            k.kato.label(),
+            k.kato_note,
+            if k.crashes_kato_out_of_range { "yes" } else { "no" },
+            k.engine_note,
+        ));
+    }
+    out
 }

@@ -1,13 +1,15 @@
 //! One training worker: its own KATO sessions, and the calls that teach one sample
 //! to every level.
 //!
-//! Node0 batching is real batching: with `node0_batch: N`, the chunks of exactly the
+//! Batching is real batching: with `node0_batch: N`, node0's chunks of exactly the
 //! node0 chunk size go to a session whose `max_pattern_length` is that size, N at a
-//! time in one observe-sequence, and KATO auto-learns each one (API.md 4.3). Chunks of
-//! another length (tails, merged tails) and the chunk that carries the sample's
-//! metadata (auto-learned patterns get no metadata) go through a second session of
-//! the same node with `learn_at_end`. Names are put back in chunk order before they go
-//! up, so every node learns exactly what the one-call-per-chunk path learns.
+//! time in one observe-sequence, and KATO auto-learns each one (API.md 4.3). Higher
+//! levels are batched the same way: a batched run carries names up level by level, so
+//! all of a level's full groups for the sample go out together. Groups of another
+//! length (tails, merged tails) and the group that carries the sample's metadata
+//! (auto-learned patterns get no metadata) go through a second session of the same
+//! node with `learn_at_end`. Names are put back in group order before they go up, and
+//! every node learns exactly the groups the one-call-per-chunk path learns.
 //!
 //! Every call starts from an empty STM (each learn empties it), so a call that KATO
 //! rejected because it lost the session may be replayed on a fresh one. After a
@@ -85,9 +87,16 @@ pub struct Worker {
     settings: Arc<TrainSettings>,
     /// `learn_at_end` session per level.
     sessions: Vec<Session>,
-    /// Node0 auto-learn session (only with `node0_batch` > 1).
-    auto: Option<Session>,
+    /// Auto-learn session per level (`max_pattern_length` = the level's chunk size),
+    /// only when batching.
+    auto: Vec<Session>,
     hierarchy: Hierarchy,
+}
+
+/// One group of symbols to learn at a level, and whether it carries the metadata.
+struct Group<'a> {
+    symbols: &'a [String],
+    meta: bool,
 }
 
 impl Worker {
@@ -96,27 +105,34 @@ impl Worker {
         client: KatoClient,
         settings: Arc<TrainSettings>,
     ) -> Result<Self, KatoError> {
-        let hierarchy = Hierarchy::new(&settings.chunk_sizes[1..], settings.flow, settings.tail)
+        // Batched runs learn level by level: every level's full groups can then go in
+        // one auto-learn request. Each node learns the same groups as in the
+        // reference's single pass, so the knowledge bases are identical.
+        let flow = if settings.node0_batch > 1 {
+            Flow::LevelByLevel
+        } else {
+            settings.flow
+        };
+        let hierarchy = Hierarchy::new(&settings.chunk_sizes[1..], flow, settings.tail)
             .expect("chunk sizes are validated with the profile");
         let mut sessions = Vec::with_capacity(settings.node_ids.len());
-        for node in &settings.node_ids {
+        let mut auto = Vec::new();
+        for (node, size) in settings.node_ids.iter().zip(&settings.chunk_sizes) {
             let config = settings.session_config(0);
             sessions.push(
                 client
                     .create_session(node, &config, settings.session_ttl)
                     .await?,
             );
+            if settings.node0_batch > 1 {
+                let config = settings.session_config(*size as u32);
+                auto.push(
+                    client
+                        .create_session(node, &config, settings.session_ttl)
+                        .await?,
+                );
+            }
         }
-        let auto = if settings.node0_batch > 1 {
-            let config = settings.session_config(settings.chunk_sizes[0] as u32);
-            Some(
-                client
-                    .create_session(&settings.node_ids[0], &config, settings.session_ttl)
-                    .await?,
-            )
-        } else {
-            None
-        };
         Ok(Self {
             client,
             settings,
@@ -165,9 +181,16 @@ impl Worker {
     ) -> Result<(), KatoError> {
         let meta = self.settings.metadata.then(|| book_metadata(sample));
         let batch = self.settings.node0_batch.max(1);
-        for (i, group) in sample.chunks.chunks(batch).enumerate() {
-            let first_meta = if i == 0 { meta.as_ref() } else { None };
-            let names = self.learn_node0(group, first_meta, p).await?;
+        for (i, chunks) in sample.chunks.chunks(batch).enumerate() {
+            let groups: Vec<Group> = chunks
+                .iter()
+                .enumerate()
+                .map(|(j, c)| Group {
+                    symbols: c,
+                    meta: i == 0 && j == 0 && meta.is_some(),
+                })
+                .collect();
+            let names = self.learn_groups(0, &groups, meta.as_ref(), p).await?;
             for name in names {
                 p.tallies[0].record(&name);
                 let due = self
@@ -184,79 +207,108 @@ impl Worker {
         self.drain(due, meta.as_ref(), p).await
     }
 
-    /// Learns one group of node0 chunks; names come back in chunk order.
-    async fn learn_node0(
-        &mut self,
-        chunks: &[Vec<String>],
-        meta: Option<&Map<String, Value>>,
-        p: &mut Progress,
-    ) -> Result<Vec<String>, KatoError> {
-        let size = self.settings.chunk_sizes[0];
-        let mut names: Vec<Option<String>> = vec![None; chunks.len()];
-        let uniform: Vec<usize> = match &self.auto {
-            Some(_) => (0..chunks.len())
-                .filter(|&i| chunks[i].len() == size && !(i == 0 && meta.is_some()))
-                .collect(),
-            None => Vec::new(),
-        };
-        if !uniform.is_empty() {
-            let auto = self
-                .auto
-                .as_mut()
-                .expect("uniform chunks need the auto session");
-            let observations: Vec<Observation> = uniform
-                .iter()
-                .flat_map(|&i| chunks[i].iter().map(|t| Observation::symbol(t.clone())))
-                .collect();
-            let request = ObserveSequence {
-                observations,
-                ..Default::default()
-            };
-            let answer = self
-                .client
-                .observe_sequence(auto, &request, Replay::OnFreshSession)
-                .await?;
-            p.applied = true;
-            let learned: Vec<String> = answer
-                .results
-                .iter()
-                .filter_map(|r| r.auto_learned_pattern.clone())
-                .collect();
-            if learned.len() != uniform.len() {
-                return Err(unexpected_answer(auto, uniform.len(), learned.len()));
-            }
-            for (&i, name) in uniform.iter().zip(learned) {
-                names[i] = Some(name);
-            }
-        }
-        for (i, chunk) in chunks.iter().enumerate() {
-            if names[i].is_none() {
-                let m = if i == 0 { meta } else { None };
-                names[i] = Some(self.learn_at(0, chunk, m, p).await?);
-            }
-        }
-        Ok(names.into_iter().flatten().collect())
-    }
-
-    /// Runs the hierarchy's due learns one at a time (path A sends at most one; path B
-    /// sends a level's slices, which share the level's session).
+    /// Runs the hierarchy's due learns until none are left. Path A makes one due at a
+    /// time; level by level, a whole level's groups are due together.
     async fn drain(
         &mut self,
         mut due: Vec<LearnRequest>,
         meta: Option<&Map<String, Value>>,
         p: &mut Progress,
     ) -> Result<(), KatoError> {
-        while let Some(request) = (!due.is_empty()).then(|| due.remove(0)) {
-            let m = if request.first_at_level { meta } else { None };
-            let name = self.learn_at(request.level, &request.symbols, m, p).await?;
-            p.tallies[request.level].record(&name);
-            let more = self
-                .hierarchy
-                .learned(request.id, name)
-                .expect("the request is outstanding");
-            due.extend(more);
+        while !due.is_empty() {
+            let level = due[0].level;
+            let split = due
+                .iter()
+                .position(|r| r.level != level)
+                .unwrap_or(due.len());
+            let batch: Vec<LearnRequest> = due.drain(..split).collect();
+            let groups: Vec<Group> = batch
+                .iter()
+                .map(|r| Group {
+                    symbols: &r.symbols,
+                    meta: r.first_at_level && meta.is_some(),
+                })
+                .collect();
+            let names = self.learn_groups(level, &groups, meta, p).await?;
+            for (request, name) in batch.iter().zip(names) {
+                p.tallies[level].record(&name);
+                due.extend(
+                    self.hierarchy
+                        .learned(request.id, name)
+                        .expect("the request is outstanding"),
+                );
+            }
         }
         Ok(())
+    }
+
+    /// Learns `groups` at `level`; names come back in group order. Full-size groups
+    /// without metadata go through the auto-learn session, `node0_batch` per request;
+    /// the rest one call each through the `learn_at_end` session.
+    async fn learn_groups(
+        &mut self,
+        level: usize,
+        groups: &[Group<'_>],
+        meta: Option<&Map<String, Value>>,
+        p: &mut Progress,
+    ) -> Result<Vec<String>, KatoError> {
+        let size = self.settings.chunk_sizes[level];
+        let mut names: Vec<Option<String>> = vec![None; groups.len()];
+        let uniform: Vec<usize> = if self.auto.is_empty() {
+            Vec::new()
+        } else {
+            (0..groups.len())
+                .filter(|&i| groups[i].symbols.len() == size && !groups[i].meta)
+                .collect()
+        };
+        for ids in uniform.chunks(self.settings.node0_batch.max(1)) {
+            let found = self
+                .auto_learn(level, ids.iter().map(|&i| groups[i].symbols), p)
+                .await?;
+            for (&i, name) in ids.iter().zip(found) {
+                names[i] = Some(name);
+            }
+        }
+        for (i, group) in groups.iter().enumerate() {
+            if names[i].is_none() {
+                let m = if group.meta { meta } else { None };
+                names[i] = Some(self.learn_at(level, group.symbols, m, p).await?);
+            }
+        }
+        Ok(names.into_iter().flatten().collect())
+    }
+
+    /// One observe-sequence of whole groups on `level`'s auto-learn session: KATO
+    /// learns each group as its last event arrives.
+    async fn auto_learn<'s>(
+        &mut self,
+        level: usize,
+        groups: impl Iterator<Item = &'s [String]>,
+        p: &mut Progress,
+    ) -> Result<Vec<String>, KatoError> {
+        let observations: Vec<Observation> = groups
+            .flat_map(|g| g.iter().map(|t| Observation::symbol(t.clone())))
+            .collect();
+        let expected = observations.len() / self.settings.chunk_sizes[level];
+        let request = ObserveSequence {
+            observations,
+            ..Default::default()
+        };
+        let session = &mut self.auto[level];
+        let answer = self
+            .client
+            .observe_sequence(session, &request, Replay::OnFreshSession)
+            .await?;
+        p.applied = true;
+        let learned: Vec<String> = answer
+            .results
+            .iter()
+            .filter_map(|r| r.auto_learned_pattern.clone())
+            .collect();
+        if learned.len() != expected {
+            return Err(unexpected_answer(session, expected, learned.len()));
+        }
+        Ok(learned)
     }
 
     /// One observe-sequence with `learn_at_end` on `level`'s session.

@@ -1,0 +1,130 @@
+//! `katotune run` as a user runs it: exit codes, messages and the files it leaves.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+use std::path::Path;
+
+fn run(out: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
+    let mut cmd = Command::cargo_bin("katotune").unwrap();
+    cmd.env("NO_COLOR", "1")
+        .args(["run", "quick", "--set"])
+        .arg(format!("report.output_dir={}", out.display()))
+        .args(extra);
+    cmd.assert()
+}
+
+fn record(out: &Path) -> Value {
+    let file = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "json") && !p.to_string_lossy().contains("journal")
+        })
+        .expect("a run record");
+    serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+}
+
+fn corpus(dir: &Path, lines: &[&str]) -> String {
+    let path = dir.join("corpus.jsonl");
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    format!("training.dataset.path={}", path.display())
+}
+
+const GOOD: &str = r#"{"text": "In the beginning God created the heaven and the earth, and the earth was without form."}"#;
+
+#[test]
+fn the_shipped_quick_profile_trains_and_writes_a_record() {
+    let out = tempfile::tempdir().unwrap();
+    run(out.path(), &[])
+        .success()
+        .stderr(predicate::str::contains("quick completed: 20 samples"));
+    let r = record(out.path());
+    assert_eq!(r["status"], "completed");
+    assert_eq!(r["samples"]["done"], 20);
+    assert_eq!(r["levels"].as_array().unwrap().len(), 3);
+    assert!(r["levels"][1]["kb"]["learns"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_line_that_is_not_json_fails_the_run_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = corpus(dir.path(), &[GOOD, "{not json", GOOD]);
+    run(&dir.path().join("out"), &["--set", &set])
+        .code(2)
+        .stderr(predicate::str::contains("corpus.jsonl:2"))
+        .stderr(predicate::str::contains("on_bad_sample: skip"));
+}
+
+#[test]
+fn bad_rows_are_skipped_and_listed_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = corpus(
+        dir.path(),
+        &[GOOD, "{not json", r#"{"title": "no text"}"#, GOOD],
+    );
+    let out = dir.path().join("out");
+    run(&out, &["--set", &set, "--on-bad-sample", "skip"]).success();
+    let r = record(&out);
+    assert_eq!(r["samples"]["done"], 2);
+    let skipped = r["samples"]["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 2);
+    assert!(skipped[1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no `text` field"));
+}
+
+#[test]
+fn invalid_utf8_in_the_corpus_is_reported_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corpus.jsonl");
+    let mut bytes = GOOD.as_bytes().to_vec();
+    bytes.extend_from_slice(b"\n{\"text\": \"caf\xe9 au lait with enough characters\"}\n");
+    std::fs::write(&path, bytes).unwrap();
+    run(
+        &dir.path().join("out"),
+        &[
+            "--set",
+            &format!("training.dataset.path={}", path.display()),
+        ],
+    )
+    .code(2)
+    .stderr(predicate::str::contains("corpus.jsonl:2"))
+    .stderr(predicate::str::contains("UTF-8"));
+}
+
+#[test]
+fn an_empty_or_missing_corpus_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = corpus(dir.path(), &[]);
+    run(&dir.path().join("out"), &["--set", &empty])
+        .code(2)
+        .stderr(predicate::str::contains("empty"));
+    run(
+        &dir.path().join("out"),
+        &["--set", "training.dataset.path=nowhere.jsonl"],
+    )
+    .code(2)
+    .stderr(predicate::str::contains("nowhere.jsonl does not exist"));
+}
+
+#[test]
+fn an_earlier_knowledge_base_is_never_overwritten_silently() {
+    let out = tempfile::tempdir().unwrap();
+    let persistent = ["--set", "stack.ephemeral=false"];
+    run(out.path(), &persistent).success();
+    run(out.path(), &persistent)
+        .code(2)
+        .stderr(predicate::str::contains("already holds a knowledge base"))
+        .stderr(predicate::str::contains("--resume"));
+    run(out.path(), &[&persistent[..], &["--fresh"]].concat()).success();
+}
+
+#[test]
+fn resume_without_a_journal_says_there_is_nothing_to_resume() {
+    let out = tempfile::tempdir().unwrap();
+    run(out.path(), &["--resume"])
+        .code(2)
+        .stderr(predicate::str::contains("nothing to resume"));
+}
