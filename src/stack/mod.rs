@@ -4,6 +4,8 @@
 //! answers *and* a probe learns a pattern whose name equals the one katotune computes
 //! (KATO's `/health` says 200 even when ClickHouse is down, API.md 2.1).
 
+pub mod docker;
+pub mod image;
 pub mod plan;
 pub mod probe;
 pub mod template;

@@ -1,0 +1,221 @@
+//! Waiting for a stack to be ready, and finding its API: poll inspect with backoff
+//! until every container runs (and is healthy where it has a check); a container
+//! that exits or turns unhealthy fails at once, with the logs of the whole stack.
+
+use std::time::Duration;
+
+use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
+use tokio::time::Instant;
+
+use super::observe::mask;
+use super::{DockerBackend, DockerError};
+use crate::stack::plan::{ContainerSpec, StackPlan};
+
+/// Log lines per container shown when a stack fails to start.
+const FAILURE_LOG_LINES: usize = 50;
+const FIRST_POLL: Duration = Duration::from_millis(100);
+const MAX_POLL: Duration = Duration::from_secs(2);
+
+/// Where one container stands on the way to ready.
+enum Readiness {
+    Ready,
+    Waiting,
+    Exited { exit_code: i64, error: String },
+    Unhealthy { last_check: String },
+    Missing,
+}
+
+impl DockerBackend {
+    /// Waits until every container of the plan runs, and is healthy where it defines
+    /// a health check. Fails early when one exits or turns unhealthy, and after
+    /// `timeout` otherwise; the error carries the last 50 log lines of every
+    /// container of the stack (secret values masked).
+    pub async fn wait_healthy(
+        &self,
+        plan: &StackPlan,
+        timeout: Duration,
+    ) -> Result<(), DockerError> {
+        let all: Vec<&ContainerSpec> = plan.containers.iter().collect();
+        self.wait_for(plan, &all, timeout).await
+    }
+
+    /// Waits for some containers of the plan (all of them, or one's dependencies).
+    /// Every container is checked on every poll, and all must be ready on two polls
+    /// in a row, so one that exits right after starting is not taken for ready.
+    pub(super) async fn wait_for(
+        &self,
+        plan: &StackPlan,
+        containers: &[&ContainerSpec],
+        timeout: Duration,
+    ) -> Result<(), DockerError> {
+        let started = Instant::now();
+        let mut pause = FIRST_POLL;
+        let mut ready_before = false;
+        loop {
+            let mut pending = Vec::new();
+            for spec in containers {
+                match self.readiness(&spec.name).await? {
+                    Readiness::Ready => {}
+                    Readiness::Waiting => pending.push(spec.name.as_str()),
+                    failed => return Err(self.failure(plan, spec, failed).await),
+                }
+            }
+            if pending.is_empty() && ready_before {
+                return Ok(());
+            }
+            ready_before = pending.is_empty();
+            if started.elapsed() >= timeout {
+                return Err(DockerError::HealthTimeout {
+                    stack: plan.stack.clone(),
+                    waited: humantime::format_duration(timeout).to_string(),
+                    pending: pending.join(", "),
+                    logs: self.stack_logs(plan).await,
+                });
+            }
+            let pause_now = if ready_before { FIRST_POLL } else { pause };
+            tokio::time::sleep(pause_now.min(timeout.saturating_sub(started.elapsed()))).await;
+            pause = (pause * 2).min(MAX_POLL);
+        }
+    }
+
+    async fn readiness(&self, name: &str) -> Result<Readiness, DockerError> {
+        Ok(match self.inspect_if_exists(name).await? {
+            None => Readiness::Missing,
+            Some(found) => readiness_of(&found),
+        })
+    }
+
+    async fn failure(
+        &self,
+        plan: &StackPlan,
+        spec: &ContainerSpec,
+        state: Readiness,
+    ) -> DockerError {
+        let container = spec.name.clone();
+        let stack = plan.stack.clone();
+        match state {
+            Readiness::Exited { exit_code, error } => DockerError::ContainerExited {
+                container,
+                stack,
+                exit_code,
+                error,
+                logs: self.stack_logs(plan).await,
+            },
+            Readiness::Unhealthy { last_check } => DockerError::Unhealthy {
+                container,
+                stack,
+                last_check: redact(plan, &last_check),
+                logs: self.stack_logs(plan).await,
+            },
+            _ => DockerError::NotApplied { container, stack },
+        }
+    }
+
+    /// The last log lines of every container of the stack, each prefixed with its
+    /// service, secret values masked.
+    pub(super) async fn stack_logs(&self, plan: &StackPlan) -> String {
+        let mut text = String::new();
+        for spec in &plan.containers {
+            let lines = match self.tail_logs(&spec.name, FAILURE_LOG_LINES).await {
+                Ok(lines) if lines.is_empty() => vec!["(no output)".to_string()],
+                Ok(lines) => lines,
+                Err(err) => vec![format!("(no logs: {err})")],
+            };
+            for line in lines {
+                text.push_str(&format!("  {} | {}\n", spec.service, redact(plan, &line)));
+            }
+        }
+        text
+    }
+
+    /// The HTTP address of the plan's API service, from the host port Docker
+    /// published for it: `http://127.0.0.1:<port>`.
+    pub async fn api_endpoint(&self, plan: &StackPlan) -> Result<String, DockerError> {
+        let no_port = |port: String| DockerError::NoPublishedPort {
+            service: plan.api_service.clone(),
+            stack: plan.stack.clone(),
+            port,
+        };
+        let spec = plan
+            .containers
+            .iter()
+            .find(|c| c.service == plan.api_service)
+            .ok_or_else(|| no_port("(none)".into()))?;
+        let port = spec.ports.first().ok_or_else(|| no_port("(none)".into()))?;
+        let key = format!("{}/tcp", port.container);
+        let found =
+            self.inspect_if_exists(&spec.name)
+                .await?
+                .ok_or_else(|| DockerError::NotApplied {
+                    container: spec.name.clone(),
+                    stack: plan.stack.clone(),
+                })?;
+        let binding = found
+            .network_settings
+            .and_then(|n| n.ports)
+            .and_then(|mut ports| ports.remove(&key))
+            .flatten()
+            .and_then(|bindings| bindings.into_iter().find(|b| b.host_port.is_some()))
+            .ok_or_else(|| no_port(key.clone()))?;
+        let host = match binding.host_ip.as_deref() {
+            None | Some("") | Some("0.0.0.0") | Some("::") => "127.0.0.1".to_string(),
+            Some(ip) if ip.contains(':') => format!("[{ip}]"),
+            Some(ip) => ip.to_string(),
+        };
+        Ok(format!(
+            "http://{host}:{}",
+            binding.host_port.unwrap_or_default()
+        ))
+    }
+}
+
+fn readiness_of(found: &ContainerInspectResponse) -> Readiness {
+    let Some(state) = found.state.as_ref() else {
+        return Readiness::Waiting;
+    };
+    match state.status {
+        Some(ContainerStateStatusEnum::RUNNING) => {}
+        Some(ContainerStateStatusEnum::CREATED) => return Readiness::Missing,
+        Some(ContainerStateStatusEnum::EXITED)
+        | Some(ContainerStateStatusEnum::DEAD)
+        | Some(ContainerStateStatusEnum::REMOVING) => {
+            let error = state.error.as_deref().filter(|e| !e.is_empty());
+            return Readiness::Exited {
+                exit_code: state.exit_code.unwrap_or(-1),
+                error: error.map(|e| format!(" ({e})")).unwrap_or_default(),
+            };
+        }
+        _ => return Readiness::Waiting,
+    }
+    let Some(health) = state.health.as_ref() else {
+        return Readiness::Ready;
+    };
+    match health.status {
+        Some(HealthStatusEnum::HEALTHY) | Some(HealthStatusEnum::NONE) | None => Readiness::Ready,
+        Some(HealthStatusEnum::UNHEALTHY) => Readiness::Unhealthy {
+            last_check: health
+                .log
+                .as_ref()
+                .and_then(|log| log.last())
+                .and_then(|check| check.output.clone())
+                .map(|out| out.trim().to_string())
+                .filter(|out| !out.is_empty())
+                .unwrap_or_else(|| "no output".into()),
+        },
+        _ => Readiness::Waiting,
+    }
+}
+
+/// Masks every secret env value of the plan in a line of text.
+pub(super) fn redact(plan: &StackPlan, text: &str) -> String {
+    let secrets: Vec<String> = plan
+        .containers
+        .iter()
+        .flat_map(|spec| {
+            spec.secret_env
+                .iter()
+                .filter_map(|key| spec.env.get(key).cloned())
+        })
+        .collect();
+    mask(text, &secrets)
+}
