@@ -54,6 +54,20 @@ pub enum Command {
     /// Spin KATO up (per the profile's backend), wait until healthy, train, report,
     /// tear down.
     Run(RunArgs),
+    /// Create what the profile's docker stack is missing, recreate containers whose
+    /// config changed, leave the rest; print what was done.
+    Apply(StackArgs),
+    /// Apply the docker stack and wait until it is ready; print its URL.
+    Up(StackArgs),
+    /// Remove a docker stack: only katotune-labelled resources of that stack.
+    Down(DownArgs),
+    /// Every katotune container with its state and health (stale ones included).
+    Status(StatusArgs),
+    /// Logs of a docker stack's containers.
+    Logs(LogsArgs),
+    /// Build katotune's engine image (FROM scratch, from a static katotune binary).
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Run katotune's KATO-compatible engine as a standalone server.
     Serve(ServeArgs),
     /// Check that a KATO server answers /health (exit 0 when it does).
@@ -179,4 +193,63 @@ pub struct HealthArgs {
     /// Give up after this long.
     #[arg(long, default_value = "3s")]
     pub timeout: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StackArgs {
+    /// Profile name or file (its `stack.backend` should be `docker`).
+    pub profile: String,
+    #[command(flatten)]
+    pub overrides: ProfileOverrides,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Profile whose stack to remove.
+    #[arg(required_unless_present_any = ["stack", "all"])]
+    pub profile: Option<String>,
+    /// Remove this stack by name (e.g. a stale one `status` shows).
+    #[arg(long, conflicts_with = "profile")]
+    pub stack: Option<String>,
+    /// Remove every katotune stack.
+    #[arg(long, conflicts_with_all = ["profile", "stack"])]
+    pub all: bool,
+    /// Remove the stack's volumes (its data) too.
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this profile's stack (default: every katotune stack).
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Profile whose stack's logs to show.
+    pub profile: String,
+    /// Lines from the end of each container's log.
+    #[arg(long, default_value_t = 100)]
+    pub tail: usize,
+    /// Keep streaming.
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build the engine image from a static katotune binary.
+    Build(ImageBuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageBuildArgs {
+    /// Image tag.
+    #[arg(long, default_value = "katotune-engine:latest")]
+    pub tag: String,
+    /// A statically linked katotune binary (default: this binary if it is static,
+    /// else build one with cargo in the current checkout).
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
 }

@@ -2,6 +2,7 @@
 
 mod profiles;
 pub mod run;
+mod stack;
 
 use anyhow::Result;
 use serde_json::Value;
@@ -18,6 +19,12 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Render(args) => render(args, &cli.global),
         Command::Health(args) => health(args).await,
         Command::Run(args) => run::run(args).await,
+        Command::Apply(args) => stack::apply(args, false).await,
+        Command::Up(args) => stack::apply(args, true).await,
+        Command::Down(args) => stack::down(args).await,
+        Command::Status(args) => stack::status(args, &cli.global).await,
+        Command::Logs(args) => stack::logs(args).await,
+        Command::Image(crate::cli::ImageCommand::Build(args)) => stack::image_build(args).await,
         Command::Serve(args) => run::serve(args).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -34,6 +41,11 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || cause.downcast_ref::<BadInput>().is_some()
         {
             return exit::BAD_INPUT;
+        }
+        if cause.downcast_ref::<crate::stack::docker::DockerError>().is_some()
+            || cause.downcast_ref::<crate::stack::template::TemplateError>().is_some()
+        {
+            return exit::STACK_FAILED;
         }
         if let Some(e) = cause.downcast_ref::<crate::stack::StackError>() {
             return match e {

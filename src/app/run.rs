@@ -64,7 +64,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         _ => KbStart::RequireEmpty,
     };
     let run_id = new_run_id();
-    let record = train_once(&profile, kb, &run_id, args.resume, cancel).await?;
+    let record = train_once(&profile, kb, &run_id, args.resume, args.keep, cancel).await?;
     let path = args.record.unwrap_or_else(|| {
         profile
             .report
@@ -83,13 +83,13 @@ pub async fn train_once(
     kb: KbStart,
     run_id: &str,
     resume: bool,
+    keep: bool,
     cancel: CancellationToken,
 ) -> Result<RunRecord> {
-    let handle = stack::up(profile, kb).await?;
-    if let Err(e) =
-        stack::probe::ready(&handle.url, profile.health.timeout, profile.health.interval).await
-    {
-        handle.down().await;
+    let handle = stack::up(profile, kb, run_id, &cancel).await?;
+    let ready = stack::probe::ready(&handle.url, profile.health.timeout, profile.health.interval);
+    if let Err(e) = ready.await {
+        handle.down(keep).await;
         return Err(e.into());
     }
     tracing::info!("{} is ready at {}", handle.backend.kind, handle.url);
@@ -106,7 +106,7 @@ pub async fn train_once(
         progress_bar: std::io::stderr().is_terminal(),
     };
     let result = runner::run(profile, &target, &opts).await;
-    handle.down().await;
+    handle.down(keep).await;
     result.map_err(|e| match e {
         RunError::Dataset(_) | RunError::Journal(_) => anyhow::Error::new(BadInput(e.to_string())),
         other => other.into(),

@@ -27,6 +27,12 @@ pub struct StackHandle {
 enum Running {
     Embedded(RunningEngine),
     External,
+    Docker {
+        backend: docker::DockerBackend,
+        stack: String,
+        /// Whether this invocation created the stack (only then is it taken down).
+        created: bool,
+    },
 }
 
 /// Why a stack could not be brought up or made ready.
@@ -47,8 +53,12 @@ pub enum StackError {
     },
     #[error("the stack is not ready: {0}")]
     NotReady(String),
-    #[error("the {0} backend is not available in this build")]
-    Unsupported(&'static str),
+    #[error(transparent)]
+    Docker(#[from] docker::DockerError),
+    #[error(transparent)]
+    Template(#[from] template::TemplateError),
+    #[error("interrupted while bringing the stack up; what this run created was removed")]
+    Interrupted,
 }
 
 /// How to treat an embedded knowledge base left by an earlier run.
@@ -97,8 +107,14 @@ pub fn engine_config(profile: &Profile) -> Result<EngineConfig, StackError> {
     Ok(config)
 }
 
-/// Brings the profile's KATO up.
-pub async fn up(profile: &Profile, kb: KbStart) -> Result<StackHandle, StackError> {
+/// Brings the profile's KATO up. A Ctrl-C (`cancel`) while a docker stack is being
+/// applied removes what this invocation created.
+pub async fn up(
+    profile: &Profile,
+    kb: KbStart,
+    run_id: &str,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<StackHandle, StackError> {
     match profile.stack.backend {
         Backend::Embedded => {
             let config = engine_config(profile)?;
@@ -129,8 +145,58 @@ pub async fn up(profile: &Profile, kb: KbStart) -> Result<StackHandle, StackErro
                 running: Running::External,
             })
         }
-        Backend::Docker => Err(StackError::Unsupported("docker")),
+        Backend::Docker => up_docker(profile, run_id, cancel).await,
     }
+}
+
+async fn up_docker(
+    profile: &Profile,
+    run_id: &str,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<StackHandle, StackError> {
+    let plan = template::render(profile, run_id)?;
+    let backend = docker::DockerBackend::connect().await?;
+    let existed = !backend.status(Some(&plan.stack)).await?.is_empty();
+    let bring_up = async {
+        let report = backend.apply(&plan, run_id).await?;
+        for c in &report.containers {
+            tracing::info!("{}: {:?}", c.name, c.change);
+        }
+        backend.wait_healthy(&plan, profile.health.timeout).await?;
+        backend.api_endpoint(&plan).await
+    };
+    let url = tokio::select! {
+        result = bring_up => match result {
+            Ok(url) => url,
+            Err(e) => {
+                if !existed {
+                    let _ = backend.down(&plan.stack, false).await;
+                }
+                return Err(e.into());
+            }
+        },
+        _ = cancel.cancelled() => {
+            if !existed {
+                let _ = backend.down(&plan.stack, false).await;
+            }
+            return Err(StackError::Interrupted);
+        }
+    };
+    let image = plan
+        .containers
+        .iter()
+        .find(|c| c.service == plan.api_service)
+        .map(|c| c.image.clone())
+        .unwrap_or_default();
+    Ok(StackHandle {
+        backend: BackendInfo {
+            kind: "docker".into(),
+            url: url.clone(),
+            server: format!("{} ({} template)", image, plan.template),
+        },
+        url,
+        running: Running::Docker { backend, stack: plan.stack, created: !existed },
+    })
 }
 
 fn prepare_kb_file(path: &std::path::Path, kb: KbStart) -> Result<(), StackError> {
@@ -166,10 +232,18 @@ fn prepare_kb_file(path: &std::path::Path, kb: KbStart) -> Result<(), StackError
 
 impl StackHandle {
     /// Takes down what `up` started (the embedded engine flushes its knowledge base).
-    pub async fn down(self) {
+    /// A docker stack is removed only if this invocation created it and `keep` is off.
+    pub async fn down(self, keep: bool) {
         match self.running {
             Running::Embedded(engine) => engine.shutdown().await,
             Running::External => {}
+            Running::Docker { backend, stack, created } => {
+                if keep || !created {
+                    tracing::info!("leaving stack {stack} running (`katotune down` removes it)");
+                } else if let Err(e) = backend.down(&stack, false).await {
+                    tracing::error!("could not take stack {stack} down: {e}");
+                }
+            }
         }
     }
 }
