@@ -4,15 +4,29 @@
 fn readme_carries_the_knob_table_from_the_code() {
     let readme = std::fs::read_to_string("README.md").unwrap();
     let table = katotune::profile::knobs::markdown_table();
-    assert!(readme.contains(&table), "README's knob table is stale: paste `katotune profiles knobs`");
+    assert!(
+        readme.contains(&table),
+        "README's knob table is stale: paste `katotune profiles knobs`"
+    );
 }
 
 #[test]
 fn readme_lists_every_documented_exit_code() {
     let readme = std::fs::read_to_string("README.md").unwrap();
     use katotune::exit::*;
-    for code in [OK, RUN_FAILED, BAD_INPUT, REGRESSION, STACK_FAILED, KB_MISMATCH, INTERRUPTED] {
-        assert!(readme.contains(&format!("\n| {code} |")), "exit code {code} missing from the README");
+    for code in [
+        OK,
+        RUN_FAILED,
+        BAD_INPUT,
+        REGRESSION,
+        STACK_FAILED,
+        KB_MISMATCH,
+        INTERRUPTED,
+    ] {
+        assert!(
+            readme.contains(&format!("\n| {code} |")),
+            "exit code {code} missing from the README"
+        );
     }
 }
 

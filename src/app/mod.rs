@@ -42,8 +42,12 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         {
             return exit::BAD_INPUT;
         }
-        if cause.downcast_ref::<crate::stack::docker::DockerError>().is_some()
-            || cause.downcast_ref::<crate::stack::template::TemplateError>().is_some()
+        if cause
+            .downcast_ref::<crate::stack::docker::DockerError>()
+            .is_some()
+            || cause
+                .downcast_ref::<crate::stack::template::TemplateError>()
+                .is_some()
         {
             return exit::STACK_FAILED;
         }

@@ -36,7 +36,10 @@ pub fn run(cmd: ProfilesCommand, global: &GlobalArgs) -> Result<i32> {
         ProfilesCommand::Validate { profiles } => validate(&profiles),
         ProfilesCommand::Knobs => {
             if global.format == OutputFormat::Json {
-                println!("{}", serde_json::to_string_pretty(crate::profile::knobs::KNOBS)?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(crate::profile::knobs::KNOBS)?
+                );
             } else {
                 print!("{}", crate::profile::knobs::markdown_table());
             }

@@ -4,7 +4,9 @@ use anyhow::{Context, Result};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use super::{load_profile, print_data, run::new_run_id};
-use crate::cli::{DownArgs, GlobalArgs, ImageBuildArgs, LogsArgs, OutputFormat, StackArgs, StatusArgs};
+use crate::cli::{
+    DownArgs, GlobalArgs, ImageBuildArgs, LogsArgs, OutputFormat, StackArgs, StatusArgs,
+};
 use crate::exit;
 use crate::profile::schema::Backend;
 use crate::stack::docker::{ContainerChange, DockerBackend};
@@ -30,7 +32,10 @@ pub async fn apply(args: StackArgs, wait: bool) -> Result<i32> {
     let docker = DockerBackend::connect().await?;
     let report = docker.apply(&plan, &run_id).await?;
     if report.is_unchanged() {
-        println!("{}: nothing to do, every container is up to date", plan.stack);
+        println!(
+            "{}: nothing to do, every container is up to date",
+            plan.stack
+        );
     } else {
         for c in &report.containers {
             let what = match c.change {
@@ -60,7 +65,12 @@ pub async fn down(args: DownArgs) -> Result<i32> {
         }
         (_, Some(s), _) => vec![s.clone()],
         _ => {
-            let mut all: Vec<String> = docker.status(None).await?.into_iter().map(|c| c.stack).collect();
+            let mut all: Vec<String> = docker
+                .status(None)
+                .await?
+                .into_iter()
+                .map(|c| c.stack)
+                .collect();
             all.sort();
             all.dedup();
             all
@@ -84,7 +94,9 @@ pub async fn down(args: DownArgs) -> Result<i32> {
 
 pub async fn status(args: StatusArgs, global: &GlobalArgs) -> Result<i32> {
     let stack = match &args.profile {
-        Some(p) => Some(template::stack_name(&load_profile(p, &Default::default())?.profile)),
+        Some(p) => Some(template::stack_name(
+            &load_profile(p, &Default::default())?.profile,
+        )),
         None => None,
     };
     let docker = DockerBackend::connect().await?;
@@ -99,9 +111,15 @@ pub async fn status(args: StatusArgs, global: &GlobalArgs) -> Result<i32> {
     }
     let mut table = Table::new();
     table.load_style(UTF8_FULL_CONDENSED);
-    table.set_header(["stack", "service", "state", "health", "ports", "run id", "image"]);
+    table.set_header([
+        "stack", "service", "state", "health", "ports", "run id", "image",
+    ]);
     for c in containers {
-        let ports: Vec<String> = c.ports.iter().map(|p| format!("{}:{}->{}", p.host_ip, p.host, p.container)).collect();
+        let ports: Vec<String> = c
+            .ports
+            .iter()
+            .map(|p| format!("{}:{}->{}", p.host_ip, p.host, p.container))
+            .collect();
         table.add_row([
             c.stack,
             c.service,
@@ -120,7 +138,12 @@ pub async fn logs(args: LogsArgs) -> Result<i32> {
     let profile = load_profile(&args.profile, &Default::default())?.profile;
     let docker = DockerBackend::connect().await?;
     docker
-        .logs(&template::stack_name(&profile), args.tail, args.follow, |line| println!("{line}"))
+        .logs(
+            &template::stack_name(&profile),
+            args.tail,
+            args.follow,
+            |line| println!("{line}"),
+        )
         .await?;
     Ok(exit::OK)
 }
@@ -132,7 +155,13 @@ pub async fn image_build(args: ImageBuildArgs) -> Result<i32> {
     };
     let docker = DockerBackend::connect().await?;
     let info = image::build_engine_image(docker.docker(), &binary, &args.tag).await?;
-    println!("built {} ({}, {} bytes) from {}", info.tag, info.id, info.size_bytes, binary.display());
+    println!(
+        "built {} ({}, {} bytes) from {}",
+        info.tag,
+        info.id,
+        info.size_bytes,
+        binary.display()
+    );
     Ok(exit::OK)
 }
 
@@ -143,7 +172,10 @@ fn static_binary() -> Result<std::path::PathBuf> {
         return Ok(me);
     }
     let target = std::path::PathBuf::from("target/static");
-    eprintln!("building a static katotune (a few minutes): {}", image::static_build_command_line());
+    eprintln!(
+        "building a static katotune (a few minutes): {}",
+        image::static_build_command_line()
+    );
     let status = image::static_binary_build_command(&target)
         .status()
         .context("cannot run cargo; pass --binary with a static katotune build")?;

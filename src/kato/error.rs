@@ -97,7 +97,7 @@ pub enum ErrorKind {
     #[error("could not reach {url}: {reason}; the request was not sent")]
     NotSent { url: String, reason: String },
     /// The server refused connections for longer than `outage_timeout`.
-    #[error("{url} refused connections for {}; is KATO running? raise outage_timeout to wait longer", humantime::format_duration(*.waited))]
+    #[error("{url} refused connections for {}; is KATO running? raise health.timeout in the profile to wait longer", humantime::format_duration(*.waited))]
     ServerDown { url: String, waited: Duration },
     /// The connection broke after the request went out, on a call that changes nothing.
     #[error("connection lost before the answer arrived: {reason}")]

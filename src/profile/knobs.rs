@@ -378,15 +378,26 @@ pub fn markdown_table() -> String {
         "| profile field | env | valid | KATO 3.10 | crashes KATO when out of range | katotune engine |\n|---|---|---|---|---|---|\n",
     );
     for k in KNOBS {
-        let field = k.field.map(|f| format!("`stack.tuning.{f}`")).unwrap_or_else(|| "`stack.env`".into());
-        let unit = if k.unit.is_empty() { String::new() } else { format!(" {}", k.unit) };
+        let field = k
+            .field
+            .map(|f| format!("`stack.tuning.{f}`"))
+            .unwrap_or_else(|| "`stack.env`".into());
+        let unit = if k.unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", k.unit)
+        };
         out.push_str(&format!(
             "| {field} | `{}` | {}{unit} | {}: {} | {} | {} |\n",
             k.env,
             k.domain.describe(),
             k.kato.label(),
             k.kato_note,
-            if k.crashes_kato_out_of_range { "yes" } else { "no" },
+            if k.crashes_kato_out_of_range {
+                "yes"
+            } else {
+                "no"
+            },
             k.engine_note,
         ));
     }

@@ -105,7 +105,7 @@ pub async fn build_scratch_image(
             .map(str::trim)
             .filter(|t| !t.is_empty())
         {
-            tracing::info!(tag, "{text}");
+            tracing::debug!(tag, "{text}");
         }
     }
     let image = docker

@@ -195,7 +195,11 @@ async fn up_docker(
             server: format!("{} ({} template)", image, plan.template),
         },
         url,
-        running: Running::Docker { backend, stack: plan.stack, created: !existed },
+        running: Running::Docker {
+            backend,
+            stack: plan.stack,
+            created: !existed,
+        },
     })
 }
 
@@ -237,7 +241,11 @@ impl StackHandle {
         match self.running {
             Running::Embedded(engine) => engine.shutdown().await,
             Running::External => {}
-            Running::Docker { backend, stack, created } => {
+            Running::Docker {
+                backend,
+                stack,
+                created,
+            } => {
                 if keep || !created {
                     tracing::info!("leaving stack {stack} running (`katotune down` removes it)");
                 } else if let Err(e) = backend.down(&stack, false).await {

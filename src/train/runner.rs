@@ -6,7 +6,7 @@
 //! journal, progress and Ctrl-C. Channels are bounded, so memory stays flat however
 //! large the corpus is.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::dataset::{passes_reference_filter, BadSample, Dataset, DatasetError, DatasetSpec};
 use super::digest::NodeTally;
-use super::hierarchy::{receptive_field, Flow, LevelCounts, TailPolicy};
+use super::hierarchy::{min_node0_chunks, receptive_field, Flow, LevelCounts, TailPolicy};
 use super::journal::{Frontier, Journal, JournalError, RowLog, RowState, JOURNAL_VERSION};
 use super::progress::ProgressDisplay;
 use super::record::{
@@ -86,7 +86,9 @@ pub async fn run(
     target: &Target,
     opts: &RunOptions,
 ) -> Result<RunRecord, RunError> {
-    run_detailed(profile, target, opts).await.map(|(record, _)| record)
+    run_detailed(profile, target, opts)
+        .await
+        .map(|(record, _)| record)
 }
 
 /// Like [`run`], also returning every node's learned names with counts (what
@@ -659,23 +661,20 @@ fn level_records(
     counts: &[LevelCounts],
 ) -> Vec<LevelRecord> {
     let sizes = &profile.training.chunk_sizes;
-    let received: BTreeSet<usize> = (0..sizes.len())
-        .filter(|&l| tallies[l].learns() > 0)
-        .collect();
+    let anything = tallies.iter().any(|t| t.learns() > 0);
     (0..sizes.len())
         .map(|level| {
             let kb = tallies[level].digest();
             let field = receptive_field(sizes, level);
-            let note = (kb.learns == 0 && !received.is_empty()).then(|| {
-                format!(
-                    "learned nothing: a full pattern here spans {field} tokens, more than the samples gave it (names reached it {} times)",
-                    counts.get(level).map_or(0, |c| c.received)
-                )
-            });
+            let note = (kb.learns == 0 && anything).then(|| idle_level_note(sizes, level));
             LevelRecord {
                 node: profile.node_id(level),
                 chunk_size: sizes[level],
-                requests: if level == 0 { kb.learns + counts[0].empty } else { counts[level].requests },
+                requests: if level == 0 {
+                    kb.learns + counts[0].empty
+                } else {
+                    counts[level].requests
+                },
                 dropped: counts.get(level).map_or(0, |c| c.dropped),
                 receptive_field: field,
                 kb,
@@ -683,6 +682,19 @@ fn level_records(
             }
         })
         .collect()
+}
+
+/// Why a level learned nothing: no sample was long enough to give it two names.
+fn idle_level_note(sizes: &[usize], level: usize) -> String {
+    let field = receptive_field(sizes, level);
+    match min_node0_chunks(&sizes[1..], level, TailPolicy::LearnIfAtLeastTwo) {
+        Some(chunks) => format!(
+            "learned nothing: a sample needs about {} tokens ({chunks} node0 chunks) to give this level \
+             the 2 names it learns from; a full pattern here spans {field} tokens",
+            chunks * sizes[0] as u64
+        ),
+        None => format!("learned nothing: a full pattern here spans {field} tokens"),
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
