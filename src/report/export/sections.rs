@@ -273,7 +273,7 @@ fn gate_section(m: &mut impl Markup, c: &Comparison) {
     m.heading(2, "Regression gate");
     m.paragraph(
         &format!(
-            "Against the baseline of {} (katotune {}), threshold {:.1}% slower.",
+            "Against the baseline of {} (katotune revision {}), threshold {:.1}% slower.",
             gate.baseline_started_at,
             gate.baseline_git_revision,
             gate.threshold * 100.0
