@@ -20,8 +20,8 @@ fn render(exporter: &dyn Exporter, c: &Comparison) -> String {
 /// the full document).
 fn stable(mut text: String, c: &Comparison) -> String {
     for p in &c.profiles {
-        text = text.replace(&p.hash, &format!("<hash of {}>", p.name));
-        text = text.replace(&p.learning_hash, "<learning hash>");
+        text = text.replace(&p.hash, &format!("[hash of {}]", p.name));
+        text = text.replace(&p.learning_hash, "[learning hash]");
     }
     text
 }
@@ -32,7 +32,7 @@ fn stable_json(c: &Comparison) -> String {
     let mut value: serde_json::Value =
         serde_json::from_str(&render(&JsonExporter, c)).expect("the export is JSON");
     for p in value["profiles"].as_array_mut().into_iter().flatten() {
-        p["resolved"] = "<resolved profile>".into();
+        p["resolved"] = "[resolved profile]".into();
     }
     stable(serde_json::to_string_pretty(&value).expect("json"), c)
 }

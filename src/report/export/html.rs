@@ -31,12 +31,14 @@ impl Exporter for HtmlExporter {
 
 const STYLE: &str = "
 body { font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: #1f2328; background: #fff; margin: 0; }
-main { max-width: 1180px; margin: 0 auto; padding: 24px 32px 48px; }
+main { max-width: 1240px; margin: 0 auto; padding: 24px 24px 48px; }
 h1 { font-size: 26px; margin: 0 0 6px; }
 h2 { font-size: 19px; margin: 32px 0 10px; padding-bottom: 4px; border-bottom: 1px solid #d0d7de; }
 h3 { font-size: 15px; margin: 20px 0 8px; }
-table { border-collapse: collapse; margin: 8px 0 14px; font-variant-numeric: tabular-nums; }
-th, td { border: 1px solid #d0d7de; padding: 4px 9px; text-align: left; vertical-align: top; }
+div.table { overflow-x: auto; margin: 8px 0 14px; }
+table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; }
+td:first-child { white-space: nowrap; }
 th { background: #f6f8fa; font-weight: 600; }
 tr:nth-child(even) td { background: #fbfcfd; }
 .num { text-align: right; white-space: nowrap; }
@@ -109,7 +111,8 @@ impl Markup for Html {
     }
 
     fn table(&mut self, table: &Table) {
-        self.body.push_str("<table>\n<thead><tr>");
+        self.body
+            .push_str("<div class=\"table\"><table>\n<thead><tr>");
         for c in &table.columns {
             let num = if c.numeric { "num" } else { "" };
             self.body.push_str(&format!(
@@ -131,7 +134,7 @@ impl Markup for Html {
             }
             self.body.push_str("</tr>\n");
         }
-        self.body.push_str("</tbody>\n</table>\n");
+        self.body.push_str("</tbody>\n</table></div>\n");
     }
 
     fn chart(&mut self, kind: ChartKind, comparison: &Comparison) {

@@ -83,7 +83,7 @@ fn count_cell(n: u64) -> Cell {
     Cell::toned(n.to_string(), if n > 0 { Tone::Bad } else { Tone::Plain })
 }
 
-/// The main table, every measure.
+/// The main table (the latency section has every percentile).
 pub(crate) fn results_table(c: &Comparison) -> Table {
     let mut t = Table::new(&[
         ("Profile", false),
@@ -93,9 +93,7 @@ pub(crate) fn results_table(c: &Comparison) -> Table {
         ("Tokens/s", true),
         ("Relative", true),
         ("Calls/sample", true),
-        ("p50 ms", true),
         ("p95 ms", true),
-        ("p99 ms", true),
         ("Errors", true),
         ("Done", true),
         ("At risk", true),
@@ -103,7 +101,6 @@ pub(crate) fn results_table(c: &Comparison) -> Table {
         ("KB vs reference", false),
     ]);
     for p in &c.profiles {
-        let l = &p.calls.latency;
         t.row(vec![
             Cell::plain(&p.name),
             Cell::plain(p.runs.len().to_string()),
@@ -112,9 +109,7 @@ pub(crate) fn results_table(c: &Comparison) -> Table {
             Cell::plain(p.tokens_per_second.display(0)),
             Cell::plain(relative_text(p)),
             Cell::plain(format!("{:.2}", p.calls.per_sample)),
-            Cell::plain(format!("{:.2}", l.p50_ms)),
-            Cell::plain(format!("{:.2}", l.p95_ms)),
-            Cell::plain(format!("{:.2}", l.p99_ms)),
+            Cell::plain(format!("{:.2}", p.calls.latency.p95_ms)),
             count_cell(p.calls.errors),
             Cell::plain(p.samples.done.to_string()),
             count_cell(p.samples.at_risk),

@@ -80,6 +80,17 @@ pub(crate) fn short_number(v: f64) -> String {
     }
 }
 
+/// A tick label with as many decimals as the step needs: `0`, `2.5`, `0.25`.
+fn tick_text(v: f64, step: f64) -> String {
+    let decimals = (0..3)
+        .find(|d| {
+            let scaled = step * 10f64.powi(*d);
+            (scaled - scaled.round()).abs() < 1e-9
+        })
+        .unwrap_or(3) as usize;
+    format!("{v:.decimals$}")
+}
+
 /// A round axis end and tick step covering `max`.
 fn axis(max: f64) -> (f64, f64) {
     if !(max > 0.0) || !max.is_finite() {
@@ -129,7 +140,7 @@ impl BarChart {
         let _ = write!(
             s,
             "<text class=\"unit\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-            x(end) + 12.0,
+            x(end) + 24.0,
             top + body + 14.0,
             escape(&self.unit)
         );
@@ -228,7 +239,7 @@ fn draw_axis(s: &mut String, end: f64, step: f64, top: f64, bottom: f64, x: &dyn
             "<line class=\"grid\" x1=\"{tx:.1}\" y1=\"{top:.1}\" x2=\"{tx:.1}\" y2=\"{bottom:.1}\"/>\
              <text class=\"tick\" x=\"{tx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
             bottom + 14.0,
-            short_number(v)
+            tick_text(v, step)
         );
     }
 }
@@ -242,6 +253,13 @@ mod tests {
         assert_eq!(axis(9.3), (10.0, 2.0));
         assert_eq!(axis(1234.0), (1250.0, 250.0));
         assert_eq!(axis(0.0), (1.0, 0.25));
+    }
+
+    #[test]
+    fn ticks_show_only_the_decimals_the_step_needs() {
+        assert_eq!(tick_text(4.0, 2.0), "4");
+        assert_eq!(tick_text(7.5, 2.5), "7.5");
+        assert_eq!(tick_text(0.5, 0.25), "0.50");
     }
 
     #[test]
