@@ -39,6 +39,17 @@ impl CheckStatus {
         }
     }
 
+    /// The JSON spelling: `reference`, `same`, `differs`, `different-learning`, `not-run`.
+    pub fn key(self) -> &'static str {
+        match self {
+            CheckStatus::Reference => "reference",
+            CheckStatus::Same => "same",
+            CheckStatus::Differs => "differs",
+            CheckStatus::DifferentLearning => "different-learning",
+            CheckStatus::NotRun => "not-run",
+        }
+    }
+
     /// True when this is something the user must look at.
     pub fn is_bad(self) -> bool {
         matches!(self, CheckStatus::Differs | CheckStatus::NotRun)

@@ -31,6 +31,17 @@ pub enum VerdictStatus {
     NoBaseline,
 }
 
+impl VerdictStatus {
+    /// The JSON spelling: `pass`, `regressed`, `no-baseline`.
+    pub fn key(self) -> &'static str {
+        match self {
+            VerdictStatus::Pass => "pass",
+            VerdictStatus::Regressed => "regressed",
+            VerdictStatus::NoBaseline => "no-baseline",
+        }
+    }
+}
+
 /// The gate's verdict for one profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {

@@ -57,11 +57,7 @@ impl Exporter for CsvExporter {
 }
 
 fn row<'a>(p: &'a ProfileSummary, reference: &str) -> Row<'a> {
-    let verdict = p.verdict.as_ref().map_or("", |v| match v.status {
-        crate::report::VerdictStatus::Pass => "pass",
-        crate::report::VerdictStatus::Regressed => "regressed",
-        crate::report::VerdictStatus::NoBaseline => "no-baseline",
-    });
+    let verdict = p.verdict.as_ref().map_or("", |v| v.status.key());
     let latency = &p.calls.latency;
     Row {
         profile: &p.name,
@@ -87,7 +83,7 @@ fn row<'a>(p: &'a ProfileSummary, reference: &str) -> Row<'a> {
         samples_done: p.samples.done,
         samples_at_risk: p.samples.at_risk,
         samples_failed: p.samples.failed,
-        kb_check: p.correctness.status.label(),
+        kb_check: p.correctness.status.key(),
         differing_nodes: p
             .correctness
             .differences
