@@ -7,6 +7,7 @@ use std::process::Command;
 use serde::{Deserialize, Serialize};
 use sysinfo::System;
 
+use super::model::ProfileRuns;
 use crate::train::dataset::DatasetIdentity;
 
 /// Where and with what a comparison ran.
@@ -56,6 +57,23 @@ impl ReproMeta {
             started_at: started_at.into(),
             finished_at: finished_at.into(),
         }
+    }
+}
+
+impl ReproMeta {
+    /// For run records rendered again (`katotune report`): the first start and last
+    /// finish of the records and the katotune version that wrote the last one. Run
+    /// records do not carry the host, so this machine is described instead.
+    pub fn from_records(inputs: &[ProfileRuns]) -> Self {
+        let records = || inputs.iter().flat_map(|i| &i.records);
+        // RFC 3339 times in one zone sort as text.
+        let started = records().map(|r| r.started_at.clone()).min();
+        let finished = records().map(|r| r.finished_at.clone()).max();
+        let mut meta = Self::capture(started.unwrap_or_default(), finished.unwrap_or_default());
+        if let Some(version) = records().last().map(|r| r.katotune_version.clone()) {
+            meta.katotune_version = version;
+        }
+        meta
     }
 }
 

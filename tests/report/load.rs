@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use katotune::report::export::json::JsonExporter;
-use katotune::report::{load_inputs, Comparison, Exporter, Inputs, LoadError};
+use katotune::report::{load_inputs, Comparison, Exporter, Inputs, LoadError, ReproMeta};
 
 use super::fixture;
 
@@ -30,7 +30,12 @@ fn run_records_group_by_profile_and_their_repeats_build_the_same_numbers() {
     assert_eq!(names, ["baseline", "phase3-parallel", "broken-batch"]);
     assert_eq!(runs[0].records.len(), 3);
     assert!(runs.iter().all(|r| r.kb.is_empty()));
-    let rebuilt = Comparison::build(runs, 0, None, None, fixture::meta());
+    let meta = ReproMeta::from_records(&runs);
+    assert_eq!(
+        (meta.started_at.as_str(), meta.finished_at.as_str()),
+        ("2026-11-27T05:01:00Z", "2026-11-27T05:03:30Z")
+    );
+    let rebuilt = Comparison::build(runs, 0, None, None, meta);
     let original = fixture::comparison();
     assert_eq!(
         rebuilt.profiles[1].samples_per_second,
