@@ -1,1 +1,25 @@
-//! report (being built).
+//! Reports: the comparison of profiles (speed, correctness, settings, regression
+//! gate) and its exporters (terminal table, JSON, CSV, Markdown, HTML).
+//!
+//! [`Comparison::build`] is pure: it turns run records into one document. The
+//! exporters only render that document, so any saved comparison or set of run
+//! records can be rendered again without training ([`load_inputs`]).
+
+pub mod correctness;
+pub mod export;
+pub mod load;
+pub mod meta;
+pub mod model;
+pub mod regression;
+pub mod relative_speed;
+pub mod settings;
+pub mod stats;
+pub mod summary;
+
+pub use export::{ExportError, ExportSet, Exporter};
+pub use load::{load_inputs, Inputs, LoadError};
+pub use meta::{HostInfo, ReproMeta};
+pub use model::{Comparison, ProfileRuns, ProfileSummary, SCHEMA_VERSION};
+pub use regression::{Verdict, VerdictStatus, DEFAULT_THRESHOLD};
+pub use relative_speed::Relative;
+pub use stats::Spread;

@@ -1,0 +1,312 @@
+//! The outline every document format shares: results, correctness, the regression
+//! gate, latency, patterns per node, calls, server settings and reproduction facts.
+//! Each section is built here once as neutral tables and text.
+
+use super::markup::{Cell, ChartKind, Markup, Table, Tone};
+use crate::report::correctness::{CheckStatus, NodeDifference};
+use crate::report::{Comparison, ProfileSummary, VerdictStatus};
+
+/// Writes the whole report.
+pub(crate) fn document(m: &mut impl Markup, c: &Comparison) {
+    m.heading(1, "katotune comparison");
+    m.paragraph(&intro(c), Tone::Plain);
+    m.heading(2, "Results");
+    m.table(&results_table(c));
+    let sentences = c.relative_sentences();
+    if !sentences.is_empty() {
+        m.list(&plain(sentences));
+    }
+    m.chart(ChartKind::Throughput, c);
+    correctness_section(m, c);
+    if c.gate.is_some() {
+        gate_section(m, c);
+    }
+    m.heading(2, "Latency");
+    m.table(&super::details::latency_table(c));
+    m.chart(ChartKind::Latency, c);
+    m.heading(2, "Patterns per node");
+    m.table(&super::details::patterns_table(c));
+    m.chart(ChartKind::Patterns, c);
+    m.heading(2, "Calls per sample");
+    m.table(&super::details::calls_table(c));
+    super::details::settings_section(m, c);
+    super::details::reproduction_section(m, c);
+}
+
+fn intro(c: &Comparison) -> String {
+    format!(
+        "{} profile{} compared with {} (reference), from {} to {}.",
+        c.profiles.len(),
+        if c.profiles.len() == 1 { "" } else { "s" },
+        c.reference,
+        c.meta.started_at,
+        c.meta.finished_at
+    )
+}
+
+pub(crate) fn plain(items: Vec<String>) -> Vec<(String, Tone)> {
+    items.into_iter().map(|s| (s, Tone::Plain)).collect()
+}
+
+/// The correctness cell: `same KB`, `DIFFERS (node1, node2)`...
+pub(crate) fn check_cell(p: &ProfileSummary) -> Cell {
+    let status = p.correctness.status;
+    let mut text = status.label().to_string();
+    if !p.correctness.differences.is_empty() {
+        let nodes: Vec<&str> = p
+            .correctness
+            .differences
+            .iter()
+            .map(|d| d.node.as_str())
+            .collect();
+        text = format!("{text} ({})", nodes.join(", "));
+    }
+    let tone = match status {
+        _ if !p.correctness.repeats_agree => Tone::Bad,
+        CheckStatus::Same => Tone::Good,
+        CheckStatus::DifferentLearning => Tone::Warn,
+        s if s.is_bad() => Tone::Bad,
+        _ => Tone::Plain,
+    };
+    if !p.correctness.repeats_agree {
+        text.push_str("; repeats disagree");
+    }
+    Cell::toned(text, tone)
+}
+
+/// `4.21 ± 0.12`, `1.00` for the reference, `-` without a ratio.
+pub(crate) fn relative_text(p: &ProfileSummary) -> String {
+    p.relative.map_or_else(|| "-".to_string(), |r| r.display())
+}
+
+fn count_cell(n: u64) -> Cell {
+    Cell::toned(n.to_string(), if n > 0 { Tone::Bad } else { Tone::Plain })
+}
+
+/// The main table (the latency section has every percentile).
+pub(crate) fn results_table(c: &Comparison) -> Table {
+    let mut t = Table::new(&[
+        ("Profile", false),
+        ("Runs", true),
+        ("Samples/s", true),
+        ("s/sample", true),
+        ("Tokens/s", true),
+        ("Relative", true),
+        ("Calls/sample", true),
+        ("p95 ms", true),
+        ("Errors", true),
+        ("Done", true),
+        ("At risk", true),
+        ("Failed", true),
+        ("KB vs reference", false),
+    ]);
+    for p in &c.profiles {
+        t.row(vec![
+            Cell::plain(&p.name),
+            Cell::plain(p.runs.len().to_string()),
+            Cell::plain(p.samples_per_second.display(2)),
+            Cell::plain(p.seconds_per_sample.display(3)),
+            Cell::plain(p.tokens_per_second.display(0)),
+            Cell::plain(relative_text(p)),
+            Cell::plain(format!("{:.2}", p.calls.per_sample)),
+            Cell::plain(format!("{:.2}", p.calls.latency.p95_ms)),
+            count_cell(p.calls.errors),
+            Cell::plain(p.samples.done.to_string()),
+            count_cell(p.samples.at_risk),
+            count_cell(p.samples.failed),
+            check_cell(p),
+        ]);
+    }
+    t
+}
+
+/// The main table for a terminal: the measures a user reads first.
+pub(crate) fn compact_results_table(c: &Comparison) -> Table {
+    let mut t = Table::new(&[
+        ("Profile", false),
+        ("Samples/s", true),
+        ("s/sample", true),
+        ("Relative", true),
+        ("Calls/sample", true),
+        ("p95 ms", true),
+        ("Errors", true),
+        ("Done", true),
+        ("At risk", true),
+        ("KB vs reference", false),
+    ]);
+    for p in &c.profiles {
+        t.row(vec![
+            Cell::plain(&p.name),
+            Cell::plain(p.samples_per_second.display(2)),
+            Cell::plain(p.seconds_per_sample.display(3)),
+            Cell::plain(relative_text(p)),
+            Cell::plain(format!("{:.2}", p.calls.per_sample)),
+            Cell::plain(format!("{:.2}", p.calls.latency.p95_ms)),
+            count_cell(p.calls.errors),
+            Cell::plain(p.samples.done.to_string()),
+            count_cell(p.samples.at_risk),
+            check_cell(p),
+        ]);
+    }
+    t
+}
+
+fn correctness_section(m: &mut impl Markup, c: &Comparison) {
+    m.heading(2, "Correctness");
+    let failures = c.correctness_failures();
+    if failures.is_empty() {
+        m.paragraph(
+            &format!(
+                "Every profile that trains the same data learned the same knowledge base as {} at every node.",
+                c.reference
+            ),
+            Tone::Good,
+        );
+    } else {
+        let names: Vec<&str> = failures.iter().map(|p| p.name.as_str()).collect();
+        m.paragraph(
+            &format!(
+                "{} learned something else than {}: a profile that only tunes speed must not change the knowledge base.",
+                names.join(", "),
+                c.reference
+            ),
+            Tone::Bad,
+        );
+    }
+    for p in &c.profiles {
+        profile_differences(m, p, &c.reference);
+    }
+}
+
+fn profile_differences(m: &mut impl Markup, p: &ProfileSummary, reference: &str) {
+    if !p.correctness.repeats_agree {
+        m.paragraph(
+            &format!("{}: its repeats learned different knowledge bases.", p.name),
+            Tone::Bad,
+        );
+    }
+    if p.correctness.differences.is_empty() {
+        return;
+    }
+    m.heading(3, &format!("{} vs {reference}", p.name));
+    let tone = if p.correctness.status == CheckStatus::Differs {
+        Tone::Bad
+    } else {
+        Tone::Warn
+    };
+    if let Some(note) = &p.correctness.note {
+        m.paragraph(
+            &format!("{note}, so different digests are expected."),
+            Tone::Warn,
+        );
+    }
+    m.table(&difference_table(&p.correctness.differences, tone));
+    let examples = example_table(&p.correctness.differences, tone);
+    if !examples.rows.is_empty() {
+        m.table(&examples);
+    }
+}
+
+fn short(digest: &Option<String>) -> String {
+    digest
+        .as_deref()
+        .map_or_else(|| "(no node)".to_string(), |d| d.chars().take(12).collect())
+}
+
+fn difference_table(diffs: &[NodeDifference], tone: Tone) -> Table {
+    let mut t = Table::new(&[
+        ("Node", false),
+        ("Digest", false),
+        ("Reference digest", false),
+        ("Learns", true),
+        ("Reference learns", true),
+        ("Distinct", true),
+        ("Reference distinct", true),
+        ("Names differing", true),
+    ]);
+    for d in diffs {
+        t.row(vec![
+            Cell::toned(&d.node, tone),
+            Cell::toned(short(&d.digest), tone),
+            Cell::plain(short(&d.reference_digest)),
+            Cell::plain(d.learns.to_string()),
+            Cell::plain(d.reference_learns.to_string()),
+            Cell::plain(d.distinct.to_string()),
+            Cell::plain(d.reference_distinct.to_string()),
+            Cell::toned(
+                d.names_differing
+                    .map_or_else(|| "names not read".to_string(), |n| n.to_string()),
+                tone,
+            ),
+        ]);
+    }
+    t
+}
+
+fn example_table(diffs: &[NodeDifference], tone: Tone) -> Table {
+    let mut t = Table::new(&[
+        ("Node", false),
+        ("Example name", false),
+        ("Count", true),
+        ("Reference count", true),
+    ]);
+    for d in diffs {
+        for e in &d.examples {
+            t.row(vec![
+                Cell::plain(&d.node),
+                Cell::toned(&e.name, tone),
+                Cell::toned(e.count.to_string(), tone),
+                Cell::plain(e.reference_count.to_string()),
+            ]);
+        }
+    }
+    t
+}
+
+fn gate_section(m: &mut impl Markup, c: &Comparison) {
+    let Some(gate) = &c.gate else { return };
+    m.heading(2, "Regression gate");
+    m.paragraph(
+        &format!(
+            "Against the baseline of {} (katotune revision {}), threshold {:.1}% slower.",
+            gate.baseline_started_at,
+            gate.baseline_git_revision,
+            gate.threshold * 100.0
+        ),
+        Tone::Plain,
+    );
+    let mut t = Table::new(&[
+        ("Profile", false),
+        ("Baseline samples/s", true),
+        ("Samples/s", true),
+        ("Change", true),
+        ("Verdict", false),
+    ]);
+    for p in &c.profiles {
+        let Some(v) = &p.verdict else { continue };
+        let (word, tone) = match v.status {
+            VerdictStatus::Pass => ("pass".to_string(), Tone::Good),
+            VerdictStatus::NoBaseline => ("no baseline".to_string(), Tone::Plain),
+            VerdictStatus::Regressed => (format!("REGRESSED: {}", v.reasons.join("; ")), Tone::Bad),
+        };
+        t.row(vec![
+            Cell::plain(&p.name),
+            Cell::plain(
+                v.baseline_samples_per_second
+                    .map_or("-".into(), |b| format!("{b:.2}")),
+            ),
+            Cell::plain(format!("{:.2}", p.samples_per_second.mean)),
+            Cell::toned(
+                v.speed_change
+                    .map_or("-".into(), |c| format!("{:+.1}%", c * 100.0)),
+                if v.slower_beyond_threshold {
+                    Tone::Bad
+                } else {
+                    Tone::Plain
+                },
+            ),
+            Cell::toned(word, tone),
+        ]);
+    }
+    m.table(&t);
+}

@@ -1,0 +1,240 @@
+//! The comparison document: every profile's measured repeats side by side, speed
+//! against a reference, the correctness check, the knob table, the regression gate
+//! and what it takes to reproduce it. Built by one pure function, serialized as is.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::correctness::{self, CheckStatus, KbSide};
+use super::meta::ReproMeta;
+use super::regression::{self, Gate, Verdict, VerdictStatus, DEFAULT_THRESHOLD};
+use super::relative_speed::Relative;
+use super::settings::Setting;
+use super::stats::Spread;
+use super::summary::{self, CallSummary, NodeSummary, RunBrief, SampleSummary};
+use crate::profile::Profile;
+use crate::train::dataset::DatasetIdentity;
+use crate::train::record::{BackendInfo, RunRecord};
+
+/// Format version of the comparison JSON (bumped on incompatible changes).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One profile's input to a comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileRuns {
+    /// The resolved profile.
+    pub profile: Profile,
+    /// The measured repeats, in the order they ran (warm-ups left out).
+    pub records: Vec<RunRecord>,
+    /// Name counts read back from the server after the last repeat, one map per level
+    /// in the order of that record's `levels` (`kb[0]` is node0). Empty when the
+    /// names could not be read; differences are then reported without examples.
+    pub kb: Vec<BTreeMap<String, u64>>,
+}
+
+/// The comparison of several profiles over the same samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// [`SCHEMA_VERSION`] of the writer.
+    pub schema_version: u32,
+    pub meta: ReproMeta,
+    /// Name of the profile speeds and digests are compared with.
+    pub reference: String,
+    /// The baseline and threshold of the regression gate, when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<Gate>,
+    /// In the order they were given.
+    pub profiles: Vec<ProfileSummary>,
+}
+
+/// One profile in the comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileSummary {
+    pub name: String,
+    pub description: String,
+    /// Hash of the whole resolved profile.
+    pub hash: String,
+    /// Hash of what decides what is learned.
+    pub learning_hash: String,
+    /// `kato` or `engine`: the server that received the tuning.
+    pub target: String,
+    /// Backend kind, URL and the server's name and version (or image id).
+    pub backend: BackendInfo,
+    /// The corpus, from the last repeat.
+    #[serde(default)]
+    pub dataset: Option<DatasetIdentity>,
+    /// Each measured repeat.
+    pub runs: Vec<RunBrief>,
+    pub samples_per_second: Spread,
+    pub seconds_per_sample: Spread,
+    pub tokens_per_second: Spread,
+    pub wall_seconds: Spread,
+    /// Speed against the reference; `None` when either trained nothing.
+    #[serde(default)]
+    pub relative: Option<Relative>,
+    pub calls: CallSummary,
+    pub samples: SampleSummary,
+    /// Patterns per node, from the last repeat.
+    pub nodes: Vec<NodeSummary>,
+    pub correctness: correctness::Correctness,
+    /// The server settings this profile sets, explained for its target.
+    pub settings: Vec<Setting>,
+    /// The regression gate's verdict, when a baseline was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// The resolved profile.
+    pub resolved: Profile,
+}
+
+impl Comparison {
+    /// Builds the comparison of `inputs` against `inputs[reference]` (the first profile
+    /// when `reference` is out of range), gated against `baseline` with `threshold`
+    /// ([`DEFAULT_THRESHOLD`] when a baseline comes without one). `meta.dataset` is
+    /// taken from the reference's last run when it is `None`.
+    pub fn build(
+        inputs: Vec<ProfileRuns>,
+        reference: usize,
+        baseline: Option<&Comparison>,
+        threshold: Option<f64>,
+        mut meta: ReproMeta,
+    ) -> Comparison {
+        let reference = if reference < inputs.len() {
+            reference
+        } else {
+            0
+        };
+        let mut profiles: Vec<ProfileSummary> = inputs.iter().map(summary::summarize).collect();
+        if let Some(reference_input) = inputs.get(reference) {
+            let reference_summary = profiles[reference].clone();
+            for (i, (profile, input)) in profiles.iter_mut().zip(&inputs).enumerate() {
+                compare_with_reference(
+                    profile,
+                    input,
+                    &reference_summary,
+                    reference_input,
+                    i == reference,
+                );
+            }
+        }
+        let gate = baseline.map(|base| {
+            let threshold = threshold.unwrap_or(DEFAULT_THRESHOLD);
+            for profile in &mut profiles {
+                profile.verdict = Some(regression::judge(profile, base, threshold));
+            }
+            Gate {
+                threshold,
+                baseline_started_at: base.meta.started_at.clone(),
+                baseline_git_revision: base.meta.git_revision.clone(),
+            }
+        });
+        if meta.dataset.is_none() {
+            meta.dataset = profiles.get(reference).and_then(|p| p.dataset.clone());
+        }
+        Comparison {
+            schema_version: SCHEMA_VERSION,
+            meta,
+            reference: profiles
+                .get(reference)
+                .map(|p| p.name.clone())
+                .unwrap_or_default(),
+            gate,
+            profiles,
+        }
+    }
+
+    /// The reference profile's summary.
+    pub fn reference_profile(&self) -> Option<&ProfileSummary> {
+        self.profiles.iter().find(|p| p.name == self.reference)
+    }
+
+    /// Profiles the regression gate failed, with their verdicts.
+    pub fn regressions(&self) -> Vec<(&ProfileSummary, &Verdict)> {
+        self.profiles
+            .iter()
+            .filter_map(|p| p.verdict.as_ref().map(|v| (p, v)))
+            .filter(|(_, v)| v.status == VerdictStatus::Regressed)
+            .collect()
+    }
+
+    /// Profiles whose KB differs from the reference's although they train the same
+    /// data the same way: a batching or parallelism bug.
+    pub fn correctness_failures(&self) -> Vec<&ProfileSummary> {
+        self.profiles
+            .iter()
+            .filter(|p| {
+                p.correctness.status == CheckStatus::Differs || !p.correctness.repeats_agree
+            })
+            .collect()
+    }
+
+    /// "X ran 4.21 ± 0.12 times faster than REF", one line per non-reference profile.
+    pub fn relative_sentences(&self) -> Vec<String> {
+        self.profiles
+            .iter()
+            .filter(|p| p.name != self.reference)
+            .map(|p| match p.relative {
+                Some(r) => r.sentence(&p.name, &self.reference),
+                None => format!("{} has no speed ratio: one side trained nothing", p.name),
+            })
+            .collect()
+    }
+}
+
+fn compare_with_reference(
+    profile: &mut ProfileSummary,
+    input: &ProfileRuns,
+    reference: &ProfileSummary,
+    reference_input: &ProfileRuns,
+    is_reference: bool,
+) {
+    if is_reference {
+        profile.relative = (profile.samples_per_second.mean > 0.0).then_some(Relative::REFERENCE);
+    } else {
+        profile.relative = Relative::of(&profile.samples_per_second, &reference.samples_per_second);
+    }
+    let (Some(mine), Some(theirs)) = (input.records.last(), reference_input.records.last()) else {
+        profile.correctness.status = CheckStatus::NotRun;
+        return;
+    };
+    if is_reference {
+        profile.correctness.status = CheckStatus::Reference;
+        return;
+    }
+    profile.correctness.differences = correctness::differences(
+        KbSide {
+            levels: &mine.levels,
+            kb: &input.kb,
+        },
+        KbSide {
+            levels: &theirs.levels,
+            kb: &reference_input.kb,
+        },
+    );
+    profile.correctness.note = learning_note(profile, reference);
+    profile.correctness.status = match (
+        &profile.correctness.note,
+        profile.correctness.differences.is_empty(),
+    ) {
+        (_, true) => CheckStatus::Same,
+        (Some(_), false) => CheckStatus::DifferentLearning,
+        (None, false) => CheckStatus::Differs,
+    };
+}
+
+/// Why `profile` is not expected to learn what `reference` learned, if it is not.
+fn learning_note(profile: &ProfileSummary, reference: &ProfileSummary) -> Option<String> {
+    let fingerprint = |p: &ProfileSummary| p.dataset.as_ref().map(|d| d.fingerprint.clone());
+    if fingerprint(profile) != fingerprint(reference) {
+        return Some(format!(
+            "{} trained another dataset than {}",
+            profile.name, reference.name
+        ));
+    }
+    (profile.learning_hash != reference.learning_hash).then(|| {
+        format!(
+            "{} segments or names differently from {} (learning hash {} vs {})",
+            profile.name, reference.name, profile.learning_hash, reference.learning_hash
+        )
+    })
+}
