@@ -68,6 +68,10 @@ pub enum Command {
     /// Build katotune's engine image (FROM scratch, from a static katotune binary).
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Run several profiles on the same samples and compare speed and what they learned.
+    Compare(CompareArgs),
+    /// Re-render exports from saved run records or a saved comparison (no training).
+    Report(ReportArgs),
     /// Run katotune's KATO-compatible engine as a standalone server.
     Serve(ServeArgs),
     /// Check that a KATO server answers /health (exit 0 when it does).
@@ -252,4 +256,61 @@ pub struct ImageBuildArgs {
     /// else build one with cargo in the current checkout).
     #[arg(long)]
     pub binary: Option<PathBuf>,
+}
+
+/// Where to write exports (each may be given; `-` is not supported, use a path).
+#[derive(Debug, Args, Default, Clone)]
+pub struct ExportArgs {
+    #[arg(long, value_name = "FILE")]
+    pub export_json: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub export_csv: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub export_markdown: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub export_html: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Profiles to compare (names or files), in table order.
+    #[arg(required = true, num_args = 1..)]
+    pub profiles: Vec<String>,
+    /// The profile the others are measured against (default: the first).
+    #[arg(long)]
+    pub reference: Option<String>,
+    /// Samples trained before each measured run, not counted.
+    #[arg(long, default_value_t = 0)]
+    pub warmup: u64,
+    /// Measured runs per profile (mean and standard deviation over them).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Use one stack for every profile when they differ only in client settings.
+    #[arg(long)]
+    pub reuse_stack: bool,
+    /// An earlier `--export-json` to gate against.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// How far below the baseline's throughput a profile may fall: `10%` or `0.1`.
+    #[arg(long, default_value = "10%")]
+    pub threshold: String,
+    /// Exit 0 even when a profile learned a different knowledge base.
+    #[arg(long)]
+    pub allow_kb_diff: bool,
+    #[command(flatten)]
+    pub exports: ExportArgs,
+    #[command(flatten)]
+    pub overrides: ProfileOverrides,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run record JSON files (several per profile become repeats) or one comparison JSON.
+    #[arg(required = true, num_args = 1..)]
+    pub inputs: Vec<PathBuf>,
+    /// The reference profile (default: the first).
+    #[arg(long)]
+    pub reference: Option<String>,
+    #[command(flatten)]
+    pub exports: ExportArgs,
 }

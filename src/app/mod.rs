@@ -1,5 +1,6 @@
 //! Carrying out commands: each subcommand is one function returning an exit code.
 
+mod compare;
 mod profiles;
 pub mod run;
 mod stack;
@@ -19,6 +20,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Render(args) => render(args, &cli.global),
         Command::Health(args) => health(args).await,
         Command::Run(args) => run::run(args).await,
+        Command::Compare(args) => compare::compare(args).await,
+        Command::Report(args) => compare::report(args),
         Command::Apply(args) => stack::apply(args, false).await,
         Command::Up(args) => stack::apply(args, true).await,
         Command::Down(args) => stack::down(args).await,

@@ -34,7 +34,7 @@ impl CheckStatus {
             CheckStatus::Reference => "reference",
             CheckStatus::Same => "same KB",
             CheckStatus::Differs => "DIFFERS",
-            CheckStatus::DifferentLearning => "other data",
+            CheckStatus::DifferentLearning => "DIFFERS (other settings)",
             CheckStatus::NotRun => "not run",
         }
     }
@@ -52,7 +52,10 @@ impl CheckStatus {
 
     /// True when this is something the user must look at.
     pub fn is_bad(self) -> bool {
-        matches!(self, CheckStatus::Differs | CheckStatus::NotRun)
+        matches!(
+            self,
+            CheckStatus::Differs | CheckStatus::DifferentLearning | CheckStatus::NotRun
+        )
     }
 }
 

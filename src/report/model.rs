@@ -157,13 +157,17 @@ impl Comparison {
             .collect()
     }
 
-    /// Profiles whose KB differs from the reference's although they train the same
-    /// data the same way: a batching or parallelism bug.
+    /// Profiles whose KB differs from the reference's: a batching or parallelism bug
+    /// when they train the same data the same way (`Differs`), or an expected change
+    /// of settings (`DifferentLearning`) the user must acknowledge (`--allow-kb-diff`).
     pub fn correctness_failures(&self) -> Vec<&ProfileSummary> {
         self.profiles
             .iter()
             .filter(|p| {
-                p.correctness.status == CheckStatus::Differs || !p.correctness.repeats_agree
+                matches!(
+                    p.correctness.status,
+                    CheckStatus::Differs | CheckStatus::DifferentLearning
+                ) || !p.correctness.repeats_agree
             })
             .collect()
     }

@@ -64,7 +64,6 @@ pub(crate) fn check_cell(p: &ProfileSummary) -> Cell {
     let tone = match status {
         _ if !p.correctness.repeats_agree => Tone::Bad,
         CheckStatus::Same => Tone::Good,
-        CheckStatus::DifferentLearning => Tone::Warn,
         s if s.is_bad() => Tone::Bad,
         _ => Tone::Plain,
     };

@@ -1,0 +1,336 @@
+//! `katotune compare` and `katotune report`: hyperfine for KATO training.
+//!
+//! Every profile trains the same samples (the reference profile's dataset, skip and
+//! count), each run on a fresh stack unless `--reuse-stack`, after `--warmup`
+//! samples that are not counted, `--runs` times. Exports are rewritten after each
+//! profile, so a crash keeps what was done.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use tokio_util::sync::CancellationToken;
+
+use super::run::{install_ctrl_c, new_run_id, write_record};
+use super::{load_profile, BadInput};
+use crate::cli::{CompareArgs, ExportArgs, ReportArgs};
+use crate::exit;
+use crate::profile::schema::{Backend, ReportFormat};
+use crate::profile::Profile;
+use crate::report::export::table::TerminalTable;
+use crate::report::export::ExportSet;
+use crate::report::load::{load_inputs, Inputs};
+use crate::report::{Comparison, ProfileRuns, ReproMeta};
+use crate::stack::{self, KbStart, StackHandle};
+use crate::train::journal::Journal;
+use crate::train::record::{RunRecord, RunStatus};
+use crate::train::runner::{self, now, RunOptions, Target};
+
+/// Parses `10%` or `0.1`.
+pub fn parse_threshold(text: &str) -> Result<f64, BadInput> {
+    let t = text.trim();
+    let value = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    };
+    match value {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err(BadInput(format!(
+            "--threshold `{text}`: write a percentage below 100%, like `10%`"
+        ))),
+    }
+}
+
+fn export_set(args: &ExportArgs, defaults: Option<(&Path, &str, &[ReportFormat])>) -> ExportSet {
+    let mut set = match defaults {
+        Some((dir, stem, formats)) => ExportSet::in_dir(dir, stem, formats),
+        None => ExportSet::new(),
+    };
+    let flags = [
+        (ReportFormat::Json, &args.export_json),
+        (ReportFormat::Csv, &args.export_csv),
+        (ReportFormat::Markdown, &args.export_markdown),
+        (ReportFormat::Html, &args.export_html),
+    ];
+    for (format, path) in flags {
+        if let Some(path) = path {
+            set.add(format, path.clone());
+        }
+    }
+    set
+}
+
+fn load_baseline(path: &Option<PathBuf>) -> Result<Option<Comparison>> {
+    let Some(path) = path else { return Ok(None) };
+    match load_inputs(std::slice::from_ref(path)).map_err(|e| BadInput(e.to_string()))? {
+        Inputs::Comparison(c) => Ok(Some(*c)),
+        Inputs::Runs(_) => Err(BadInput(format!(
+            "--baseline {}: this is a run record; give a comparison saved with --export-json",
+            path.display()
+        ))
+        .into()),
+    }
+}
+
+/// The samples every profile trains: the reference's dataset, skip and count.
+fn align_samples(profiles: &mut [Profile], reference: usize) {
+    let r = profiles[reference].training.clone();
+    for p in profiles.iter_mut() {
+        let t = &mut p.training;
+        if t.dataset != r.dataset
+            || t.skip != r.skip
+            || t.samples != r.samples
+            || t.filter != r.filter
+        {
+            tracing::warn!(
+                "{}: training the reference's samples ({} from row {}) so the comparison is fair",
+                p.name,
+                r.dataset.path.display(),
+                r.skip
+            );
+            t.dataset = r.dataset.clone();
+            t.skip = r.skip;
+            t.samples = r.samples;
+            t.filter = r.filter;
+        }
+        if p.stack.backend == Backend::Embedded {
+            // Every measured run starts from an empty knowledge base.
+            p.stack.ephemeral = true;
+        }
+    }
+}
+
+pub async fn compare(args: CompareArgs) -> Result<i32> {
+    let threshold = parse_threshold(&args.threshold)?;
+    let mut profiles = Vec::new();
+    for name in &args.profiles {
+        profiles.push(load_profile(name, &args.overrides)?.profile);
+    }
+    let reference = match &args.reference {
+        None => 0,
+        Some(r) => profiles
+            .iter()
+            .position(|p| &p.name == r)
+            .or_else(|| args.profiles.iter().position(|n| n == r))
+            .ok_or_else(|| {
+                BadInput(format!(
+                    "--reference {r} is not one of the compared profiles"
+                ))
+            })?,
+    };
+    align_samples(&mut profiles, reference);
+    let baseline = load_baseline(&args.baseline)?;
+    let compare_id = new_run_id();
+    let out_dir = profiles[reference]
+        .report
+        .output_dir
+        .join(format!("compare-{compare_id}"));
+    let formats = profiles[reference].report.formats.clone();
+    let exports = export_set(&args.exports, Some((&out_dir, "comparison", &formats)));
+    let cancel = CancellationToken::new();
+    install_ctrl_c(cancel.clone());
+    let shared_stack = args.reuse_stack && profiles.windows(2).all(|w| w[0].stack == w[1].stack);
+    if args.reuse_stack && !shared_stack {
+        tracing::warn!("--reuse-stack: the profiles' stacks differ, so each gets its own");
+    }
+    let started_at = now();
+    let mut done: Vec<ProfileRuns> = Vec::new();
+    let mut comparison = None;
+    let mut shared: Option<StackHandle> = None;
+    let total = profiles.len();
+    for (i, profile) in profiles.iter().enumerate() {
+        let mut records = Vec::new();
+        let mut kb = Vec::new();
+        for run in 0..args.runs {
+            let label = format!(
+                "[{}/{total}] {} run {}/{}",
+                i + 1,
+                profile.name,
+                run + 1,
+                args.runs
+            );
+            let dir = out_dir.join(format!("{}-run{}", profile.name, run + 1));
+            let (record, tallies) = measured_run(
+                profile,
+                &label,
+                &dir,
+                args.warmup,
+                &cancel,
+                shared_stack.then_some(&mut shared),
+            )
+            .await?;
+            write_record(&record, &dir.join("record.json"))?;
+            let stopped = record.status != RunStatus::Completed;
+            records.push(record);
+            kb = tallies.iter().map(|t| t.sorted_counts()).collect();
+            if stopped {
+                break;
+            }
+        }
+        let interrupted = records.iter().any(|r| r.status != RunStatus::Completed);
+        done.push(ProfileRuns {
+            profile: profile.clone(),
+            records,
+            kb,
+        });
+        let meta = ReproMeta::capture(started_at.clone(), now());
+        let c = Comparison::build(
+            done.clone(),
+            reference.min(done.len() - 1),
+            baseline.as_ref(),
+            Some(threshold),
+            meta,
+        );
+        exports.write(&c)?;
+        comparison = Some(c);
+        if interrupted {
+            eprintln!(
+                "{}: the run did not complete; stopping the comparison",
+                profile.name
+            );
+            break;
+        }
+    }
+    if let Some(handle) = shared {
+        handle.down(false).await;
+    }
+    let comparison = comparison.context("no profile was run")?;
+    finish(
+        &comparison,
+        &exports,
+        args.allow_kb_diff,
+        done.len() < total,
+    )
+}
+
+/// One measured run (after its warm-up) on a fresh stack, or on the shared one.
+async fn measured_run(
+    profile: &Profile,
+    label: &str,
+    dir: &Path,
+    warmup: u64,
+    cancel: &CancellationToken,
+    shared: Option<&mut Option<StackHandle>>,
+) -> Result<(RunRecord, Vec<crate::train::digest::NodeTally>)> {
+    eprintln!(
+        "{label}: provisioning ({:?} backend)",
+        profile.stack.backend
+    );
+    let run_id = new_run_id();
+    let own = match &shared {
+        Some(slot) if slot.is_some() => None,
+        _ => Some(stack::up(profile, KbStart::Continue, &run_id, cancel).await?),
+    };
+    let handle = match (own.as_ref(), &shared) {
+        (Some(h), _) => h,
+        (None, Some(slot)) => slot.as_ref().context("shared stack")?,
+        (None, None) => unreachable!("a stack is either owned or shared"),
+    };
+    eprintln!("{label}: health");
+    stack::probe::ready(&handle.url, profile.health.timeout, profile.health.interval).await?;
+    let target = Target {
+        url: handle.url.clone(),
+        backend: handle.backend.clone(),
+    };
+    let mut measured = profile.clone();
+    if warmup > 0 {
+        eprintln!("{label}: warm-up ({warmup} samples, not counted)");
+        let mut warm = profile.clone();
+        warm.training.samples = Some(warmup);
+        let opts = run_options(&run_id, &dir.join("warmup"), cancel);
+        runner::run(&warm, &target, &opts).await?;
+        let journal = Journal::load(&opts.journal_path)?;
+        measured.training.skip = journal.next_row;
+    }
+    eprintln!("{label}: training");
+    let result = runner::run_detailed(&measured, &target, &run_options(&run_id, dir, cancel)).await;
+    match (own, shared) {
+        (Some(h), Some(slot)) => *slot = Some(h),
+        (Some(h), None) => {
+            eprintln!("{label}: teardown");
+            h.down(false).await;
+        }
+        _ => {}
+    }
+    Ok(result?)
+}
+
+fn run_options(run_id: &str, dir: &Path, cancel: &CancellationToken) -> RunOptions {
+    RunOptions {
+        run_id: run_id.to_string(),
+        resume: false,
+        journal_path: dir.join("journal.json"),
+        cancel: cancel.clone(),
+        drain_deadline: std::time::Duration::from_secs(30),
+        progress_bar: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    }
+}
+
+/// Prints the table and the verdicts; the exit code says what went wrong first.
+fn finish(
+    c: &Comparison,
+    exports: &ExportSet,
+    allow_kb_diff: bool,
+    incomplete: bool,
+) -> Result<i32> {
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none();
+    println!("{}", TerminalTable { colour }.render_text(c));
+    for (path_format, path) in exports.targets() {
+        eprintln!("wrote {:?}: {}", path_format, path.display());
+    }
+    if incomplete {
+        return Ok(exit::INTERRUPTED);
+    }
+    let regressions = c.regressions();
+    for (profile, verdict) in &regressions {
+        eprintln!(
+            "REGRESSION {}: {}",
+            profile.name,
+            verdict.reasons.join("; ")
+        );
+    }
+    if !regressions.is_empty() {
+        return Ok(exit::REGRESSION);
+    }
+    let failures = c.correctness_failures();
+    for p in &failures {
+        eprintln!(
+            "KB DIFFERS {}: it learned a different knowledge base than {}",
+            p.name, c.reference
+        );
+    }
+    if !failures.is_empty() && !allow_kb_diff {
+        return Ok(exit::KB_MISMATCH);
+    }
+    if c.profiles.iter().any(|p| p.samples.failed > 0) {
+        return Ok(exit::RUN_FAILED);
+    }
+    Ok(exit::OK)
+}
+
+pub fn report(args: ReportArgs) -> Result<i32> {
+    let comparison = match load_inputs(&args.inputs).map_err(|e| BadInput(e.to_string()))? {
+        Inputs::Comparison(c) => *c,
+        Inputs::Runs(runs) => {
+            let reference = match &args.reference {
+                None => 0,
+                Some(r) => runs
+                    .iter()
+                    .position(|p| &p.profile.name == r)
+                    .ok_or_else(|| BadInput(format!("--reference {r} is not among the records")))?,
+            };
+            let meta = ReproMeta::from_records(&runs);
+            Comparison::build(runs, reference, None, None, meta)
+        }
+    };
+    let exports = export_set(&args.exports, None);
+    exports.write(&comparison)?;
+    println!(
+        "{}",
+        TerminalTable { colour: false }.render_text(&comparison)
+    );
+    for (_, path) in exports.targets() {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(exit::OK)
+}
