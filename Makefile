@@ -27,9 +27,11 @@ lint:
 bench:
 	$(CARGO) bench --locked
 
-# The main job on the embedded default: no Docker, no network.
+# The main job on the embedded default (no Docker, no network): the seed plan's
+# phases side by side on the shipped corpus, with an HTML report.
 run:
-	$(CARGO) run --release --locked -- run phase3-parallel --fresh
+	$(CARGO) run --release --locked -- compare baseline phase1-batched phase2-tuned phase3-parallel \
+		--export-html runs/compare.html --export-markdown runs/compare.md
 
 # A fully static katotune for the FROM-scratch engine image.
 static:
