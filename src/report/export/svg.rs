@@ -11,9 +11,9 @@ const PALETTE: [&str; 8] = [
 /// Fill of a bar that shows a problem.
 const BAD: &str = "#c62828";
 
-const WIDTH: f64 = 820.0;
+const WIDTH: f64 = 900.0;
 const LABEL_WIDTH: f64 = 170.0;
-const VALUE_ROOM: f64 = 130.0;
+const VALUE_ROOM: f64 = 230.0;
 const BAR_HEIGHT: f64 = 16.0;
 const BAR_GAP: f64 = 3.0;
 const GROUP_GAP: f64 = 14.0;
