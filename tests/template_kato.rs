@@ -1,0 +1,136 @@
+//! The full KATO stack cannot start here (its images cannot be pulled), so its
+//! template is checked by rendering it and comparing with the values of KATO's own
+//! docker-compose file (API.md section 6).
+
+use std::time::Duration;
+
+use katotune::profile::{self, FlagOverride};
+use katotune::stack::plan::{ContainerSpec, StackPlan};
+use katotune::stack::template;
+
+fn render(flags: &[FlagOverride]) -> StackPlan {
+    let loaded = profile::load("docker-kato", flags).expect("docker-kato loads");
+    template::render(&loaded.profile, "test").expect("renders")
+}
+
+fn service<'a>(plan: &'a StackPlan, name: &str) -> &'a ContainerSpec {
+    plan.containers
+        .iter()
+        .find(|c| c.service == name)
+        .unwrap_or_else(|| panic!("no {name} service"))
+}
+
+#[test]
+fn kato_service_gets_the_environment_kato_needs_plus_the_tuning() {
+    let plan = render(&[]);
+    assert_eq!(plan.api_service, "kato");
+    let kato = service(&plan, "kato");
+    assert_eq!(kato.image, "kato:latest");
+    for (key, value) in [
+        ("SERVICE_NAME", "kato"),
+        ("REDIS_URL", "redis://redis:6379"),
+        ("REDIS_ENABLED", "true"),
+        ("CLICKHOUSE_HOST", "clickhouse"),
+        ("CLICKHOUSE_PORT", "8123"),
+        ("CLICKHOUSE_DB", "kato"),
+        ("LOG_LEVEL", "INFO"),
+        ("SESSION_TTL", "3600"),
+        ("SESSION_AUTO_EXTEND", "true"),
+        ("KATO_WORKERS", "4"),
+        ("KATO_LIMIT_CONCURRENCY", "100"),
+        ("PROCESS_PREDICTIONS", "false"),
+    ] {
+        assert_eq!(kato.env.get(key).map(String::as_str), Some(value), "{key}");
+    }
+    assert_eq!(kato.ports.len(), 1);
+    assert_eq!(kato.ports[0].container, 8000);
+    assert_eq!(kato.ports[0].host_ip, "127.0.0.1");
+    assert_eq!(kato.depends_on, ["clickhouse", "redis"]);
+    let health = kato.health.as_ref().expect("kato health check");
+    assert!(health
+        .test
+        .join(" ")
+        .contains("urllib.request.urlopen('http://localhost:8000/health')"));
+    assert_eq!(
+        (health.interval, health.retries),
+        (Duration::from_secs(30), 3)
+    );
+}
+
+#[test]
+fn stores_match_katos_compose_file() {
+    let plan = render(&[]);
+    let ch = service(&plan, "clickhouse");
+    assert_eq!(ch.image, "clickhouse/clickhouse-server:latest");
+    let h = ch.health.as_ref().unwrap();
+    assert!(h
+        .test
+        .join(" ")
+        .contains("clickhouse-client --query 'SELECT 1'"));
+    assert_eq!(
+        (h.interval, h.retries, h.start_period),
+        (Duration::from_secs(30), 5, Duration::from_secs(30))
+    );
+    assert_eq!(ch.memory_bytes, Some(8 << 30));
+    let init = ch
+        .files
+        .iter()
+        .find(|f| f.path.ends_with("init.sql"))
+        .expect("init.sql copied in");
+    assert!(init.contents.contains("kato.patterns_data"));
+    assert!(init.contents.contains("PARTITION BY kb_id"));
+    let redis = service(&plan, "redis");
+    assert_eq!(redis.image, "redis:7-alpine");
+    let h = redis.health.as_ref().unwrap();
+    assert_eq!(h.test, ["CMD", "redis-cli", "ping"]);
+    assert_eq!((h.interval, h.retries), (Duration::from_secs(10), 5));
+    let conf = &redis.files[0].contents;
+    for line in [
+        "maxmemory 8gb",
+        "maxmemory-policy allkeys-lru",
+        "save \"\"",
+        "appendonly no",
+    ] {
+        assert!(
+            conf.lines().any(|l| l.trim() == line),
+            "redis.conf lacks {line}"
+        );
+    }
+    assert!(
+        plan.containers.iter().all(|c| c.service != "qdrant"),
+        "Qdrant only when asked"
+    );
+    let with_qdrant = render(&[FlagOverride {
+        flag: "test".into(),
+        path: "stack.qdrant".into(),
+        value: true.into(),
+    }]);
+    assert_eq!(
+        service(&with_qdrant, "qdrant").image,
+        "qdrant/qdrant:latest"
+    );
+}
+
+#[test]
+fn every_resource_is_labelled_and_a_tuning_change_touches_only_kato() {
+    let plan = render(&[]);
+    for c in &plan.containers {
+        assert_eq!(c.labels["io.katotune.stack"], "katotune-docker-kato");
+        assert_eq!(c.labels["io.katotune.profile"], "docker-kato");
+        assert_eq!(c.labels["io.katotune.config-hash"], c.config_hash);
+        assert_eq!(c.labels["io.katotune.run-id"], "test");
+    }
+    let tuned = render(&[FlagOverride {
+        flag: "test".into(),
+        path: "stack.tuning.workers".into(),
+        value: 2.into(),
+    }]);
+    for (a, b) in plan.containers.iter().zip(&tuned.containers) {
+        assert_eq!(
+            a.config_hash == b.config_hash,
+            a.service != "kato",
+            "{}",
+            a.service
+        );
+    }
+}
