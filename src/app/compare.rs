@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::run::{install_ctrl_c, new_run_id, write_record};
 use super::{load_profile, BadInput};
-use crate::cli::{CompareArgs, ExportArgs, ReportArgs};
+use crate::cli::{ColorChoice, CompareArgs, ExportArgs, GlobalArgs, ReportArgs};
 use crate::exit;
 use crate::profile::schema::{Backend, ReportFormat};
 use crate::profile::Profile;
@@ -99,7 +99,7 @@ fn align_samples(profiles: &mut [Profile], reference: usize) {
     }
 }
 
-pub async fn compare(args: CompareArgs) -> Result<i32> {
+pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> Result<i32> {
     let threshold = parse_threshold(&args.threshold)?;
     let mut profiles = Vec::new();
     for name in &args.profiles {
@@ -195,6 +195,7 @@ pub async fn compare(args: CompareArgs) -> Result<i32> {
     }
     let comparison = comparison.context("no profile was run")?;
     finish(
+        global,
         &comparison,
         &exports,
         args.allow_kb_diff,
@@ -267,13 +268,13 @@ fn run_options(run_id: &str, dir: &Path, cancel: &CancellationToken) -> RunOptio
 
 /// Prints the table and the verdicts; the exit code says what went wrong first.
 fn finish(
+    global: &GlobalArgs,
     c: &Comparison,
     exports: &ExportSet,
     allow_kb_diff: bool,
     incomplete: bool,
 ) -> Result<i32> {
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout())
-        && std::env::var_os("NO_COLOR").is_none();
+    let colour = colour_on(global);
     println!("{}", TerminalTable { colour }.render_text(c));
     for (path_format, path) in exports.targets() {
         eprintln!("wrote {:?}: {}", path_format, path.display());
@@ -308,7 +309,7 @@ fn finish(
     Ok(exit::OK)
 }
 
-pub fn report(args: ReportArgs) -> Result<i32> {
+pub fn report(args: ReportArgs, global: &GlobalArgs) -> Result<i32> {
     let comparison = match load_inputs(&args.inputs).map_err(|e| BadInput(e.to_string()))? {
         Inputs::Comparison(c) => *c,
         Inputs::Runs(runs) => {
@@ -327,10 +328,25 @@ pub fn report(args: ReportArgs) -> Result<i32> {
     exports.write(&comparison)?;
     println!(
         "{}",
-        TerminalTable { colour: false }.render_text(&comparison)
+        TerminalTable {
+            colour: colour_on(global)
+        }
+        .render_text(&comparison)
     );
     for (_, path) in exports.targets() {
         eprintln!("wrote {}", path.display());
     }
     Ok(exit::OK)
+}
+
+/// Whether stdout gets colour: `--color`, else a terminal without `NO_COLOR`.
+fn colour_on(global: &GlobalArgs) -> bool {
+    match global.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::IsTerminal::is_terminal(&std::io::stdout())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
 }
