@@ -82,72 +82,61 @@ fn count_cell(n: u64) -> Cell {
     Cell::toned(n.to_string(), if n > 0 { Tone::Bad } else { Tone::Plain })
 }
 
-/// The main table (the latency section has every percentile).
-pub(crate) fn results_table(c: &Comparison) -> Table {
-    let mut t = Table::new(&[
-        ("Profile", false),
-        ("Runs", true),
-        ("Samples/s", true),
-        ("s/sample", true),
-        ("Tokens/s", true),
-        ("Relative", true),
-        ("Calls/sample", true),
-        ("p95 ms", true),
-        ("Errors", true),
-        ("Done", true),
-        ("At risk", true),
-        ("Failed", true),
-        ("KB vs reference", false),
-    ]);
+/// One column of the results table: its header, alignment and cell.
+type Column = (&'static str, bool, fn(&ProfileSummary) -> Cell);
+
+const PROFILE: Column = ("Profile", false, |p| Cell::plain(&p.name));
+const RUNS: Column = ("Runs", true, |p| Cell::plain(p.runs.len().to_string()));
+const RATE: Column = ("Samples/s", true, |p| {
+    Cell::plain(p.samples_per_second.display(2))
+});
+const PER_SAMPLE: Column = ("s/sample", true, |p| {
+    Cell::plain(p.seconds_per_sample.display(3))
+});
+const TOKENS: Column = ("Tokens/s", true, |p| {
+    Cell::plain(p.tokens_per_second.display(0))
+});
+const RELATIVE: Column = ("Relative", true, |p| Cell::plain(relative_text(p)));
+const CALLS: Column = ("Calls/sample", true, |p| {
+    Cell::plain(format!("{:.2}", p.calls.per_sample))
+});
+const P95: Column = ("p95 ms", true, |p| {
+    Cell::plain(format!("{:.2}", p.calls.latency.p95_ms))
+});
+const ERRORS: Column = ("Errors", true, |p| count_cell(p.calls.errors));
+const DONE: Column = ("Done", true, |p| Cell::plain(p.samples.done.to_string()));
+const AT_RISK: Column = ("At risk", true, |p| count_cell(p.samples.at_risk));
+const FAILED: Column = ("Failed", true, |p| count_cell(p.samples.failed));
+const KB: Column = ("KB vs reference", false, check_cell);
+
+fn table_of(c: &Comparison, columns: &[Column]) -> Table {
+    let headers: Vec<(&str, bool)> = columns.iter().map(|(h, right, _)| (*h, *right)).collect();
+    let mut t = Table::new(&headers);
     for p in &c.profiles {
-        t.row(vec![
-            Cell::plain(&p.name),
-            Cell::plain(p.runs.len().to_string()),
-            Cell::plain(p.samples_per_second.display(2)),
-            Cell::plain(p.seconds_per_sample.display(3)),
-            Cell::plain(p.tokens_per_second.display(0)),
-            Cell::plain(relative_text(p)),
-            Cell::plain(format!("{:.2}", p.calls.per_sample)),
-            Cell::plain(format!("{:.2}", p.calls.latency.p95_ms)),
-            count_cell(p.calls.errors),
-            Cell::plain(p.samples.done.to_string()),
-            count_cell(p.samples.at_risk),
-            count_cell(p.samples.failed),
-            check_cell(p),
-        ]);
+        t.row(columns.iter().map(|(_, _, cell)| cell(p)).collect());
     }
     t
 }
 
+/// The main table (the latency section has every percentile).
+pub(crate) fn results_table(c: &Comparison) -> Table {
+    table_of(
+        c,
+        &[
+            PROFILE, RUNS, RATE, PER_SAMPLE, TOKENS, RELATIVE, CALLS, P95, ERRORS, DONE, AT_RISK,
+            FAILED, KB,
+        ],
+    )
+}
+
 /// The main table for a terminal: the measures a user reads first.
 pub(crate) fn compact_results_table(c: &Comparison) -> Table {
-    let mut t = Table::new(&[
-        ("Profile", false),
-        ("Samples/s", true),
-        ("s/sample", true),
-        ("Relative", true),
-        ("Calls/sample", true),
-        ("p95 ms", true),
-        ("Errors", true),
-        ("Done", true),
-        ("At risk", true),
-        ("KB vs reference", false),
-    ]);
-    for p in &c.profiles {
-        t.row(vec![
-            Cell::plain(&p.name),
-            Cell::plain(p.samples_per_second.display(2)),
-            Cell::plain(p.seconds_per_sample.display(3)),
-            Cell::plain(relative_text(p)),
-            Cell::plain(format!("{:.2}", p.calls.per_sample)),
-            Cell::plain(format!("{:.2}", p.calls.latency.p95_ms)),
-            count_cell(p.calls.errors),
-            Cell::plain(p.samples.done.to_string()),
-            count_cell(p.samples.at_risk),
-            check_cell(p),
-        ]);
-    }
-    t
+    table_of(
+        c,
+        &[
+            PROFILE, RATE, PER_SAMPLE, RELATIVE, CALLS, P95, ERRORS, DONE, AT_RISK, KB,
+        ],
+    )
 }
 
 fn correctness_section(m: &mut impl Markup, c: &Comparison) {
