@@ -31,15 +31,39 @@ fn static_binary() -> PathBuf {
     path
 }
 
-/// Builds the engine image once per test binary under a test tag.
-async fn engine_image(backend: &DockerBackend) -> String {
-    let tag = format!("katotune-engine:e2e-{}", std::process::id());
-    if !backend.image_exists(&tag).await.unwrap() {
-        image::build_engine_image(backend.docker(), &static_binary(), &tag)
-            .await
-            .expect("build the engine image");
+/// Removes a test's engine image when dropped (declare it before the stack guard, so
+/// the stack's containers go first).
+struct ImageGuard(String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let tag = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("cleanup runtime");
+            runtime.block_on(async {
+                if let Ok(backend) = DockerBackend::connect().await {
+                    let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+                        .force(true)
+                        .build();
+                    let _ = backend
+                        .docker()
+                        .remove_image(&tag, Some(options), None)
+                        .await;
+                }
+            });
+        })
+        .join();
     }
-    tag
+}
+
+/// Builds the engine image under a tag of this test's own (Docker's build cache makes
+/// the second and third builds instant).
+async fn engine_image(backend: &DockerBackend, test: &str) -> (String, ImageGuard) {
+    let tag = format!("katotune-engine:e2e-{test}-{}", std::process::id());
+    image::build_engine_image(backend.docker(), &static_binary(), &tag)
+        .await
+        .expect("build the engine image");
+    (tag.clone(), ImageGuard(tag))
 }
 
 fn docker_profile(name: &str, tag: &str, out: &std::path::Path) -> Profile {
@@ -93,7 +117,7 @@ async fn the_engine_image_is_applied_tuned_trains_like_in_process_and_goes_away_
     let Some(backend) = backend_or_skip("docker end to end").await else {
         return;
     };
-    let tag = engine_image(&backend).await;
+    let (tag, _image) = engine_image(&backend, "train").await;
     let out = tempfile::tempdir().unwrap();
     let p = docker_profile("e2e-train", &tag, out.path());
     let stack_name = template::stack_name(&p);
@@ -170,7 +194,7 @@ async fn an_engine_that_exits_at_start_fails_with_its_logs() {
     let Some(backend) = backend_or_skip("docker end to end").await else {
         return;
     };
-    let tag = engine_image(&backend).await;
+    let (tag, _image) = engine_image(&backend, "crash").await;
     let out = tempfile::tempdir().unwrap();
     let mut p = docker_profile("e2e-crash", &tag, out.path());
     p.stack.env.insert(
@@ -203,7 +227,7 @@ async fn a_killed_engine_container_is_reported_and_the_run_resumes_when_it_is_ba
     let Some(backend) = backend_or_skip("docker end to end").await else {
         return;
     };
-    let tag = engine_image(&backend).await;
+    let (tag, _image) = engine_image(&backend, "kill").await;
     let out = tempfile::tempdir().unwrap();
     let mut p = docker_profile("e2e-kill", &tag, out.path());
     let corpus = out.path().join("corpus.jsonl");
