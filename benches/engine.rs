@@ -47,8 +47,13 @@ fn corpus() -> Vec<[String; CHUNK]> {
 
 /// The observe-sequence for request `i`: 50 consecutive chunks of the corpus.
 fn request(corpus: &[[String; CHUNK]], i: usize) -> ObserveSequence {
-    let start = (i * CHUNKS_PER_REQUEST) % corpus.len();
-    let observations = (0..CHUNKS_PER_REQUEST)
+    chunk_sequence(corpus, i, CHUNKS_PER_REQUEST)
+}
+
+/// Request `i` of a series sending `chunks` consecutive chunks of the corpus each.
+fn chunk_sequence(corpus: &[[String; CHUNK]], i: usize, chunks: usize) -> ObserveSequence {
+    let start = (i * chunks) % corpus.len();
+    let observations = (0..chunks)
         .flat_map(|c| corpus[(start + c) % corpus.len()].iter())
         .map(|t| Observation::symbol(t.clone()))
         .collect();
@@ -189,23 +194,6 @@ fn thread_cpu_time() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// One client-CPU case: `chunks` 5-token chunks per observe-sequence request.
-fn client_requests(corpus: &[[String; CHUNK]], chunks: usize) -> Vec<ObserveSequence> {
-    (0..64)
-        .map(|i| {
-            let start = (i * chunks) % corpus.len();
-            let observations = (0..chunks)
-                .flat_map(|c| corpus[(start + c) % corpus.len()].iter())
-                .map(|t| Observation::symbol(t.clone()))
-                .collect();
-            ObserveSequence {
-                observations,
-                ..ObserveSequence::default()
-            }
-        })
-        .collect()
-}
-
 /// Sends `requests` round-robin for `run_for` (after a short warm-up) through one
 /// client on the current thread; the thread's CPU time per request.
 async fn client_cpu(
@@ -280,8 +268,8 @@ fn print_client_cpu(
         ),
         (1, "single 5-observation observe-sequence (1 chunk)"),
     ] {
-        let per_request =
-            client_cpu_in_own_thread(engine.url(), client_requests(corpus, chunks), run_for);
+        let requests = (0..64).map(|i| chunk_sequence(corpus, i, chunks)).collect();
+        let per_request = client_cpu_in_own_thread(engine.url(), requests, run_for);
         let micros = per_request.as_secs_f64() * 1e6;
         println!(
             "  {what:<48} {micros:>8.1} µs/request {:>7.2} µs/chunk",

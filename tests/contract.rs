@@ -171,7 +171,7 @@ async fn auto_learn_in_clear_mode_learns_abc_and_leaves_d_in_stm() {
         .map(|r| r.auto_learned_pattern.as_deref())
         .collect();
     assert_eq!(per_step, [None, None, Some(abc.as_str()), None]);
-    assert_eq!(out.auto_learned_patterns, [abc.clone()]);
+    assert_eq!(out.auto_learned_patterns, [abc.as_str()]);
     assert_eq!(
         out.final_learned_pattern, None,
         "learn_at_end was not asked"
@@ -263,6 +263,6 @@ async fn clear_stm_between_with_learn_at_end_learns_only_the_last_item() {
     let ef = name(&[&["e", "f"]]);
     assert!(out.isolated, "isolated echoes clear_stm_between");
     assert_eq!(out.final_learned_pattern.as_deref(), Some(ef.as_str()));
-    assert_eq!(out.auto_learned_patterns, [ef.clone()]);
+    assert_eq!(out.auto_learned_patterns, [ef.as_str()]);
     assert_eq!(kato.kb_patterns("isolated").await.expect("kb"), [(ef, 1)]);
 }
