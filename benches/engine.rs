@@ -5,6 +5,11 @@
 //! CLEAR, 250 observations each) from 1 and from 4 concurrent sessions, against an
 //! engine writing behind to a SQLite file (and once ephemeral). It also prints the rate
 //! of single `/observe` calls on one session, the per-request floor.
+//! (c) the client's own CPU time per request: a `KatoClient` alone on a current-thread
+//! tokio runtime in its own OS thread sends observe-sequence requests to the engine
+//! (served by the other runtime's threads); that thread's CPU time, read from
+//! `/proc/thread-self/schedstat`, divided by the requests sent. JSON encoding, HTTP and
+//! answer parsing all run on that thread, so this is what the client costs per call.
 //!
 //! Run with `cargo bench --bench engine`; without `--bench` (as `cargo test --benches`
 //! runs it) each case runs briefly as a smoke test.
@@ -16,7 +21,9 @@ use std::time::{Duration, Instant};
 use katotune::engine::kb::KnowledgeBases;
 use katotune::engine::session::SessionState;
 use katotune::engine::{start, EngineConfig};
-use katotune::kato::api::{Observation, ObserveSequence, StmMode};
+use katotune::kato::api::{Observation, ObserveSequence, SessionConfig, StmMode};
+use katotune::kato::client::{ClientConfig, KatoClient, Replay};
+use katotune::kato::error::KatoError;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -40,8 +47,13 @@ fn corpus() -> Vec<[String; CHUNK]> {
 
 /// The observe-sequence for request `i`: 50 consecutive chunks of the corpus.
 fn request(corpus: &[[String; CHUNK]], i: usize) -> ObserveSequence {
-    let start = (i * CHUNKS_PER_REQUEST) % corpus.len();
-    let observations = (0..CHUNKS_PER_REQUEST)
+    chunk_sequence(corpus, i, CHUNKS_PER_REQUEST)
+}
+
+/// Request `i` of a series sending `chunks` consecutive chunks of the corpus each.
+fn chunk_sequence(corpus: &[[String; CHUNK]], i: usize, chunks: usize) -> ObserveSequence {
+    let start = (i * chunks) % corpus.len();
+    let observations = (0..chunks)
         .flat_map(|c| corpus[(start + c) % corpus.len()].iter())
         .map(|t| Observation::symbol(t.clone()))
         .collect();
@@ -166,6 +178,107 @@ async fn single_observes(run_for: Duration) -> f64 {
     rate
 }
 
+/// CPU time the calling thread has used: `/proc/thread-self/schedstat` (nanoseconds),
+/// or else `utime + stime` of `/proc/thread-self/stat` (ticks of 10 ms).
+fn thread_cpu_time() -> Option<Duration> {
+    if let Ok(text) = std::fs::read_to_string("/proc/thread-self/schedstat") {
+        let on_cpu_ns = text.split_whitespace().next().and_then(|n| n.parse().ok());
+        if let Some(ns) = on_cpu_ns.filter(|ns| *ns > 0) {
+            return Some(Duration::from_nanos(ns));
+        }
+    }
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the ")" that ends the command name; utime and stime are 14 and 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Sends `requests` round-robin for `run_for` (after a short warm-up) through one
+/// client on the current thread; the thread's CPU time per request.
+async fn client_cpu(
+    url: String,
+    requests: &[ObserveSequence],
+    run_for: Duration,
+) -> Result<Duration, KatoError> {
+    let kato = KatoClient::new(ClientConfig::new(url)).expect("client");
+    let config = SessionConfig {
+        max_pattern_length: CHUNK as u32,
+        stm_mode: StmMode::Clear,
+        ..SessionConfig::default()
+    };
+    let mut session = kato.create_session("client_cpu", &config, None).await?;
+    for request in requests.iter().take(4) {
+        kato.observe_sequence(&mut session, request, Replay::OnFreshSession)
+            .await?;
+    }
+    let cpu_before = thread_cpu_time().expect("thread CPU time from /proc");
+    let started = Instant::now();
+    let mut sent = 0u32;
+    while started.elapsed() < run_for || sent == 0 {
+        let request = &requests[sent as usize % requests.len()];
+        let out = kato
+            .observe_sequence(&mut session, request, Replay::OnFreshSession)
+            .await?;
+        assert_eq!(
+            out.auto_learned_patterns.len(),
+            request.observations.len() / CHUNK
+        );
+        sent += 1;
+    }
+    let cpu = thread_cpu_time().expect("thread CPU time from /proc") - cpu_before;
+    Ok(cpu / sent)
+}
+
+/// Runs [`client_cpu`] on a current-thread runtime in a new OS thread, so the
+/// thread's CPU time is the client's alone.
+fn client_cpu_in_own_thread(
+    url: String,
+    requests: Vec<ObserveSequence>,
+    run_for: Duration,
+) -> Duration {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("client runtime");
+        runtime.block_on(client_cpu(url, &requests, run_for))
+    })
+    .join()
+    .expect("client thread")
+    .expect("client requests")
+}
+
+fn print_client_cpu(
+    runtime: &tokio::runtime::Runtime,
+    corpus: &[[String; CHUNK]],
+    run_for: Duration,
+) {
+    let engine = runtime
+        .block_on(start(EngineConfig::default()))
+        .expect("engine");
+    println!(
+        "client CPU time per request (KatoClient alone on a current-thread runtime in its own \
+         OS thread; that thread's CPU time / requests, engine served by other threads)"
+    );
+    for (chunks, what) in [
+        (
+            CHUNKS_PER_REQUEST,
+            "50-chunk auto-learn observe-sequence (250 obs)",
+        ),
+        (1, "single 5-observation observe-sequence (1 chunk)"),
+    ] {
+        let requests = (0..64).map(|i| chunk_sequence(corpus, i, chunks)).collect();
+        let per_request = client_cpu_in_own_thread(engine.url(), requests, run_for);
+        let micros = per_request.as_secs_f64() * 1e6;
+        println!(
+            "  {what:<48} {micros:>8.1} µs/request {:>7.2} µs/chunk",
+            micros / chunks as f64
+        );
+    }
+    runtime.block_on(engine.shutdown());
+}
+
 fn main() {
     let run_for = if std::env::args().any(|a| a == "--bench") {
         Duration::from_secs(3)
@@ -194,4 +307,5 @@ fn main() {
     }
     let calls = runtime.block_on(single_observes(run_for));
     println!("(single /observe calls per second, one session: {calls:.0})");
+    print_client_cpu(&runtime, &corpus, run_for);
 }
