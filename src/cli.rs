@@ -203,6 +203,9 @@ pub struct HealthArgs {
 pub struct StackArgs {
     /// Profile name or file (its `stack.backend` should be `docker`).
     pub profile: String,
+    /// On Ctrl-C, leave what this invocation created instead of removing it.
+    #[arg(long)]
+    pub keep: bool,
     #[command(flatten)]
     pub overrides: ProfileOverrides,
 }

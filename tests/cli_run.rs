@@ -128,3 +128,51 @@ fn resume_without_a_journal_says_there_is_nothing_to_resume() {
         .code(2)
         .stderr(predicate::str::contains("nothing to resume"));
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_and_resume_finishes_the_job() {
+    let out = tempfile::tempdir().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("katotune");
+    let args = [
+        "run",
+        "baseline",
+        "--set",
+        &format!("report.output_dir={}", out.path().display()),
+    ];
+    let child = std::process::Command::new(&bin)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("INTERRUPTED"), "{stderr}");
+    let first = record(out.path());
+    assert_eq!(first["status"], "interrupted");
+    let done = first["samples"]["done"].as_u64().unwrap();
+    assert!(done < 100, "stopped mid-run");
+    assert!(out.path().join("baseline.journal.json").exists());
+    for f in std::fs::read_dir(out.path()).unwrap() {
+        let p = f.unwrap().path();
+        if p.to_string_lossy().contains("baseline-") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    Command::cargo_bin("katotune")
+        .unwrap()
+        .args(args)
+        .arg("--resume")
+        .assert()
+        .success();
+    let second = record(out.path());
+    assert_eq!(second["status"], "completed");
+    assert_eq!(done + second["samples"]["done"].as_u64().unwrap(), 100);
+}

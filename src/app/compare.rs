@@ -127,7 +127,10 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> Result<i32> {
     let formats = profiles[reference].report.formats.clone();
     let exports = export_set(&args.exports, Some((&out_dir, "comparison", &formats)));
     let cancel = CancellationToken::new();
-    install_ctrl_c(cancel.clone());
+    install_ctrl_c(
+        cancel.clone(),
+        "finishing in-flight samples, then exporting what was done",
+    );
     let shared_stack = args.reuse_stack && profiles.windows(2).all(|w| w[0].stack == w[1].stack);
     if args.reuse_stack && !shared_stack {
         tracing::warn!("--reuse-stack: the profiles' stacks differ, so each gets its own");

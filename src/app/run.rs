@@ -33,11 +33,12 @@ pub fn journal_path(profile: &Profile) -> PathBuf {
         .join(format!("{}.journal.json", profile.name))
 }
 
-/// Cancels `token` on the first Ctrl-C and exits at once on the second.
-pub fn install_ctrl_c(token: CancellationToken) {
+/// Cancels `token` on the first Ctrl-C (saying `stopping`) and exits at once on the
+/// second.
+pub fn install_ctrl_c(token: CancellationToken, stopping: &'static str) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nstopping: finishing in-flight samples (Ctrl-C again to quit at once)");
+            eprintln!("\nstopping: {stopping} (Ctrl-C again to quit at once)");
             token.cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
                 eprintln!("quitting at once");
@@ -57,7 +58,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     let loaded = load_profile(&args.profile, &overrides)?;
     let profile = loaded.profile;
     let cancel = CancellationToken::new();
-    install_ctrl_c(cancel.clone());
+    install_ctrl_c(cancel.clone(), "finishing in-flight samples");
     let kb = match (args.resume, args.fresh) {
         (true, _) => KbStart::Continue,
         (_, true) => KbStart::Replace,
@@ -89,8 +90,11 @@ pub async fn train_once(
     let handle = stack::up(profile, kb, run_id, &cancel).await?;
     let ready = stack::probe::ready(&handle.url, profile.health.timeout, profile.health.interval);
     if let Err(e) = ready.await {
+        let logs = handle.log_tails().await;
         handle.down(keep).await;
-        return Err(e.into());
+        return Err(
+            anyhow::Error::new(e).context(format!("the {} stack is not ready{logs}", profile.name))
+        );
     }
     tracing::info!("{} is ready at {}", handle.backend.kind, handle.url);
     let target = Target {
@@ -161,7 +165,7 @@ pub async fn serve(args: ServeArgs) -> Result<i32> {
             p.display().to_string()
         });
     let cancel = CancellationToken::new();
-    install_ctrl_c(cancel.clone());
+    install_ctrl_c(cancel.clone(), "flushing the knowledge base");
     let engine = crate::engine::start(config).await?;
     eprintln!(
         "katotune engine listening on {} (knowledge base: {store})",

@@ -30,12 +30,35 @@ pub async fn apply(args: StackArgs, wait: bool) -> Result<i32> {
     let run_id = new_run_id();
     let plan = template::render(&profile, &run_id)?;
     let docker = DockerBackend::connect().await?;
-    let report = docker.apply(&plan, &run_id).await?;
+    let existed = !docker.status(Some(&plan.stack)).await?.is_empty();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    super::run::install_ctrl_c(cancel.clone(), "removing what this invocation created");
+    let work = async {
+        let report = docker.apply(&plan, &run_id).await?;
+        report_changes(&plan.stack, &report);
+        if wait {
+            docker.wait_healthy(&plan, profile.health.timeout).await?;
+            let url = docker.api_endpoint(&plan).await?;
+            probe::ready(&url, profile.health.timeout, profile.health.interval).await?;
+            println!("{} is ready at {url}", plan.stack);
+        }
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        result = work => result.map(|()| exit::OK),
+        _ = cancel.cancelled() => {
+            if !existed && !args.keep {
+                docker.down(&plan.stack, false).await?;
+                eprintln!("interrupted: removed {}, which this invocation had started to create", plan.stack);
+            }
+            Ok(exit::INTERRUPTED)
+        }
+    }
+}
+
+fn report_changes(stack: &str, report: &crate::stack::docker::ApplyReport) {
     if report.is_unchanged() {
-        println!(
-            "{}: nothing to do, every container is up to date",
-            plan.stack
-        );
+        println!("{}: nothing to do, every container is up to date", stack);
     } else {
         for c in &report.containers {
             let what = match c.change {
@@ -47,13 +70,6 @@ pub async fn apply(args: StackArgs, wait: bool) -> Result<i32> {
             println!("{}: {what}", c.name);
         }
     }
-    if wait {
-        docker.wait_healthy(&plan, profile.health.timeout).await?;
-        let url = docker.api_endpoint(&plan).await?;
-        probe::ready(&url, profile.health.timeout, profile.health.interval).await?;
-        println!("{} is ready at {url}", plan.stack);
-    }
-    Ok(exit::OK)
 }
 
 pub async fn down(args: DownArgs) -> Result<i32> {

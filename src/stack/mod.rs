@@ -235,6 +235,24 @@ fn prepare_kb_file(path: &std::path::Path, kb: KbStart) -> Result<(), StackError
 }
 
 impl StackHandle {
+    /// The last 50 log lines of each container, for a readiness failure (docker only).
+    pub async fn log_tails(&self) -> String {
+        let Running::Docker { backend, stack, .. } = &self.running else {
+            return String::new();
+        };
+        let mut out = String::new();
+        for c in backend.status(Some(stack)).await.unwrap_or_default() {
+            let lines = backend.tail_logs(&c.name, 50).await.unwrap_or_default();
+            out.push_str(&format!(
+                "\n--- {} ({}) ---\n{}",
+                c.name,
+                c.state,
+                lines.join("\n")
+            ));
+        }
+        out
+    }
+
     /// Takes down what `up` started (the embedded engine flushes its knowledge base).
     /// A docker stack is removed only if this invocation created it and `keep` is off.
     pub async fn down(self, keep: bool) {
