@@ -156,6 +156,30 @@ pub struct RawSample {
     pub origin: String,
 }
 
+impl RawSample {
+    /// The row `row` at `origin`: a sample when its text (and metadata) could be
+    /// read, else a bad row saying why.
+    pub(crate) fn read(
+        row: u64,
+        origin: String,
+        parsed: Result<(String, Map<String, Value>), BadReason>,
+    ) -> Result<RawSample, BadSample> {
+        match parsed {
+            Ok((text, metadata)) => Ok(RawSample {
+                row,
+                text,
+                metadata,
+                origin,
+            }),
+            Err(reason) => Err(BadSample {
+                row,
+                origin,
+                reason,
+            }),
+        }
+    }
+}
+
 /// A row that could not be read as a sample.
 #[derive(Debug, thiserror::Error)]
 #[error("{origin}: {reason}")]

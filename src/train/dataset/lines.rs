@@ -158,19 +158,7 @@ impl Source for JsonLines {
                 continue;
             }
             let origin = self.lines.origin(row + 1);
-            return Some(match self.parse() {
-                Ok((text, metadata)) => Ok(RawSample {
-                    row,
-                    text,
-                    metadata,
-                    origin,
-                }),
-                Err(reason) => Err(BadSample {
-                    row,
-                    origin,
-                    reason,
-                }),
-            });
+            return Some(RawSample::read(row, origin, self.parse()));
         }
     }
 
@@ -202,19 +190,11 @@ impl Source for TextLines {
             Err(e) => return Some(Err(self.lines.failed(row, e))),
         }
         let origin = self.lines.origin(row + 1);
-        Some(match utf8(buf) {
-            Ok(text) => Ok(RawSample {
-                row,
-                text,
-                metadata: Map::new(),
-                origin,
-            }),
-            Err(reason) => Err(BadSample {
-                row,
-                origin,
-                reason,
-            }),
-        })
+        Some(RawSample::read(
+            row,
+            origin,
+            utf8(buf).map(|text| (text, Map::new())),
+        ))
     }
 
     fn skip(&mut self, n: u64) -> Result<u64, DatasetError> {
@@ -271,19 +251,11 @@ impl Source for TextBlocks {
         };
         self.blocks += 1;
         let origin = self.lines.origin(first_line);
-        Some(match utf8(block) {
-            Ok(text) => Ok(RawSample {
-                row,
-                text,
-                metadata: Map::new(),
-                origin,
-            }),
-            Err(reason) => Err(BadSample {
-                row,
-                origin,
-                reason,
-            }),
-        })
+        Some(RawSample::read(
+            row,
+            origin,
+            utf8(block).map(|text| (text, Map::new())),
+        ))
     }
 
     fn skip(&mut self, n: u64) -> Result<u64, DatasetError> {

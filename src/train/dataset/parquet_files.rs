@@ -110,19 +110,7 @@ impl ParquetFiles {
             .into_iter()
             .map(|(name, field)| (name, field_json(field)))
             .collect();
-        match split_text_field(fields, &self.field) {
-            Ok((text, metadata)) => Ok(RawSample {
-                row: global,
-                text,
-                metadata,
-                origin,
-            }),
-            Err(reason) => Err(BadSample {
-                row: global,
-                origin,
-                reason,
-            }),
-        }
+        RawSample::read(global, origin, split_text_field(fields, &self.field))
     }
 
     fn failed(&self, message: String) -> BadSample {
