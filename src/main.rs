@@ -2,13 +2,13 @@
 
 use clap::Parser;
 use katotune::app;
-use katotune::cli::{Cli, ColorChoice};
+use katotune::cli::{Cli, ColorChoice, Command};
 use tracing_subscriber::EnvFilter;
 
 fn main() {
     let cli = Cli::parse();
     init_logging(&cli);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime(&cli) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -23,6 +23,21 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// The async runtime; `katotune serve` sizes it by `KATO_WORKERS`, as KATO sizes uvicorn.
+fn runtime(cli: &Cli) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if matches!(cli.command, Command::Serve(_)) {
+        if let Some(n) = std::env::var("KATO_WORKERS")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+        {
+            builder.worker_threads(n.clamp(1, 64));
+        }
+    }
+    builder.build()
 }
 
 fn init_logging(cli: &Cli) {

@@ -19,7 +19,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Profiles(cmd) => profiles::run(cmd, &cli.global),
         Command::Render(args) => render(args, &cli.global),
         Command::Health(args) => health(args).await,
-        Command::Run(args) => run::run(args).await,
+        Command::Run(args) => run::run(args, &cli.global).await,
         Command::Compare(args) => compare::compare(args, &cli.global).await,
         Command::Report(args) => compare::report(args, &cli.global),
         Command::Apply(args) => stack::apply(args, false).await,

@@ -48,7 +48,7 @@ pub fn install_ctrl_c(token: CancellationToken, stopping: &'static str) {
     });
 }
 
-pub async fn run(args: RunArgs) -> Result<i32> {
+pub async fn run(args: RunArgs, global: &crate::cli::GlobalArgs) -> Result<i32> {
     let mut overrides = args.overrides.clone();
     if let Some(policy) = &args.on_bad_sample {
         overrides
@@ -73,6 +73,9 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             .join(format!("{}-{}.json", profile.name, run_id))
     });
     write_record(&record, &path)?;
+    if global.format == crate::cli::OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    }
     eprint!("{}", record.summary());
     eprintln!("run record: {}", path.display());
     Ok(status_code(&record))
