@@ -90,6 +90,7 @@ pub async fn train_once(
     keep: bool,
     cancel: CancellationToken,
 ) -> Result<RunRecord> {
+    runner::check_dataset(profile).map_err(|e| BadInput(e.to_string()))?;
     let handle = stack::up(profile, kb, run_id, &cancel).await?;
     let ready = stack::probe::ready(&handle.url, profile.health.timeout, profile.health.interval);
     if let Err(e) = ready.await {

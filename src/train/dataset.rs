@@ -88,7 +88,7 @@ impl fmt::Display for DatasetFormat {
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     /// The path does not exist.
-    #[error("dataset path {0} does not exist; check `dataset.path` (relative paths are from the working directory)")]
+    #[error("dataset path {0} does not exist; check `training.dataset.path` (relative paths are from the working directory)")]
     Missing(PathBuf),
     /// A file or directory could not be read.
     #[error("cannot read {path}: {source}; check that the file exists and is readable")]
@@ -99,13 +99,13 @@ pub enum DatasetError {
         source: std::io::Error,
     },
     /// A data file has no bytes.
-    #[error("file {0} is empty; point `dataset.path` at a file with data")]
+    #[error("file {0} is empty; point `training.dataset.path` at a file with data")]
     Empty(PathBuf),
     /// `auto` could not tell the format from the file name.
-    #[error("cannot tell the format of {0} from its extension (.jsonl, .json, .txt, .parquet); set `dataset.format` to jsonl, lines, blocks or parquet")]
+    #[error("cannot tell the format of {0} from its extension (.jsonl, .json, .txt, .parquet); set `training.dataset.format` to jsonl, lines, blocks or parquet")]
     UnknownFormat(PathBuf),
     /// A directory has no file the format reads.
-    #[error("directory {path} has no {wanted} files; point `dataset.path` at the directory that holds them")]
+    #[error("directory {path} has no {wanted} files; point `training.dataset.path` at the directory that holds them")]
     NoFiles {
         /// The directory.
         path: PathBuf,
@@ -113,7 +113,7 @@ pub enum DatasetError {
         wanted: &'static str,
     },
     /// The format wants a file but got a directory, or the other way round.
-    #[error("format {format} reads {wanted}, but {path} is not one; fix `dataset.path` or `dataset.format`")]
+    #[error("format {format} reads {wanted}, but {path} is not one; fix `training.dataset.path` or `training.dataset.format`")]
     WrongKind {
         /// The path.
         path: PathBuf,
@@ -131,7 +131,7 @@ pub enum DatasetError {
         message: String,
     },
     /// A Parquet file has no column named by `text_field`.
-    #[error("{path} has no column `{field}` (its columns: {columns}); set `dataset.text-field` to the column that holds the text")]
+    #[error("{path} has no column `{field}` (its columns: {columns}); set `training.dataset.text_field` to the column that holds the text")]
     NoTextColumn {
         /// The file.
         path: PathBuf,
@@ -213,10 +213,10 @@ pub enum BadReason {
     #[error("holds {0}, not a JSON object; each line must hold one JSON object")]
     NotObject(&'static str),
     /// The text field is absent.
-    #[error("no `{0}` field; set `dataset.text-field` to the field that holds the text")]
+    #[error("no `{0}` field; set `training.dataset.text_field` to the field that holds the text")]
     MissingField(String),
     /// The text field is not a string.
-    #[error("field `{field}` is {kind}, not a string; set `dataset.text-field` to the field that holds the text")]
+    #[error("field `{field}` is {kind}, not a string; set `training.dataset.text_field` to the field that holds the text")]
     FieldNotString {
         /// The configured text field.
         field: String,

@@ -79,6 +79,22 @@ enum Feed {
 
 type Outcome = (PreparedSample, Result<SampleResult, SampleFailure>);
 
+/// Opens the profile's dataset (and nothing else), so a bad path or format is
+/// reported before any stack is started.
+pub fn check_dataset(profile: &Profile) -> Result<(), RunError> {
+    Dataset::open(&dataset_spec(profile))?;
+    Ok(())
+}
+
+fn dataset_spec(profile: &Profile) -> DatasetSpec {
+    let d = &profile.training.dataset;
+    DatasetSpec {
+        path: d.path.clone(),
+        format: d.format,
+        text_field: d.text_field.clone(),
+    }
+}
+
 /// Trains `profile` against `target` and returns the run record (also for runs that
 /// stopped early: check `status`).
 pub async fn run(
@@ -99,11 +115,7 @@ pub async fn run_detailed(
     opts: &RunOptions,
 ) -> Result<(RunRecord, Vec<NodeTally>), RunError> {
     let t = &profile.training;
-    let spec = DatasetSpec {
-        path: t.dataset.path.clone(),
-        format: t.dataset.format,
-        text_field: t.dataset.text_field.clone(),
-    };
+    let spec = dataset_spec(profile);
     let mut dataset = Dataset::open(&spec)?;
     let identity = dataset.identity();
     let learning_hash = profile.learning_hash();
