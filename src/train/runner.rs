@@ -81,7 +81,7 @@ type Outcome = (PreparedSample, Result<SampleResult, SampleFailure>);
 
 /// Opens the profile's dataset (and nothing else), so a bad path or format is
 /// reported before any stack is started.
-pub fn check_dataset(profile: &Profile) -> Result<(), RunError> {
+pub fn check_dataset(profile: &Profile) -> Result<(), DatasetError> {
     Dataset::open(&dataset_spec(profile))?;
     Ok(())
 }
