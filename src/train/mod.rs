@@ -6,9 +6,11 @@
 
 pub mod dataset;
 pub mod digest;
+mod dispatch;
 pub mod hierarchy;
 pub mod journal;
 pub mod progress;
+mod reader;
 pub mod record;
 pub mod runner;
 pub mod segment;

@@ -1,0 +1,97 @@
+//! The reader thread: raw rows in, prepared samples out, in row order.
+//!
+//! It reads the corpus lazily, applies the filter, tokenizes and cuts each sample into
+//! node0 chunks, and hands them over a bounded channel, so memory stays flat.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+use super::dataset::{passes_reference_filter, BadSample, Dataset, RawSample};
+use super::segment::{SegmentCounts, Segmenter};
+use super::tokenizer::Gpt2Tokenizer;
+use super::worker::PreparedSample;
+use crate::profile::schema::SampleFilter;
+
+/// One row's fate, as the reader reports it.
+pub(super) enum Feed {
+    Sample(PreparedSample),
+    Filtered(u64),
+    /// Settled by an earlier run (resume).
+    Settled(u64),
+    Bad(BadSample),
+}
+
+/// The reader thread's work: rows in, prepared samples out, in row order.
+pub(super) struct Reader {
+    pub(super) tokenizer: Gpt2Tokenizer,
+    pub(super) segmenter: Segmenter,
+    pub(super) filter: SampleFilter,
+    /// Samples still to train; `None` = the whole corpus.
+    pub(super) remaining: Option<u64>,
+    /// Rows an earlier run already settled.
+    pub(super) skip: HashSet<u64>,
+}
+
+impl Reader {
+    pub(super) fn spawn(
+        mut self,
+        dataset: Dataset,
+        capacity: usize,
+        stop: CancellationToken,
+    ) -> (mpsc::Receiver<Feed>, Arc<Mutex<SegmentCounts>>) {
+        let (tx, rx) = mpsc::channel(capacity.max(2));
+        let counts = Arc::new(Mutex::new(SegmentCounts::default()));
+        let shared = counts.clone();
+        std::thread::spawn(move || {
+            let mut local = SegmentCounts::default();
+            for item in dataset {
+                if stop.is_cancelled() || self.remaining == Some(0) {
+                    break;
+                }
+                let feed = match item {
+                    Err(bad) => {
+                        let fatal = bad.is_fatal();
+                        if tx.blocking_send(Feed::Bad(bad)).is_err() || fatal {
+                            break;
+                        }
+                        continue;
+                    }
+                    Ok(raw) => match self.prepare(raw, &mut local) {
+                        Some(feed) => feed,
+                        None => continue,
+                    },
+                };
+                if tx.blocking_send(feed).is_err() {
+                    break;
+                }
+            }
+            *shared.blocking_lock() = local;
+        });
+        (rx, counts)
+    }
+
+    fn prepare(&mut self, raw: RawSample, counts: &mut SegmentCounts) -> Option<Feed> {
+        if self.skip.contains(&raw.row) {
+            return Some(Feed::Settled(raw.row));
+        }
+        if self.filter == SampleFilter::Reference && !passes_reference_filter(&raw.text) {
+            return Some(Feed::Filtered(raw.row));
+        }
+        let tokenizer = &self.tokenizer;
+        let plan = self
+            .segmenter
+            .plan(&raw.text, &|text: &str| tokenizer.tokenize(text));
+        counts.add(&plan.counts);
+        self.remaining = self.remaining.map(|n| n - 1);
+        Some(Feed::Sample(PreparedSample {
+            row: raw.row,
+            origin: raw.origin,
+            tokens: plan.counts.tokens,
+            chunks: plan.chunks,
+            metadata: raw.metadata,
+        }))
+    }
+}
