@@ -16,7 +16,7 @@ use katotune::train::record::{BackendInfo, RunRecord, RunStatus};
 use katotune::train::runner::{self, RunOptions, Target};
 use tokio_util::sync::CancellationToken;
 
-use docker_support::{backend_or_skip, container_labels_and_env, StackGuard};
+use docker_support::{backend_or_skip, container_labels_and_env, ImageGuard, StackGuard};
 
 /// The static katotune the engine image is built from.
 fn static_binary() -> PathBuf {
@@ -29,31 +29,6 @@ fn static_binary() -> PathBuf {
         path.display()
     );
     path
-}
-
-/// Removes a test's engine image when dropped (declare it before the stack guard, so
-/// the stack's containers go first).
-struct ImageGuard(String);
-
-impl Drop for ImageGuard {
-    fn drop(&mut self) {
-        let tag = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Runtime::new().expect("cleanup runtime");
-            runtime.block_on(async {
-                if let Ok(backend) = DockerBackend::connect().await {
-                    let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
-                        .force(true)
-                        .build();
-                    let _ = backend
-                        .docker()
-                        .remove_image(&tag, Some(options), None)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
 }
 
 /// Builds the engine image under a tag of this test's own (Docker's build cache makes

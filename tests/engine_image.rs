@@ -6,33 +6,7 @@ mod docker_support;
 use katotune::stack::docker::DockerError;
 use katotune::stack::image::{build_engine_image, ENGINE_IMAGE_LABEL};
 
-use docker_support::{backend_or_skip, sleeper_binary};
-
-/// Removes the test's engine image when dropped.
-struct ImageGuard(String);
-
-impl Drop for ImageGuard {
-    fn drop(&mut self) {
-        let tag = self.0.clone();
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Runtime::new().expect("cleanup runtime");
-            runtime.block_on(async {
-                let Ok(backend) = katotune::stack::docker::DockerBackend::connect().await else {
-                    return;
-                };
-                let _ = backend
-                    .docker()
-                    .remove_image(
-                        &tag,
-                        None::<bollard::query_parameters::RemoveImageOptions>,
-                        None,
-                    )
-                    .await;
-            });
-        });
-        let _ = cleanup.join();
-    }
-}
+use docker_support::{backend_or_skip, sleeper_binary, ImageGuard};
 
 #[tokio::test]
 async fn engine_image_runs_katotune_serve_and_checks_itself_with_katotune_health() {

@@ -156,20 +156,8 @@ pub fn print_data(doc: &impl serde::Serialize, global: &crate::cli::GlobalArgs) 
 
 async fn health(args: HealthArgs) -> Result<i32> {
     let timeout = profile::duration::parse(&args.timeout).map_err(BadInput)?;
-    let client = reqwest::Client::builder().timeout(timeout).build()?;
-    let url = format!("{}/health", args.url.trim_end_matches('/'));
-    let resp = client
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
-    if !resp.status().is_success() {
-        anyhow::bail!("{url} answered {}", resp.status());
-    }
-    let body: crate::kato::api::Health = resp
-        .json()
-        .await
-        .map_err(|e| anyhow::anyhow!("{url} did not answer a KATO health document: {e}"))?;
-    println!("{} ({})", body.status, url);
+    let client = crate::stack::probe::check_client(&args.url, timeout)?;
+    let body = client.health().await?;
+    println!("{} ({})", body.status, client.base_url());
     Ok(exit::OK)
 }

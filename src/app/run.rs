@@ -5,13 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{load_profile, BadInput};
 use crate::cli::{RunArgs, ServeArgs};
 use crate::exit;
-use crate::profile::{FlagOverride, Profile};
+use crate::profile::Profile;
 use crate::stack::{self, KbStart};
 use crate::train::record::{RunRecord, RunStatus};
 use crate::train::runner::{self, RunError, RunOptions, Target};
@@ -142,7 +141,7 @@ pub fn status_code(record: &RunRecord) -> i32 {
             if record
                 .stop_reason
                 .as_deref()
-                .is_some_and(|r| r.starts_with("bad data")) =>
+                .is_some_and(RunRecord::is_bad_data_reason) =>
         {
             exit::BAD_INPUT
         }
@@ -196,13 +195,4 @@ async fn terminated(cancel: CancellationToken) {
     }
     #[cfg(not(unix))]
     cancel.cancelled().await;
-}
-
-/// Adds a flag-style override (used by `compare` for per-run settings).
-pub fn flag(path: &str, value: Value) -> FlagOverride {
-    FlagOverride {
-        flag: format!("--set {path}"),
-        path: path.into(),
-        value,
-    }
 }

@@ -97,12 +97,12 @@ pub struct PortSpec {
 pub struct HealthSpec {
     /// `["CMD", ...]` or `["CMD-SHELL", "..."]`.
     pub test: Vec<String>,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::profile::duration::required")]
     pub interval: Duration,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::profile::duration::required")]
     pub timeout: Duration,
     pub retries: u32,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::profile::duration::required")]
     pub start_period: Duration,
 }
 
@@ -119,20 +119,4 @@ pub struct FileSpec {
     pub path: String,
     pub contents: String,
     pub mode: u32,
-}
-
-/// Durations as humantime strings (`30s`) so plans read well as YAML and JSON.
-pub mod humantime_serde_compat {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
-    }
 }

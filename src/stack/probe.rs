@@ -17,17 +17,23 @@ pub enum Check {
     Probe,
 }
 
-/// Waits, with backoff from `interval`, until the server at `url` is ready or
-/// `timeout` has passed.
-pub async fn ready(url: &str, timeout: Duration, interval: Duration) -> Result<(), StackError> {
+/// A client for checks: one attempt per call, no waiting out an outage, answers
+/// within `timeout`.
+pub fn check_client(url: &str, timeout: Duration) -> Result<KatoClient, StackError> {
     let mut config = ClientConfig::new(url);
-    config.request_timeout = Duration::from_secs(10).min(timeout);
+    config.request_timeout = timeout;
     config.outage_timeout = Duration::ZERO;
     config.retry = RetryPolicy {
         max_attempts: 1,
         ..RetryPolicy::default()
     };
-    let client = KatoClient::new(config).map_err(|e| StackError::NotReady(e.to_string()))?;
+    KatoClient::new(config).map_err(|e| StackError::NotReady(e.to_string()))
+}
+
+/// Waits, with backoff from `interval`, until the server at `url` is ready or
+/// `timeout` has passed.
+pub async fn ready(url: &str, timeout: Duration, interval: Duration) -> Result<(), StackError> {
+    let client = check_client(url, Duration::from_secs(10).min(timeout))?;
     let start = Instant::now();
     let mut wait = interval;
     loop {

@@ -214,7 +214,7 @@ impl<'a> RunState<'a> {
                     } else {
                         " (set training.on_bad_sample: skip to go on past bad rows)"
                     };
-                    self.stop(RunStatus::Failed, &format!("bad data at {bad}{hint}"));
+                    self.stop(RunStatus::Failed, &RunRecord::bad_data_reason(&bad, hint));
                     false
                 }
             }

@@ -111,7 +111,20 @@ pub struct LevelRecord {
     pub note: Option<String>,
 }
 
+/// How the stop reason of a run that hit an unusable row begins.
+const BAD_DATA: &str = "bad data at ";
+
 impl RunRecord {
+    /// The stop reason for an unusable row at `origin`.
+    pub fn bad_data_reason(bad: impl std::fmt::Display, hint: &str) -> String {
+        format!("{BAD_DATA}{bad}{hint}")
+    }
+
+    /// Whether a stop reason says the run hit an unusable row (bad input, exit 2).
+    pub fn is_bad_data_reason(reason: &str) -> bool {
+        reason.starts_with(BAD_DATA)
+    }
+
     /// The terminal summary.
     pub fn summary(&self) -> String {
         let mut s = String::new();

@@ -251,3 +251,29 @@ impl Drop for Bystander {
         let _ = cleanup.join();
     }
 }
+
+/// Removes an image when dropped, even on panic (declare it before a stack guard, so
+/// the stack's containers go first).
+pub struct ImageGuard(pub String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let tag = self.0.clone();
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("cleanup runtime");
+            runtime.block_on(async {
+                let Ok(backend) = DockerBackend::connect().await else {
+                    return;
+                };
+                let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+                    .force(true)
+                    .build();
+                let _ = backend
+                    .docker()
+                    .remove_image(&tag, Some(options), None)
+                    .await;
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
