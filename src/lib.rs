@@ -10,6 +10,7 @@ pub mod cli;
 pub mod engine;
 pub mod exit;
 pub mod kato;
+pub mod kb;
 pub mod profile;
 pub mod report;
 pub mod stack;
