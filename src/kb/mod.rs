@@ -42,3 +42,11 @@ pub struct AffinityEntry {
     /// Emotive name to the sum as Redis's text.
     pub sums: BTreeMap<String, String>,
 }
+
+pub mod redis_float;
+pub mod engine_file;
+pub mod kato_form;
+pub mod minhash;
+mod minhash_perm;
+pub mod py_json;
+pub mod store_image;
