@@ -59,7 +59,9 @@ fn image_of(db: &Path) -> Value {
     read_engine_file::<EngineFileError>(
         db,
         |p| {
-            image.apply_all(&pattern_writes(&p, None)).expect("redis accepts");
+            image
+                .apply_all(&pattern_writes(&p, None))
+                .expect("redis accepts");
             rows.push(clickhouse_row(&p));
             Ok(())
         },
@@ -70,7 +72,9 @@ fn image_of(db: &Path) -> Value {
     )
     .expect("engine file reads");
     for a in &affinity {
-        image.apply_all(&affinity_writes(a, false)).expect("redis accepts");
+        image
+            .apply_all(&affinity_writes(a, false))
+            .expect("redis accepts");
     }
     image.rows = rows;
     image.to_golden_json()
@@ -79,20 +83,38 @@ fn image_of(db: &Path) -> Value {
 /// Every key and row that differs, with both sides (empty = equal).
 fn differences(ours: &Value, theirs: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    let (a, b) = (ours["redis"].as_object().unwrap(), theirs["redis"].as_object().unwrap());
+    let (a, b) = (
+        ours["redis"].as_object().unwrap(),
+        theirs["redis"].as_object().unwrap(),
+    );
     for (key, value) in b {
         match a.get(key) {
             None => out.push(format!("missing key {key:?} = {value}")),
-            Some(mine) if mine != value => out.push(format!("key {key:?}: ours {mine}, KATO {value}")),
+            Some(mine) if mine != value => {
+                out.push(format!("key {key:?}: ours {mine}, KATO {value}"))
+            }
             Some(_) => {}
         }
     }
-    out.extend(a.keys().filter(|k| !b.contains_key(*k)).map(|k| format!("extra key {k:?}")));
+    out.extend(
+        a.keys()
+            .filter(|k| !b.contains_key(*k))
+            .map(|k| format!("extra key {k:?}")),
+    );
     let index = |rows: &Value| -> BTreeMap<String, Value> {
         rows.as_array()
             .unwrap()
             .iter()
-            .map(|r| (format!("{}/{}", r["kb_id"].as_str().unwrap(), r["name"].as_str().unwrap()), r.clone()))
+            .map(|r| {
+                (
+                    format!(
+                        "{}/{}",
+                        r["kb_id"].as_str().unwrap(),
+                        r["name"].as_str().unwrap()
+                    ),
+                    r.clone(),
+                )
+            })
             .collect()
     };
     let (ra, rb) = (index(&ours["clickhouse"]), index(&theirs["clickhouse"]));
@@ -103,7 +125,11 @@ fn differences(ours: &Value, theirs: &Value) -> Vec<String> {
             Some(_) => {}
         }
     }
-    out.extend(ra.keys().filter(|k| !rb.contains_key(*k)).map(|k| format!("extra row {k}")));
+    out.extend(
+        ra.keys()
+            .filter(|k| !rb.contains_key(*k))
+            .map(|k| format!("extra row {k}")),
+    );
     out
 }
 
@@ -132,27 +158,83 @@ async fn call(http: &Client, url: &str, method: &str, path: &str, body: Option<V
 /// The calls of `emotives-metadata.requests.py`, in order.
 async fn replay_emotives_metadata(url: &str) {
     let http = Client::new();
-    let created = call(&http, url, "POST", "/sessions", Some(json!({"node_id": "emonode", "config": {"process_predictions": false}}))).await;
-    let s = created["session_id"].as_str().expect("session id").to_owned();
-    let (observe, learn) = (format!("/sessions/{s}/observe"), format!("/sessions/{s}/learn"));
+    let created = call(
+        &http,
+        url,
+        "POST",
+        "/sessions",
+        Some(json!({"node_id": "emonode", "config": {"process_predictions": false}})),
+    )
+    .await;
+    let s = created["session_id"]
+        .as_str()
+        .expect("session id")
+        .to_owned();
+    let (observe, learn) = (
+        format!("/sessions/{s}/observe"),
+        format!("/sessions/{s}/learn"),
+    );
     for i in 0..7 {
         let (joy, fear) = (0.1 * f64::from(i), -0.5 + f64::from(i));
         let first = json!({"strings": ["alpha", "beta"], "emotives": {"joy": joy, "fear": fear}, "metadata": {"src": format!("doc{}", i % 3), "n": i}});
         call(&http, url, "POST", &observe, Some(first)).await;
-        call(&http, url, "POST", &observe, Some(json!({"strings": ["gamma"], "emotives": {"joy": 1.0}}))).await;
+        call(
+            &http,
+            url,
+            "POST",
+            &observe,
+            Some(json!({"strings": ["gamma"], "emotives": {"joy": 1.0}})),
+        )
+        .await;
         call(&http, url, "POST", &learn, None).await;
-        call(&http, url, "POST", &format!("/sessions/{s}/clear-stm"), None).await;
+        call(
+            &http,
+            url,
+            "POST",
+            &format!("/sessions/{s}/clear-stm"),
+            None,
+        )
+        .await;
     }
     for _ in 0..2 {
-        let odd = json!({"strings": ["don't", "a\\b", "é", "\u{e9}\u{301}"], "emotives": {"calm": 2.5}});
+        let odd =
+            json!({"strings": ["don't", "a\\b", "é", "\u{e9}\u{301}"], "emotives": {"calm": 2.5}});
         call(&http, url, "POST", &observe, Some(odd)).await;
-        call(&http, url, "POST", &observe, Some(json!({"strings": ["\t", "ＡＢＣ", "🫠"]}))).await;
-        call(&http, url, "POST", &observe, Some(json!({"strings": ["x"]}))).await;
+        call(
+            &http,
+            url,
+            "POST",
+            &observe,
+            Some(json!({"strings": ["\t", "ＡＢＣ", "🫠"]})),
+        )
+        .await;
+        call(
+            &http,
+            url,
+            "POST",
+            &observe,
+            Some(json!({"strings": ["x"]})),
+        )
+        .await;
         call(&http, url, "POST", &learn, None).await;
     }
-    call(&http, url, "POST", &observe, Some(json!({"strings": ["p", "q"], "metadata": {"title": "one"}}))).await;
+    call(
+        &http,
+        url,
+        "POST",
+        &observe,
+        Some(json!({"strings": ["p", "q"], "metadata": {"title": "one"}})),
+    )
+    .await;
     call(&http, url, "POST", &learn, None).await;
-    call(&http, url, "POST", &observe, Some(json!({"strings": ["r", "s"], "metadata": {"title": "two"}}))).await;
+    call(
+        &http,
+        url,
+        "POST",
+        &observe,
+        Some(json!({"strings": ["r", "s"], "metadata": {"title": "two"}})),
+    )
+    .await;
     call(&http, url, "POST", &learn, None).await;
     call(&http, url, "DELETE", &format!("/sessions/{s}"), None).await;
 }
@@ -204,9 +286,71 @@ async fn five_kjv_samples_on_the_baseline_profile_store_what_kato_stores() {
         drain_deadline: Duration::from_secs(30),
         progress_bar: false,
     };
-    runner::run(&profile, &target, &options).await.expect("training runs");
+    runner::run(&profile, &target, &options)
+        .await
+        .expect("training runs");
     engine.shutdown().await;
     let ours = image_of(&db);
     assert_eq!(ours["clickhouse"].as_array().unwrap().len(), 903);
     assert_same(&ours, &expected);
+}
+
+/// One learn of `[["a", "b"]]` with `calm` on node `n`.
+async fn learn_calm(url: &str, calm: f64) {
+    let http = Client::new();
+    let created = call(
+        &http,
+        url,
+        "POST",
+        "/sessions",
+        Some(json!({"node_id": "n", "config": {"process_predictions": false}})),
+    )
+    .await;
+    let s = created["session_id"].as_str().unwrap().to_owned();
+    let obs = json!({"strings": ["b", "a"], "emotives": {"calm": calm}});
+    call(
+        &http,
+        url,
+        "POST",
+        &format!("/sessions/{s}/observe"),
+        Some(obs),
+    )
+    .await;
+    call(&http, url, "POST", &format!("/sessions/{s}/learn"), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_file_opens_and_affinity_survives_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v1.sqlite");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE patterns (kb_id TEXT NOT NULL, name TEXT NOT NULL, pattern_data TEXT NOT NULL,
+            length INTEGER NOT NULL, frequency INTEGER NOT NULL, emotives TEXT NOT NULL,
+            metadata TEXT NOT NULL, PRIMARY KEY (kb_id, name)) WITHOUT ROWID;
+         CREATE TABLE engine_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+         INSERT INTO engine_info VALUES ('schema_version', '1');
+         INSERT INTO patterns VALUES ('old_kato', 'aa', '[[\"x\"],[\"y\"]]', 2, 7, '[]', '{}');",
+    )
+    .unwrap();
+    drop(conn);
+    for calm in [2.5, 0.1] {
+        let engine = engine_with_file(&db).await;
+        learn_calm(&engine.url(), calm).await;
+        engine.shutdown().await;
+    }
+    let image = image_of(&db);
+    let redis = &image["redis"];
+    assert_eq!(redis["old_kato:frequency:aa"]["value"], json!(7));
+    assert_eq!(redis["n_kato:affinity:a"]["value"], json!({"calm": "2.6"}));
+    assert_eq!(redis["n_kato:affinity:b"]["value"], json!({"calm": "2.6"}));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: String = conn
+        .query_row(
+            "SELECT value FROM engine_info WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, "2");
 }

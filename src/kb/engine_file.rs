@@ -106,8 +106,10 @@ pub fn read_engine_file<E: From<EngineFileError>>(
     let mut rows = stmt.query([]).map_err(&err)?;
     let mut current: Option<AffinityEntry> = None;
     while let Some(row) = rows.next().map_err(&err)? {
-        let (kb_id, symbol): (String, String) = (row.get(0).map_err(&err)?, row.get(1).map_err(&err)?);
-        let (emotive, sum): (String, String) = (row.get(2).map_err(&err)?, row.get(3).map_err(&err)?);
+        let (kb_id, symbol): (String, String) =
+            (row.get(0).map_err(&err)?, row.get(1).map_err(&err)?);
+        let (emotive, sum): (String, String) =
+            (row.get(2).map_err(&err)?, row.get(3).map_err(&err)?);
         match &mut current {
             Some(entry) if entry.kb_id == kb_id && entry.symbol == symbol => {
                 entry.sums.insert(emotive, sum);
@@ -159,3 +161,7 @@ fn pattern_from_row(path: &Path, row: &rusqlite::Row<'_>) -> Result<PatternEntry
 #[path = "engine_file_writer.rs"]
 mod writer;
 pub use writer::EngineFileWriter;
+
+#[cfg(test)]
+#[path = "engine_file_tests.rs"]
+mod tests;

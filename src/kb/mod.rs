@@ -43,10 +43,10 @@ pub struct AffinityEntry {
     pub sums: BTreeMap<String, String>,
 }
 
-pub mod redis_float;
 pub mod engine_file;
 pub mod kato_form;
 pub mod minhash;
 mod minhash_perm;
 pub mod py_json;
+pub mod redis_float;
 pub mod store_image;
