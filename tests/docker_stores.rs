@@ -16,10 +16,13 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use katotune::profile;
-use katotune::stack::docker::DockerBackend;
-use katotune::stack::{self, template, StoreUrls};
+use katotune::stack::docker::{DockerBackend, DockerError};
+use katotune::stack::{self, stores, template, StackError, StoreUrls};
 
-use docker_support::{backend_or_skip, skip_unless_ci, ImageGuard, StackGuard};
+use docker_support::{
+    backend_or_skip, plan, publish, skip_unless_ci, sleeper, sleeper_image, stack_name, Bystander,
+    ImageGuard, StackGuard,
+};
 
 const TEST_IMAGES: [&str; 2] = [
     "katotune-test-redis:latest",
@@ -227,5 +230,87 @@ async fn up_publishes_both_stores_on_loopback_keeps_clickhouse_data_and_down_rem
     let err = stack::stores_of(&loaded)
         .await
         .expect_err("no stack, no stores");
+    assert!(err.to_string().contains("katotune apply"), "{err}");
+}
+
+/// A stack shaped like the `kato` template's (redis, clickhouse, kato) made of the
+/// sleeper test image, each publishing its port 8000 on loopback.
+fn sleeper_stores_plan(stack: &str) -> katotune::stack::plan::StackPlan {
+    let mut services = Vec::new();
+    for (service, env) in [
+        ("redis", vec![]),
+        ("clickhouse", vec![]),
+        ("kato", vec![("SERVICE_NAME", "svc-under-test")]),
+    ] {
+        let mut spec = sleeper(stack, service, &env);
+        publish(&mut spec, None);
+        services.push(spec);
+    }
+    let mut plan = plan(stack, services);
+    plan.api_service = "kato".into();
+    plan
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_are_read_only_from_the_containers_katotune_labelled_for_the_stack() {
+    let Some(backend) = backend_or_skip("stores of a stack").await else {
+        return;
+    };
+    let image = sleeper_image(&backend).await;
+    let stack = stack_name("stores-owner");
+    let _guard = StackGuard(vec![stack.clone()]);
+    let plan = sleeper_stores_plan(&stack);
+
+    // A container katotune did not create, under the name the stack's Redis would have.
+    let squatter = format!("{stack}-redis");
+    let bystander = Bystander(squatter.clone());
+    let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
+        .name(&squatter)
+        .build();
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(image.into()),
+        ..Default::default()
+    };
+    backend
+        .docker()
+        .create_container(Some(options), body)
+        .await
+        .expect("unlabelled container");
+    let err = stores::of_plan(&backend, &plan)
+        .await
+        .expect_err("an unlabelled container is not the stack's Redis");
+    assert!(
+        matches!(err, StackError::Docker(DockerError::NameTaken { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&format!("`{squatter}`")), "{err}");
+    drop(bystander);
+
+    backend.apply(&plan, "run-1").await.expect("apply");
+    let found = stores::of_plan(&backend, &plan).await.expect("stores");
+    let status = backend.status(Some(&stack)).await.unwrap();
+    let port_of = |service: &str| {
+        let c = status.iter().find(|c| c.service == service).unwrap();
+        c.ports.iter().find(|p| p.container == 8000).unwrap().host
+    };
+    assert_eq!(
+        found,
+        StoreUrls {
+            redis: format!("redis://127.0.0.1:{}", port_of("redis")),
+            clickhouse: format!("http://127.0.0.1:{}", port_of("clickhouse")),
+            service_name: "svc-under-test".into(),
+        }
+    );
+
+    // A stopped store is reported, not guessed at.
+    backend
+        .docker()
+        .stop_container(
+            &format!("{stack}-clickhouse"),
+            None::<bollard::query_parameters::StopContainerOptions>,
+        )
+        .await
+        .unwrap();
+    let err = stores::of_plan(&backend, &plan).await.expect_err("stopped");
     assert!(err.to_string().contains("katotune apply"), "{err}");
 }
