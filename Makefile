@@ -22,7 +22,7 @@ test:
 
 # The images of the KATO-shaped test stack (profile docker-stores): Redis from Debian
 # packages and the ClickHouse engine behind its HTTP interface. Needs root and
-# debootstrap; present images are reused (about 3 minutes from nothing).
+# debootstrap; present images are reused (about 2.5 minutes from nothing).
 test-images:
 	scripts/test-images.sh
 

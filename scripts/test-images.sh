@@ -67,7 +67,7 @@ bootstrap() {
   say "debootstrap $SUITE minbase + $packages from $MIRROR (log: $log)"
   if ! debootstrap --variant=minbase --include="$packages" "$SUITE" "$root" "$MIRROR" >"$log" 2>&1; then
     tail -n 20 "$log" >&2
-    die "debootstrap failed for $packages (full log above: $log)"
+    die "debootstrap failed for $packages (the last lines of its log are above)"
   fi
   mkdir -p "$root/data"
 }
@@ -86,8 +86,15 @@ import_root() {
   shift 2
   local args=(--change "LABEL $LABEL=true" --change "ENV $PATH_ENV")
   for change in "$@"; do args+=(--change "$change"); done
+  local old
+  old=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
   say "$tag: importing $(du -sh "$root" | cut -f1) root filesystem"
   tar --numeric-owner -C "$root" -cf - . | docker import "${args[@]}" - "$tag" >/dev/null
+  rm -rf "$root"
+  # A rebuild leaves the previous image untagged: remove it, unless a container uses it.
+  if [ -n "$old" ] && [ "$old" != "$(docker image inspect -f '{{.Id}}' "$tag")" ]; then
+    docker rmi "$old" >/dev/null 2>&1 || say "$tag: the previous image $old is still in use; kept"
+  fi
 }
 
 build_redis() {
@@ -149,7 +156,15 @@ command -v debootstrap >/dev/null || die "debootstrap is missing: apt-get instal
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/katotune-test-images.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 total=$SECONDS
+# Both builds run at once: most of their time is downloading and unpacking packages.
+pids=()
 for image in "${build[@]}"; do
-  "build_$image"
+  "build_$image" &
+  pids+=($!)
 done
+failed=0
+for pid in "${pids[@]}"; do
+  wait "$pid" || failed=1
+done
+[ "$failed" -eq 0 ] || die "an image build failed (its messages are above)"
 say "done in $((SECONDS - total)) s"
