@@ -1,8 +1,8 @@
 //! The KATO-shaped docker stack (profile `docker-stores`) on images built here:
 //! `katotune up` brings Redis, ClickHouse and katotune's engine (in KATO's place) up,
 //! both stores answer on the loopback ports `up` prints, ClickHouse keeps its data on
-//! the stack's volume across `down`/`up`, and `down --volumes` removes everything the
-//! stack created.
+//! the stack's volume across `down` and the library's `stack::up` (whose handle names
+//! the same stores), and `down --volumes` removes everything the stack created.
 //!
 //! Needs a Docker engine, the test images (`scripts/test-images.sh`) and a static
 //! katotune (`make test` builds it and sets `KATOTUNE_STATIC_BINARY`). Without them
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use katotune::profile;
 use katotune::stack::docker::{DockerBackend, DockerError};
-use katotune::stack::{self, stores, template, StackError, StoreUrls};
+use katotune::stack::{self, stores, template, KbStart, StackError, StoreUrls};
 
 use docker_support::{
     backend_or_skip, plan, publish, skip_unless_ci, sleeper, sleeper_image, stack_name, Bystander,
@@ -220,9 +220,15 @@ async fn up_publishes_both_stores_on_loopback_keeps_clickhouse_data_and_down_rem
         katotune(&["down", &file]).contains("removed 3 container(s), 1 network(s), 0 volume(s)")
     );
     assert_eq!(stack_resources(&backend, &stack_name).await, (0, 0, 1));
-    katotune(&["up", &file]);
-    let again = stack::stores_of(&loaded).await.expect("stores after up");
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let handle = stack::up(&loaded, KbStart::Continue, "run-2", &cancel)
+        .await
+        .expect("up again");
+    let again = handle.stores().expect("a kato stack has stores").clone();
+    assert_eq!(again, stack::stores_of(&loaded).await.expect("stores"));
     assert_eq!(clickhouse(&again.clickhouse, count).await, "1\n");
+    handle.down(false).await;
+    assert_eq!(stack_resources(&backend, &stack_name).await, (0, 0, 1));
 
     // `down --volumes` removes everything the stack created, and nothing else is left.
     katotune(&["down", &file, "--volumes"]);
