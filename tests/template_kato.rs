@@ -134,3 +134,77 @@ fn every_resource_is_labelled_and_a_tuning_change_touches_only_kato() {
         );
     }
 }
+
+fn set(path: &str, value: serde_json::Value) -> FlagOverride {
+    FlagOverride {
+        flag: "test".into(),
+        path: path.into(),
+        value,
+    }
+}
+
+#[test]
+fn the_stores_are_published_on_loopback_even_when_the_api_is_not() {
+    let plan = render(&[set("stack.host", "0.0.0.0".into())]);
+    assert_eq!(service(&plan, "kato").ports[0].host_ip, "0.0.0.0");
+    for (name, port) in [("redis", 6379), ("clickhouse", 8123)] {
+        let ports = &service(&plan, name).ports;
+        assert_eq!(ports.len(), 1, "{name}");
+        assert_eq!(ports[0].container, port, "{name}");
+        assert_eq!(ports[0].host, None, "{name}: Docker picks the host port");
+        assert_eq!(ports[0].host_ip, "127.0.0.1", "{name}");
+    }
+    let fixed = render(&[set("stack.port", 8000.into())]);
+    assert_eq!(service(&fixed, "kato").ports[0].host, Some(8000));
+    assert_eq!(
+        service(&fixed, "redis").ports[0].host,
+        None,
+        "a fixed API port is not given to the stores"
+    );
+}
+
+#[test]
+fn the_engine_in_katos_place_checks_itself_and_the_stores_use_the_test_images() {
+    let loaded = profile::load("docker-stores", &[]).expect("docker-stores loads");
+    let plan = template::render(&loaded.profile, "test").expect("renders");
+    assert_eq!(plan.template, "kato");
+    let kato = service(&plan, "kato");
+    assert_eq!(kato.image, "katotune-engine:latest");
+    let health = kato.health.as_ref().expect("a health check");
+    assert_eq!(
+        health.test,
+        [
+            "CMD",
+            "/katotune",
+            "health",
+            "--url",
+            "http://127.0.0.1:8000"
+        ],
+        "the FROM-scratch engine image has no Python for KATO's check"
+    );
+    assert_eq!(
+        kato.env.get("REDIS_URL").map(String::as_str),
+        Some("redis://redis:6379")
+    );
+    assert_eq!(service(&plan, "redis").image, "katotune-test-redis:latest");
+    assert_eq!(
+        service(&plan, "clickhouse").image,
+        "katotune-test-clickhouse:latest"
+    );
+    let real = render(&[]);
+    assert!(
+        service(&real, "kato").health.as_ref().unwrap().test[1] == "python",
+        "KATO's own image keeps KATO's check"
+    );
+}
+
+#[tokio::test]
+async fn a_stack_without_redis_and_clickhouse_has_no_stores_to_name() {
+    let loaded = profile::load("docker-engine", &[]).expect("docker-engine loads");
+    let err = katotune::stack::stores_of(&loaded.profile)
+        .await
+        .expect_err("the embedded template has no stores");
+    let text = err.to_string();
+    assert!(text.contains("template `embedded`"), "{text}");
+    assert!(text.contains("stack.template: kato"), "{text}");
+}

@@ -10,7 +10,7 @@ use crate::cli::{
 use crate::exit;
 use crate::profile::schema::Backend;
 use crate::stack::docker::{ContainerChange, DockerBackend};
-use crate::stack::{image, probe, template};
+use crate::stack::{image, probe, stores, template};
 
 fn docker_profile(args: &StackArgs) -> Result<crate::profile::Profile> {
     let profile = load_profile(&args.profile, &args.overrides)?.profile;
@@ -41,6 +41,12 @@ pub async fn apply(args: StackArgs, wait: bool) -> Result<i32> {
             let url = docker.api_endpoint(&plan).await?;
             probe::ready(&url, profile.health.timeout, profile.health.interval).await?;
             println!("{} is ready at {url}", plan.stack);
+            if stores::has_stores(&plan) {
+                let found = stores::of_plan(&docker, &plan).await?;
+                println!("  redis: {}", found.redis);
+                println!("  clickhouse: {}", found.clickhouse);
+                println!("  service name: {}", found.service_name);
+            }
         }
         anyhow::Ok(())
     };

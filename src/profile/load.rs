@@ -40,6 +40,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
         "docker-kato",
         include_str!("../../profiles/docker-kato.yaml"),
     ),
+    (
+        "docker-stores",
+        include_str!("../../profiles/docker-stores.yaml"),
+    ),
 ];
 
 /// Prefix of environment variables that override profile values

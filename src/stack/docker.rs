@@ -12,6 +12,7 @@ mod error;
 mod files;
 mod health;
 mod observe;
+mod published;
 mod pull;
 
 use std::time::Duration;

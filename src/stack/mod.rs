@@ -4,10 +4,12 @@
 //! answers *and* a probe learns a pattern whose name equals the one katotune computes
 //! (KATO's `/health` says 200 even when ClickHouse is down, API.md 2.1).
 
+pub mod compose;
 pub mod docker;
 pub mod image;
 pub mod plan;
 pub mod probe;
+pub mod stores;
 pub mod template;
 
 use std::path::PathBuf;
@@ -17,10 +19,14 @@ use crate::profile::schema::{Backend, Port};
 use crate::profile::Profile;
 use crate::train::record::BackendInfo;
 
+pub use stores::{stores_of, StoreUrls};
+
 /// A KATO that is up, and how to take it down again.
 pub struct StackHandle {
     pub url: String,
     pub backend: BackendInfo,
+    /// Redis and ClickHouse of a docker KATO stack (`None` for other stacks).
+    stores: Option<StoreUrls>,
     running: Running,
 }
 
@@ -59,6 +65,11 @@ pub enum StackError {
     Template(#[from] template::TemplateError),
     #[error("interrupted while bringing the stack up; what this run created was removed")]
     Interrupted,
+    #[error(
+        "stack `{stack}` (template `{template}`) has no Redis and ClickHouse to hold a \
+         knowledge base; use a profile with `stack.template: kato`"
+    )]
+    NoStores { stack: String, template: String },
 }
 
 /// How to treat an embedded knowledge base left by an earlier run.
@@ -130,6 +141,7 @@ pub async fn up(
                     server: format!("katotune-engine {}", env!("CARGO_PKG_VERSION")),
                 },
                 url,
+                stores: None,
                 running: Running::Embedded(engine),
             })
         }
@@ -142,6 +154,7 @@ pub async fn up(
                     server: String::new(),
                 },
                 url,
+                stores: None,
                 running: Running::External,
             })
         }
@@ -163,16 +176,21 @@ async fn up_docker(
             tracing::info!("{}: {:?}", c.name, c.change);
         }
         backend.wait_healthy(&plan, profile.health.timeout).await?;
-        backend.api_endpoint(&plan).await
+        let url = backend.api_endpoint(&plan).await?;
+        let stores = match stores::has_stores(&plan) {
+            true => Some(stores::of_plan(&backend, &plan).await?),
+            false => None,
+        };
+        Ok::<_, StackError>((url, stores))
     };
-    let url = tokio::select! {
+    let (url, stores) = tokio::select! {
         result = bring_up => match result {
-            Ok(url) => url,
+            Ok(found) => found,
             Err(e) => {
                 if !existed {
                     let _ = backend.down(&plan.stack, false).await;
                 }
-                return Err(e.into());
+                return Err(e);
             }
         },
         _ = cancel.cancelled() => {
@@ -195,6 +213,7 @@ async fn up_docker(
             server: format!("{} ({} template)", image, plan.template),
         },
         url,
+        stores,
         running: Running::Docker {
             backend,
             stack: plan.stack,
@@ -235,6 +254,12 @@ fn prepare_kb_file(path: &std::path::Path, kb: KbStart) -> Result<(), StackError
 }
 
 impl StackHandle {
+    /// Where katotune reaches the stack's knowledge-base stores: a docker stack of
+    /// the `kato` template has them, other stacks do not.
+    pub fn stores(&self) -> Option<&StoreUrls> {
+        self.stores.as_ref()
+    }
+
     /// The last 50 log lines of each container, for a readiness failure (docker only).
     pub async fn log_tails(&self) -> String {
         let Running::Docker { backend, stack, .. } = &self.running else {

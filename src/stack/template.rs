@@ -1,5 +1,5 @@
-//! Rendering a stack template (templates/*.yaml) and a profile into a [`StackPlan`],
-//! and a plan into an equivalent docker-compose file.
+//! Rendering a stack template (templates/*.yaml) and a profile into a [`StackPlan`]
+//! (the compose form of a plan lives in [`super::compose`]).
 //!
 //! Templates are embedded in the binary so `render` and `apply` work from any
 //! directory; the files in templates/ are the source.
@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 
+pub use super::compose::{masked_env, to_compose};
 use super::plan::{labels, ContainerSpec, FileSpec, HealthSpec, MountSpec, PortSpec, StackPlan};
 use crate::profile::schema::{Port, Template};
 use crate::profile::Profile;
@@ -78,6 +78,10 @@ struct ServiceDoc {
     depends_on: Vec<String>,
     #[serde(default)]
     health: Option<HealthDoc>,
+    /// Replaces `health` when the service runs katotune's engine image (a template's
+    /// KATO service with `images.kato` set to `images.engine`).
+    #[serde(default)]
+    engine_health: Option<HealthDoc>,
 }
 
 #[derive(Deserialize)]
@@ -213,28 +217,17 @@ fn container(
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let health = match svc.health {
-        Some(h) => Some(HealthSpec {
-            test: h.test,
-            interval: duration(&h.interval, template)?,
-            timeout: duration(&h.timeout, template)?,
-            retries: h.retries,
-            start_period: duration(h.start_period.as_deref().unwrap_or("0s"), template)?,
-        }),
-        None => None,
+    let runs_engine = svc.image == profile.stack.images.engine;
+    let health = match (svc.engine_health, svc.health) {
+        (Some(h), _) if runs_engine => Some(health_spec(h, template)?),
+        (_, Some(h)) => Some(health_spec(h, template)?),
+        (_, None) => None,
     };
     let ports = svc
         .ports
         .iter()
-        .map(|p| PortSpec {
-            container: p.container,
-            host: match (p.publish.as_str(), profile.stack.port) {
-                ("api", Port::Fixed(port)) => Some(port),
-                _ => None,
-            },
-            host_ip: profile.stack.host.clone(),
-        })
-        .collect();
+        .map(|p| port_spec(p, profile, template))
+        .collect::<Result<Vec<_>, _>>()?;
     let memory_bytes = svc.memory.as_deref().and_then(parse_bytes);
     let mut spec = ContainerSpec {
         name: format!("{stack}-{}", svc.service),
@@ -269,6 +262,46 @@ fn container(
     Ok(spec)
 }
 
+fn health_spec(h: HealthDoc, template: &str) -> Result<HealthSpec, TemplateError> {
+    Ok(HealthSpec {
+        test: h.test,
+        interval: duration(&h.interval, template)?,
+        timeout: duration(&h.timeout, template)?,
+        retries: h.retries,
+        start_period: duration(h.start_period.as_deref().unwrap_or("0s"), template)?,
+    })
+}
+
+/// `publish: api` goes on the profile's host and port (`auto`: Docker picks);
+/// `publish: store` (Redis, ClickHouse) always on 127.0.0.1 at a port Docker picks,
+/// whatever the API's host, so a knowledge base is never exposed beyond this machine.
+fn port_spec(p: &PortDoc, profile: &Profile, template: &str) -> Result<PortSpec, TemplateError> {
+    let (host, host_ip) = match p.publish.as_str() {
+        "api" => (
+            match profile.stack.port {
+                Port::Fixed(port) => Some(port),
+                Port::Auto => None,
+            },
+            profile.stack.host.clone(),
+        ),
+        "store" => (None, "127.0.0.1".to_string()),
+        other => {
+            return Err(TemplateError::Malformed {
+                template: template.into(),
+                message: format!(
+                    "port {} has `publish: {other}`; use `api` or `store`",
+                    p.container
+                ),
+            })
+        }
+    };
+    Ok(PortSpec {
+        container: p.container,
+        host,
+        host_ip,
+    })
+}
+
 fn parse_bytes(text: &str) -> Option<u64> {
     let t = text.trim();
     let (num, mult) = [
@@ -291,103 +324,19 @@ pub fn config_hash(spec: &ContainerSpec) -> String {
     hex::encode(Sha1::digest(text.as_bytes()))[..12].to_string()
 }
 
-/// The plan as a docker-compose file (secrets masked), for users who prefer compose.
-pub fn to_compose(plan: &StackPlan) -> Value {
-    let mut services = serde_json::Map::new();
-    let mut configs = serde_json::Map::new();
-    for c in &plan.containers {
-        let env: serde_json::Map<String, Value> = masked_env(c)
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
-        let mut svc = json!({
-            "image": c.image,
-            "container_name": c.name,
-            "environment": env,
-            "labels": c.labels,
-            "networks": ["katotune"],
-        });
-        if let Some(cmd) = &c.cmd {
-            svc["command"] = json!(cmd);
-        }
-        if !c.ports.is_empty() {
-            let ports: Vec<String> = c
-                .ports
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{}:{}:{}",
-                        p.host_ip,
-                        p.host.map(|h| h.to_string()).unwrap_or_default(),
-                        p.container
-                    )
-                })
-                .collect();
-            svc["ports"] = json!(ports);
-        }
-        if let Some(h) = &c.health {
-            svc["healthcheck"] = json!({
-                "test": h.test,
-                "interval": humantime::format_duration(h.interval).to_string(),
-                "timeout": humantime::format_duration(h.timeout).to_string(),
-                "retries": h.retries,
-                "start_period": humantime::format_duration(h.start_period).to_string(),
-            });
-        }
-        if !c.depends_on.is_empty() {
-            let deps: serde_json::Map<String, Value> = c
-                .depends_on
-                .iter()
-                .map(|d| (d.clone(), json!({"condition": "service_healthy"})))
-                .collect();
-            svc["depends_on"] = Value::Object(deps);
-        }
-        if !c.mounts.is_empty() {
-            svc["volumes"] = json!(c
-                .mounts
-                .iter()
-                .map(|m| format!("{}:{}", m.volume, m.target))
-                .collect::<Vec<_>>());
-        }
-        if !c.files.is_empty() {
-            let mut refs = Vec::new();
-            for (i, f) in c.files.iter().enumerate() {
-                let key = format!("{}-{}", c.service, i);
-                configs.insert(key.clone(), json!({"content": f.contents}));
-                refs.push(json!({"source": key, "target": f.path}));
-            }
-            svc["configs"] = json!(refs);
-        }
-        if let Some(m) = c.memory_bytes {
-            svc["mem_limit"] = json!(m);
-        }
-        services.insert(c.service.clone(), svc);
-    }
-    let volumes: serde_json::Map<String, Value> = plan
-        .volumes
-        .iter()
-        .map(|v| (v.clone(), json!({"labels": plan.labels})))
-        .collect();
-    json!({
-        "name": plan.stack,
-        "services": services,
-        "networks": {"katotune": {"name": plan.network, "labels": plan.labels}},
-        "volumes": volumes,
-        "configs": configs,
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::{port_spec, PortDoc, TemplateError};
+    use crate::profile::Profile;
 
-/// A container's environment with secret values replaced by `***`.
-pub fn masked_env(c: &ContainerSpec) -> BTreeMap<String, String> {
-    c.env
-        .iter()
-        .map(|(k, v)| {
-            let shown = if c.secret_env.contains(k) {
-                "***".to_string()
-            } else {
-                v.clone()
-            };
-            (k.clone(), shown)
-        })
-        .collect()
+    #[test]
+    fn a_port_published_as_anything_but_api_or_store_is_a_template_error() {
+        let doc = PortDoc {
+            container: 9000,
+            publish: "public".into(),
+        };
+        let err = port_spec(&doc, &Profile::default(), "kato").expect_err("unknown publish");
+        assert!(matches!(err, TemplateError::Malformed { .. }));
+        assert!(err.to_string().contains("use `api` or `store`"), "{err}");
+    }
 }

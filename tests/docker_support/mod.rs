@@ -22,15 +22,24 @@ use tokio::sync::OnceCell;
 /// The test image's tag.
 pub const SLEEPER_IMAGE: &str = "katotune-test-sleeper:latest";
 
-/// Connects to the engine, or prints why the test is skipped.
+/// Connects to the engine, or prints why the test is skipped. Under CI (env `CI`
+/// set) a missing engine fails the test instead: CI must run it.
 pub async fn backend_or_skip(test: &str) -> Option<DockerBackend> {
     match DockerBackend::connect().await {
         Ok(backend) => Some(backend.with_pull_timeout(Duration::from_secs(20))),
         Err(err) => {
-            eprintln!("skipping {test}: no Docker engine answers ({err})");
+            skip_unless_ci(test, &format!("no Docker engine answers ({err})"));
             None
         }
     }
+}
+
+/// Prints why a test is skipped; panics instead when env `CI` is set.
+pub fn skip_unless_ci(test: &str, why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{test} cannot run under CI: {why}");
+    }
+    eprintln!("skipping {test}: {why}");
 }
 
 /// Compiles the sleeper as a static executable (std only, about a second).

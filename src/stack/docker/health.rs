@@ -131,41 +131,20 @@ impl DockerBackend {
     /// The HTTP address of the plan's API service, from the host port Docker
     /// published for it: `http://127.0.0.1:<port>`.
     pub async fn api_endpoint(&self, plan: &StackPlan) -> Result<String, DockerError> {
-        let no_port = |port: String| DockerError::NoPublishedPort {
-            service: plan.api_service.clone(),
-            stack: plan.stack.clone(),
-            port,
-        };
-        let spec = plan
+        let port = plan
             .containers
             .iter()
             .find(|c| c.service == plan.api_service)
-            .ok_or_else(|| no_port("(none)".into()))?;
-        let port = spec.ports.first().ok_or_else(|| no_port("(none)".into()))?;
-        let key = format!("{}/tcp", port.container);
-        let found =
-            self.inspect_if_exists(&spec.name)
-                .await?
-                .ok_or_else(|| DockerError::NotApplied {
-                    container: spec.name.clone(),
-                    stack: plan.stack.clone(),
-                })?;
-        let binding = found
-            .network_settings
-            .and_then(|n| n.ports)
-            .and_then(|mut ports| ports.remove(&key))
-            .flatten()
-            .and_then(|bindings| bindings.into_iter().find(|b| b.host_port.is_some()))
-            .ok_or_else(|| no_port(key.clone()))?;
-        let host = match binding.host_ip.as_deref() {
-            None | Some("") | Some("0.0.0.0") | Some("::") => "127.0.0.1".to_string(),
-            Some(ip) if ip.contains(':') => format!("[{ip}]"),
-            Some(ip) => ip.to_string(),
-        };
-        Ok(format!(
-            "http://{host}:{}",
-            binding.host_port.unwrap_or_default()
-        ))
+            .and_then(|spec| spec.ports.first())
+            .ok_or_else(|| DockerError::NoPublishedPort {
+                service: plan.api_service.clone(),
+                stack: plan.stack.clone(),
+                port: "(none)".into(),
+            })?;
+        let address = self
+            .published_address(plan, &plan.api_service, port.container)
+            .await?;
+        Ok(format!("http://{address}"))
     }
 }
 

@@ -76,7 +76,12 @@ impl DockerBackend {
 fn image_hint(image: &str) -> String {
     let load = "or load a saved copy with `docker load -i IMAGE.tar`";
     let repository = image.rsplit('/').next().unwrap_or(image);
-    if repository.starts_with("katotune") {
+    if repository.starts_with("katotune-test-") {
+        format!(
+            "Build katotune's test images with `make test-images` (scripts/test-images.sh) \
+             in a katotune checkout, {load}"
+        )
+    } else if repository.starts_with("katotune") {
         format!("Build katotune's engine image with `katotune image build`, {load}")
     } else if repository.starts_with("kato") {
         format!("Build KATO's image with `docker build -t {image} .` in a KATO checkout, {load}")
@@ -97,6 +102,7 @@ mod tests {
         assert!(image_hint("kato:latest")
             .contains("`docker build -t kato:latest .` in a KATO checkout"));
         assert!(image_hint("katotune-engine:0.1").contains("katotune image build"));
+        assert!(image_hint("katotune-test-redis:latest").contains("make test-images"));
         assert!(image_hint("redis:7-alpine").contains("docker load"));
     }
 }

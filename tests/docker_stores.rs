@@ -1,0 +1,322 @@
+//! The KATO-shaped docker stack (profile `docker-stores`) on images built here:
+//! `katotune up` brings Redis, ClickHouse and katotune's engine (in KATO's place) up,
+//! both stores answer on the loopback ports `up` prints, ClickHouse keeps its data on
+//! the stack's volume across `down` and the library's `stack::up` (whose handle names
+//! the same stores), and `down --volumes` removes everything the stack created.
+//!
+//! Needs a Docker engine, the test images (`scripts/test-images.sh`) and a static
+//! katotune (`make test` builds it and sets `KATOTUNE_STATIC_BINARY`). Without them
+//! the test says why and skips; under CI (env `CI` set) it fails instead.
+
+mod docker_support;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use katotune::profile;
+use katotune::stack::docker::{DockerBackend, DockerError};
+use katotune::stack::{self, stores, template, KbStart, StackError, StoreUrls};
+
+use docker_support::{
+    backend_or_skip, plan, publish, skip_unless_ci, sleeper, sleeper_image, stack_name, Bystander,
+    ImageGuard, StackGuard,
+};
+
+const TEST_IMAGES: [&str; 2] = [
+    "katotune-test-redis:latest",
+    "katotune-test-clickhouse:latest",
+];
+
+/// Everything the test needs that it cannot make itself, or why it must skip.
+async fn prerequisites(test: &str) -> Option<(DockerBackend, PathBuf)> {
+    let backend = backend_or_skip(test).await?;
+    for image in TEST_IMAGES {
+        if !backend.image_exists(image).await.expect("inspect image") {
+            let why = format!("{image} is missing; build it with `scripts/test-images.sh`");
+            skip_unless_ci(test, &why);
+            return None;
+        }
+    }
+    let Some(binary) = std::env::var_os("KATOTUNE_STATIC_BINARY").map(PathBuf::from) else {
+        let why =
+            "KATOTUNE_STATIC_BINARY is not set (`make test` builds a static katotune and sets it)";
+        skip_unless_ci(test, why);
+        return None;
+    };
+    assert!(
+        binary.is_file(),
+        "KATOTUNE_STATIC_BINARY={} does not exist",
+        binary.display()
+    );
+    Some((backend, binary))
+}
+
+/// A profile file of the test's own (its own stack name) on `docker-stores`, with
+/// katotune's engine image built under `tag` in KATO's place.
+fn profile_file(dir: &Path, tag: &str) -> String {
+    let path = dir.join(format!("stores-e2e-{}.yaml", std::process::id()));
+    let yaml = format!(
+        "inherits: docker-stores\nstack:\n  images:\n    kato: {tag}\n    engine: {tag}\n\
+         health:\n  timeout: 240s\nreport:\n  output_dir: {}\n",
+        dir.join("out").display()
+    );
+    std::fs::write(&path, yaml).expect("write the test profile");
+    path.display().to_string()
+}
+
+fn katotune(args: &[&str]) -> String {
+    let out = Command::cargo_bin("katotune")
+        .unwrap()
+        .env("NO_COLOR", "1")
+        .args(args)
+        .output()
+        .expect("run katotune");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "katotune {args:?} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// `up`'s "  redis: URL" style lines.
+fn printed_stores(stdout: &str) -> HashMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|line| line.trim().split_once(": "))
+        .filter(|(key, _)| ["redis", "clickhouse", "service name"].contains(key))
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect()
+}
+
+/// One inline Redis command over plain TCP; the raw reply.
+fn redis(url: &str, command: &str) -> String {
+    let address = url.strip_prefix("redis://").expect("a redis:// URL");
+    let mut conn = std::net::TcpStream::connect(address).expect("connect to Redis");
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    conn.write_all(format!("{command}\r\n").as_bytes()).unwrap();
+    let mut reply = vec![0u8; 512];
+    let n = conn.read(&mut reply).expect("Redis answers");
+    String::from_utf8_lossy(&reply[..n]).into_owned()
+}
+
+async fn clickhouse(url: &str, sql: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(url)
+        .body(sql.to_string())
+        .send()
+        .await
+        .expect("ClickHouse answers");
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "{sql}: {status} {text}");
+    text
+}
+
+async fn stack_resources(backend: &DockerBackend, stack: &str) -> (usize, usize, usize) {
+    let filter = HashMap::from([(
+        "label".to_string(),
+        vec![format!("io.katotune.stack={stack}")],
+    )]);
+    let docker = backend.docker();
+    let networks = docker
+        .list_networks(Some(
+            bollard::query_parameters::ListNetworksOptionsBuilder::default()
+                .filters(&filter)
+                .build(),
+        ))
+        .await
+        .unwrap();
+    let volumes = docker
+        .list_volumes(Some(
+            bollard::query_parameters::ListVolumesOptionsBuilder::default()
+                .filters(&filter)
+                .build(),
+        ))
+        .await
+        .unwrap();
+    (
+        backend.status(Some(stack)).await.unwrap().len(),
+        networks.len(),
+        volumes.volumes.unwrap_or_default().len(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_publishes_both_stores_on_loopback_keeps_clickhouse_data_and_down_removes_the_stack() {
+    let Some((backend, binary)) = prerequisites("docker stores").await else {
+        return;
+    };
+    let tag = format!("katotune-engine:stores-{}", std::process::id());
+    let _image = ImageGuard(tag.clone());
+    katotune::stack::image::build_engine_image(backend.docker(), &binary, &tag)
+        .await
+        .expect("build the engine image");
+    let dir = tempfile::tempdir().unwrap();
+    let file = profile_file(dir.path(), &tag);
+    let loaded = profile::load(&file, &[])
+        .expect("the test profile loads")
+        .profile;
+    let stack_name = template::stack_name(&loaded);
+    let _guard = StackGuard(vec![stack_name.clone()]);
+
+    let printed = printed_stores(&katotune(&["up", &file]));
+    let stores: StoreUrls = stack::stores_of(&loaded)
+        .await
+        .expect("stores of the stack");
+    assert!(stores.redis.starts_with("redis://127.0.0.1:"), "{stores:?}");
+    assert!(
+        stores.clickhouse.starts_with("http://127.0.0.1:"),
+        "{stores:?}"
+    );
+    assert_eq!(stores.service_name, "kato");
+    assert_eq!(
+        printed.get("redis"),
+        Some(&stores.redis),
+        "up prints the stores"
+    );
+    assert_eq!(printed.get("clickhouse"), Some(&stores.clickhouse));
+    assert_eq!(printed.get("service name"), Some(&stores.service_name));
+
+    assert_eq!(redis(&stores.redis, "PING"), "+PONG\r\n");
+    let policy = redis(&stores.redis, "CONFIG GET maxmemory-policy");
+    assert!(
+        policy.contains("allkeys-lru"),
+        "KATO's redis.conf is in use: {policy}"
+    );
+    let count = "SELECT count() FROM kato.patterns_data";
+    assert_eq!(clickhouse(&stores.clickhouse, count).await, "0\n");
+    let columns = clickhouse(
+        &stores.clickhouse,
+        "SELECT name FROM system.columns WHERE database = 'kato' AND table = 'patterns_data'",
+    )
+    .await;
+    for column in [
+        "kb_id",
+        "pattern_data",
+        "minhash_sig",
+        "lsh_bands",
+        "token_set",
+    ] {
+        assert!(
+            columns.lines().any(|c| c == column),
+            "init SQL ran: {columns}"
+        );
+    }
+    clickhouse(
+        &stores.clickhouse,
+        "INSERT INTO kato.patterns_data (kb_id, name, pattern_data, length) \
+         VALUES ('node0_kato', 'PTRN|test', [['a'], ['b']], 2)",
+    )
+    .await;
+
+    // `down` keeps the data volume; the next `up` serves the same rows.
+    assert!(
+        katotune(&["down", &file]).contains("removed 3 container(s), 1 network(s), 0 volume(s)")
+    );
+    assert_eq!(stack_resources(&backend, &stack_name).await, (0, 0, 1));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let handle = stack::up(&loaded, KbStart::Continue, "run-2", &cancel)
+        .await
+        .expect("up again");
+    let again = handle.stores().expect("a kato stack has stores").clone();
+    assert_eq!(again, stack::stores_of(&loaded).await.expect("stores"));
+    assert_eq!(clickhouse(&again.clickhouse, count).await, "1\n");
+    handle.down(false).await;
+    assert_eq!(stack_resources(&backend, &stack_name).await, (0, 0, 1));
+
+    // `down --volumes` removes everything the stack created, and nothing else is left.
+    katotune(&["down", &file, "--volumes"]);
+    assert_eq!(stack_resources(&backend, &stack_name).await, (0, 0, 0));
+    let err = stack::stores_of(&loaded)
+        .await
+        .expect_err("no stack, no stores");
+    assert!(err.to_string().contains("katotune apply"), "{err}");
+}
+
+/// A stack shaped like the `kato` template's (redis, clickhouse, kato) made of the
+/// sleeper test image, each publishing its port 8000 on loopback.
+fn sleeper_stores_plan(stack: &str) -> katotune::stack::plan::StackPlan {
+    let mut services = Vec::new();
+    for (service, env) in [
+        ("redis", vec![]),
+        ("clickhouse", vec![]),
+        ("kato", vec![("SERVICE_NAME", "svc-under-test")]),
+    ] {
+        let mut spec = sleeper(stack, service, &env);
+        publish(&mut spec, None);
+        services.push(spec);
+    }
+    let mut plan = plan(stack, services);
+    plan.api_service = "kato".into();
+    plan
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_are_read_only_from_the_containers_katotune_labelled_for_the_stack() {
+    let Some(backend) = backend_or_skip("stores of a stack").await else {
+        return;
+    };
+    let image = sleeper_image(&backend).await;
+    let stack = stack_name("stores-owner");
+    let _guard = StackGuard(vec![stack.clone()]);
+    let plan = sleeper_stores_plan(&stack);
+
+    // A container katotune did not create, under the name the stack's Redis would have.
+    let squatter = format!("{stack}-redis");
+    let bystander = Bystander(squatter.clone());
+    let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
+        .name(&squatter)
+        .build();
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(image.into()),
+        ..Default::default()
+    };
+    backend
+        .docker()
+        .create_container(Some(options), body)
+        .await
+        .expect("unlabelled container");
+    let err = stores::of_plan(&backend, &plan)
+        .await
+        .expect_err("an unlabelled container is not the stack's Redis");
+    assert!(
+        matches!(err, StackError::Docker(DockerError::NameTaken { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&format!("`{squatter}`")), "{err}");
+    drop(bystander);
+
+    backend.apply(&plan, "run-1").await.expect("apply");
+    let found = stores::of_plan(&backend, &plan).await.expect("stores");
+    let status = backend.status(Some(&stack)).await.unwrap();
+    let port_of = |service: &str| {
+        let c = status.iter().find(|c| c.service == service).unwrap();
+        c.ports.iter().find(|p| p.container == 8000).unwrap().host
+    };
+    assert_eq!(
+        found,
+        StoreUrls {
+            redis: format!("redis://127.0.0.1:{}", port_of("redis")),
+            clickhouse: format!("http://127.0.0.1:{}", port_of("clickhouse")),
+            service_name: "svc-under-test".into(),
+        }
+    );
+
+    // A stopped store is reported, not guessed at.
+    backend
+        .docker()
+        .stop_container(
+            &format!("{stack}-clickhouse"),
+            None::<bollard::query_parameters::StopContainerOptions>,
+        )
+        .await
+        .unwrap();
+    let err = stores::of_plan(&backend, &plan).await.expect_err("stopped");
+    assert!(err.to_string().contains("katotune apply"), "{err}");
+}
