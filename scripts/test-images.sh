@@ -23,7 +23,10 @@ REDIS_IMAGE=katotune-test-redis:latest
 CLICKHOUSE_IMAGE=katotune-test-clickhouse:latest
 LABEL=io.katotune.test
 HERE=$(cd "$(dirname "$0")" && pwd)
-ASSETS=$HERE/test-images
+# The ClickHouse HTTP front lives in the shared tools beside the clone (../shared), not
+# in this repository; KATOTUNE_SHARED points elsewhere.
+SHARED=${KATOTUNE_SHARED:-$HERE/../../shared}
+ASSETS=$SHARED/tools/chdb-http
 PATH_ENV="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 say() { echo "test-images: $*"; }
@@ -151,7 +154,7 @@ if [ ${#build[@]} -eq 0 ]; then
 fi
 [ "$(id -u)" -eq 0 ] || die "building needs root (debootstrap and chroot): run it with sudo"
 command -v debootstrap >/dev/null || die "debootstrap is missing: apt-get install debootstrap"
-[ -f "$ASSETS/clickhouse-http.py" ] || die "$ASSETS/clickhouse-http.py is missing"
+[ -f "$ASSETS/clickhouse-http.py" ] || die "$ASSETS/clickhouse-http.py is missing: the shared tools must be beside the clone (../shared) or KATOTUNE_SHARED must name them"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/katotune-test-images.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
