@@ -31,9 +31,9 @@ static REMEMBERED: RwLock<Vec<String>> = RwLock::new(Vec::new());
 /// Whether a key (environment name, config key) names a secret.
 ///
 /// Case-insensitive: it contains `PASSWORD`, `PASSWD`, `SECRET` or `CREDENTIAL`, or
-/// one of its words (split at anything not a letter or digit) ends with `TOKEN` or
-/// `KEY` (`API_KEY`, `AUTHTOKEN`). Word endings keep counters such as `tokens` and
-/// `sort_keys` readable.
+/// its last word (words split at anything not a letter or digit) ends with `TOKEN` or
+/// `KEY` (`API_KEY`, `KATO_AUTHTOKEN`). Asking for the last word keeps settings such as
+/// `tokens`, `paragraph_token_cap` and `sort_keys` readable.
 pub fn is_secret_key(key: &str) -> bool {
     let upper = key.to_ascii_uppercase();
     if ["PASSWORD", "PASSWD", "SECRET", "CREDENTIAL"]
@@ -42,9 +42,11 @@ pub fn is_secret_key(key: &str) -> bool {
     {
         return true;
     }
-    upper
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .any(|word| word.ends_with("TOKEN") || word.ends_with("KEY"))
+    let last = upper
+        .rsplit(|c: char| !c.is_ascii_alphanumeric())
+        .find(|w| !w.is_empty())
+        .unwrap_or("");
+    last.ends_with("TOKEN") || last.ends_with("KEY")
 }
 
 /// `url` with the password of its userinfo replaced by [`MASK`] (parsed with the `url`
@@ -252,7 +254,15 @@ mod tests {
         ] {
             assert!(is_secret_key(k), "{k}");
         }
-        for k in ["tokens", "tokens_per_second", "sort_keys", "KATO_WORKERS", "url"] {
+        for k in [
+            "tokens",
+            "tokens_per_second",
+            "paragraph_token_cap",
+            "sort_keys",
+            "key_path",
+            "KATO_WORKERS",
+            "url",
+        ] {
             assert!(!is_secret_key(k), "{k}");
         }
     }
@@ -294,9 +304,6 @@ mod tests {
     #[test]
     fn remembered_values_are_masked_in_free_text() {
         remember_all(&serde_json::json!({"MY_TOKEN": "tok-remembered-1"}));
-        assert_eq!(
-            mask_text("header tok-remembered-1 sent"),
-            "header *** sent"
-        );
+        assert_eq!(mask_text("header tok-remembered-1 sent"), "header *** sent");
     }
 }

@@ -243,7 +243,10 @@ async fn a_server_that_names_a_pattern_differently_stops_the_run_naming_sample_n
             "SORT_SYMBOLS".into(),
             "another KATO version".into(),
         ] {
-            assert!(stderr.contains(&needle), "{spoil:?}: `{needle}` not in {stderr}");
+            assert!(
+                stderr.contains(&needle),
+                "{spoil:?}: `{needle}` not in {stderr}"
+            );
         }
         fake.stop().await;
     }
@@ -268,7 +271,10 @@ async fn a_run_that_completes_with_a_sample_at_risk_has_its_own_exit_code() {
     assert_eq!(at_risk.len(), 1);
     assert_eq!(r["samples"]["done"], 19, "every other sample trained");
     let row = at_risk[0]["row"].as_u64().unwrap();
-    assert!(stderr.contains(&format!("1 samples at risk (rows {row})")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("1 samples at risk (rows {row})")),
+        "{stderr}"
+    );
     fake.stop().await;
 }
 
@@ -321,7 +327,10 @@ async fn secrets_in_env_and_url_reach_no_output_while_the_run_uses_them() {
         (args(&["-v", "--format", "json", "run", &p]), Some(0)),
         (args(&["profiles", "show", &p]), Some(0)),
         (args(&["profiles", "show", &p, "--explain"]), Some(0)),
-        (args(&["--format", "json", "profiles", "show", &p, "--explain"]), Some(0)),
+        (
+            args(&["--format", "json", "profiles", "show", &p, "--explain"]),
+            Some(0),
+        ),
         (args(&["render", &p]), Some(0)),
         (args(&["render", &p, "--output", "compose"]), Some(0)),
         (
@@ -340,7 +349,13 @@ async fn secrets_in_env_and_url_reach_no_output_while_the_run_uses_them() {
             Some(0),
         ),
         (
-            args(&["health", "--url", "http://user:s3cr3t-pw@127.0.0.1:9/", "--timeout", "1s"]),
+            args(&[
+                "health",
+                "--url",
+                "http://user:s3cr3t-pw@127.0.0.1:9/",
+                "--timeout",
+                "1s",
+            ]),
             None,
         ),
     ];
@@ -357,13 +372,19 @@ async fn secrets_in_env_and_url_reach_no_output_while_the_run_uses_them() {
         assert_no_secret(&format!("stderr of {command:?}"), &o.stderr);
     }
     let files = files_under(&out);
-    assert!(files.len() >= 6, "a record, a journal and four exports: {files:?}");
+    assert!(
+        files.len() >= 6,
+        "a record, a journal and four exports: {files:?}"
+    );
     for f in &files {
         assert_no_secret(&f.display().to_string(), &std::fs::read(f).unwrap());
     }
     let r = record(&out);
     assert_eq!(r["status"], "completed");
-    assert_eq!(r["profile"]["resolved"]["stack"]["env"]["CLICKHOUSE_PASSWORD"], "***");
+    assert_eq!(
+        r["profile"]["resolved"]["stack"]["env"]["CLICKHOUSE_PASSWORD"],
+        "***"
+    );
     assert!(r["backend"]["url"].as_str().unwrap().contains("user:***@"));
     assert!(
         fake.calls_with_auth() > 0,

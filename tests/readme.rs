@@ -26,7 +26,10 @@ fn readme_exit_code_table_matches_src_exit_rs() {
         .collect();
     let documented: Vec<i32> = katotune::exit::ALL.iter().map(|(_, code)| *code).collect();
     for (name, code) in katotune::exit::ALL {
-        assert!(table.contains(code), "exit code {code} ({name}) missing from the README table");
+        assert!(
+            table.contains(code),
+            "exit code {code} ({name}) missing from the README table"
+        );
     }
     for code in &table {
         assert!(

@@ -202,13 +202,7 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
         handle.down(false).await;
     }
     let comparison = comparison.context("no profile was run")?;
-    finish(
-        global,
-        &comparison,
-        &exports,
-        args.allow_kb_diff,
-        stopped,
-    )
+    finish(global, &comparison, &exports, args.allow_kb_diff, stopped)
 }
 
 /// One measured run (after its warm-up) on a fresh stack, or on the shared one.

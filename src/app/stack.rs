@@ -40,7 +40,11 @@ pub async fn apply(args: StackArgs, wait: bool) -> CliResult<i32> {
             docker.wait_healthy(&plan, profile.health.timeout).await?;
             let url = docker.api_endpoint(&plan).await?;
             probe::ready(&url, profile.health.timeout, profile.health.interval).await?;
-            println!("{} is ready at {}", plan.stack, crate::secret::mask_url(&url));
+            println!(
+                "{} is ready at {}",
+                plan.stack,
+                crate::secret::mask_url(&url)
+            );
         }
         Ok::<(), CliError>(())
     };

@@ -267,7 +267,10 @@ mod tests {
         let symbols = ["Ġthe", "'s", "cat"];
         let events: Vec<Vec<&str>> = symbols.iter().map(|s| vec![*s]).collect();
         let right = wire_name(&events);
-        assert_eq!(NameCheck::expected(&symbols).as_deref(), Some(right.as_str()));
+        assert_eq!(
+            NameCheck::expected(&symbols).as_deref(),
+            Some(right.as_str())
+        );
         let mut check = NameCheck::default();
         assert!(check.matches(&symbols, Some(&right)));
         assert!(!check.matches(&symbols, Some(&right.to_uppercase())));

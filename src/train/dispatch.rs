@@ -18,9 +18,9 @@ use super::reader::Feed;
 use super::record::{
     LevelRecord, ProfileInfo, RunRecord, RunStatus, SampleCounts, SampleIssue, RECORD_VERSION,
 };
-use super::worker::SampleError;
 use super::runner::{now, RunOptions, Target};
 use super::segment::SegmentCounts;
+use super::worker::SampleError;
 use super::worker::{PreparedSample, SampleFailure, SampleResult, Worker};
 use crate::kato::client::KatoClient;
 use crate::profile::schema::OnBadSample;
@@ -258,7 +258,10 @@ impl<'a> RunState<'a> {
                     reason: failure.error.to_string(),
                 };
                 if let SampleError::WrongName(wrong) = failure.error {
-                    tracing::error!("sample {} taught the server a wrongly named pattern", sample.origin);
+                    tracing::error!(
+                        "sample {} taught the server a wrongly named pattern",
+                        sample.origin
+                    );
                     self.kb_trust = KbTrust::Untrusted;
                     self.journal.at_risk_rows.push(sample.row);
                     self.samples.at_risk.push(issue);

@@ -112,7 +112,9 @@ impl fmt::Display for StopReason {
                  KATO version, or SORT_SYMBOLS=false), so its knowledge base cannot be trusted \
                  or compared",
                 got.as_deref().unwrap_or("null"),
-                expected.as_deref().unwrap_or("no name (fewer than 2 symbols)"),
+                expected
+                    .as_deref()
+                    .unwrap_or("no name (fewer than 2 symbols)"),
             ),
             Self::Other { message } => f.write_str(message),
         }
@@ -156,9 +158,7 @@ impl RunRecord {
     /// with samples at risk, 130 interrupted, else the stop reason's code.
     pub fn exit_code(&self) -> i32 {
         match (self.status, &self.stop_reason) {
-            (RunStatus::Completed, _) if !self.samples.at_risk.is_empty() => {
-                exit::SAMPLES_AT_RISK
-            }
+            (RunStatus::Completed, _) if !self.samples.at_risk.is_empty() => exit::SAMPLES_AT_RISK,
             (RunStatus::Completed, _) => exit::OK,
             (RunStatus::Interrupted, _) => exit::INTERRUPTED,
             (RunStatus::Failed, Some(reason)) => reason.exit_code(),

@@ -98,7 +98,10 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if headers.get("authorization").is_some_and(|v| v == BASIC_AUTH) {
+    if headers
+        .get("authorization")
+        .is_some_and(|v| v == BASIC_AUTH)
+    {
         s.with_auth.fetch_add(1, Ordering::SeqCst);
     }
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
@@ -133,7 +136,11 @@ fn spoil(s: &Shared, doc: &mut Value) -> Option<Response> {
     let is_probe = doc["final_learned_pattern"] == s.probe_name.as_str();
     let named = doc["auto_learned_patterns"]
         .as_array()
-        .is_some_and(|names| names.iter().any(|n| n.as_str().is_some_and(|n| !n.is_empty())));
+        .is_some_and(|names| {
+            names
+                .iter()
+                .any(|n| n.as_str().is_some_and(|n| !n.is_empty()))
+        });
     if s.spoil == Spoil::Nothing || is_probe || !named || s.spoiled.swap(true, Ordering::SeqCst) {
         return None;
     }
@@ -145,10 +152,9 @@ fn spoil(s: &Shared, doc: &mut Value) -> Option<Response> {
         _ => Value::Null,
     };
     // The first place that names a pattern: an auto-learn result, else the final learn.
-    let auto = doc["results"].as_array().and_then(|r| {
-        r.iter()
-            .position(|r| r["auto_learned_pattern"].is_string())
-    });
+    let auto = doc["results"]
+        .as_array()
+        .and_then(|r| r.iter().position(|r| r["auto_learned_pattern"].is_string()));
     let slot = match auto {
         Some(i) => &mut doc["results"][i]["auto_learned_pattern"],
         None if doc["final_learned_pattern"].is_string() => &mut doc["final_learned_pattern"],
