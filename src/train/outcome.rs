@@ -1,6 +1,7 @@
 //! How a run ended, as types a script can read from the run record: why it stopped
 //! ([`StopReason`]), whether the knowledge base can be trusted ([`KbTrust`]), and the
-//! exit code both imply ([`RunRecord::exit_code`]).
+//! exit code both imply ([`RunRecord::exit_code`]); and why one sample did not finish
+//! ([`SampleError`]).
 
 use std::fmt;
 
@@ -8,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::record::{RunRecord, RunStatus};
 use crate::exit;
+use crate::kato::error::KatoError;
 
 /// Why a run stopped before the end of its corpus.
 ///
@@ -165,6 +167,38 @@ impl RunRecord {
             (RunStatus::Failed, None) => exit::RUN_FAILED,
         }
     }
+}
+
+/// Why a sample did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum SampleError {
+    /// A KATO call failed.
+    #[error(transparent)]
+    Kato(#[from] KatoError),
+    /// The server returned a pattern name KATO's naming rule does not give.
+    #[error("node {} returned the pattern name {} where KATO's naming rule gives {}", .0.node, .0.got.as_deref().unwrap_or("null"), .0.expected.as_deref().unwrap_or("no name"))]
+    WrongName(WrongName),
+}
+
+impl SampleError {
+    /// Whether the failed call may have changed the KB (a wrong name was stored).
+    pub fn may_have_applied(&self) -> bool {
+        match self {
+            Self::Kato(e) => e.may_have_applied(),
+            Self::WrongName(_) => true,
+        }
+    }
+}
+
+/// A name the server returned that differs from the one katotune computed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrongName {
+    /// The node that answered.
+    pub node: String,
+    /// KATO's rule: `None` when fewer than 2 symbols make no pattern.
+    pub expected: Option<String>,
+    /// The server's answer: `None` when null or empty.
+    pub got: Option<String>,
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 
 use super::digest::NodeTally;
 use super::hierarchy::{Flow, Hierarchy, LearnRequest, LevelCounts, TailPolicy};
+pub use super::outcome::{SampleError, WrongName};
 use crate::kato::api::{Observation, ObserveSequence, SessionConfig, StmMode};
 use crate::kato::client::{KatoClient, Replay, Session};
 use crate::kato::error::{ErrorKind, KatoError};
@@ -80,38 +81,6 @@ pub struct SampleFailure {
     pub error: SampleError,
     /// Some of its learns may have reached KATO: re-running it could double them.
     pub at_risk: bool,
-}
-
-/// Why a sample did not finish.
-#[derive(Debug, thiserror::Error)]
-pub enum SampleError {
-    /// A KATO call failed.
-    #[error(transparent)]
-    Kato(#[from] KatoError),
-    /// The server returned a pattern name KATO's naming rule does not give.
-    #[error("node {} returned the pattern name {} where KATO's naming rule gives {}", .0.node, .0.got.as_deref().unwrap_or("null"), .0.expected.as_deref().unwrap_or("no name"))]
-    WrongName(WrongName),
-}
-
-impl SampleError {
-    /// Whether the failed call may have changed the KB (a wrong name was stored).
-    pub fn may_have_applied(&self) -> bool {
-        match self {
-            Self::Kato(e) => e.may_have_applied(),
-            Self::WrongName(_) => true,
-        }
-    }
-}
-
-/// A name the server returned that differs from the one katotune computed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WrongName {
-    /// The node that answered.
-    pub node: String,
-    /// KATO's rule: `None` when fewer than 2 symbols make no pattern.
-    pub expected: Option<String>,
-    /// The server's answer: `None` when null or empty.
-    pub got: Option<String>,
 }
 
 /// A worker and its sessions.
@@ -353,6 +322,8 @@ impl Worker {
     }
 
     /// Stops the sample when `got` is not the name KATO's rule gives `symbols`.
+    /// Kept out of line: inlined, it bloats every async learn's state machine.
+    #[inline(never)]
     fn check_name(
         &mut self,
         level: usize,
