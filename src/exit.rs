@@ -12,5 +12,20 @@ pub const REGRESSION: i32 = 3;
 pub const STACK_FAILED: i32 = 4;
 /// `compare`: a profile learned a different knowledge base than the reference.
 pub const KB_MISMATCH: i32 = 5;
+/// `run`: the corpus was trained to the end, but some samples are at risk (their
+/// learns may have reached KATO partly or twice; the record lists their rows).
+pub const SAMPLES_AT_RISK: i32 = 6;
 /// Stopped by Ctrl-C; the journal and a partial run record were written.
 pub const INTERRUPTED: i32 = 130;
+
+/// Every documented code with its constant's name (the README's table lists each).
+pub const ALL: &[(&str, i32)] = &[
+    ("OK", OK),
+    ("RUN_FAILED", RUN_FAILED),
+    ("BAD_INPUT", BAD_INPUT),
+    ("REGRESSION", REGRESSION),
+    ("STACK_FAILED", STACK_FAILED),
+    ("KB_MISMATCH", KB_MISMATCH),
+    ("SAMPLES_AT_RISK", SAMPLES_AT_RISK),
+    ("INTERRUPTED", INTERRUPTED),
+];

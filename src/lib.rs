@@ -13,5 +13,6 @@ pub mod kato;
 pub mod kb;
 pub mod profile;
 pub mod report;
+pub mod secret;
 pub mod stack;
 pub mod train;

@@ -1,20 +1,23 @@
 //! Carrying out commands: each subcommand is one function returning an exit code.
 
 mod compare;
+mod error;
 mod profiles;
 pub mod run;
 mod stack;
 
-use anyhow::Result;
 use serde_json::Value;
+
+pub use error::{CliError, CliResult, Failure};
 
 use crate::cli::{Cli, Command, HealthArgs, ProfileOverrides, RenderArgs, RenderAs};
 use crate::exit;
-use crate::profile::{self, FlagOverride, ProfileError};
+use crate::profile::{self, FlagOverride};
 use crate::stack::template;
 
-/// Runs the parsed command line; the error (if any) carries its exit code via [`exit_code`].
-pub async fn run(cli: Cli) -> Result<i32> {
+/// Runs the parsed command line; the error (if any) carries its exit code
+/// ([`CliError::exit_code`]).
+pub async fn run(cli: Cli) -> CliResult<i32> {
     match cli.command {
         Command::Profiles(cmd) => profiles::run(cmd, &cli.global),
         Command::Render(args) => render(args, &cli.global),
@@ -35,33 +38,6 @@ pub async fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
     }
-}
-
-/// The exit code an error means (see the README's table).
-pub fn exit_code(err: &anyhow::Error) -> i32 {
-    for cause in err.chain() {
-        if cause.downcast_ref::<ProfileError>().is_some()
-            || cause.downcast_ref::<BadInput>().is_some()
-        {
-            return exit::BAD_INPUT;
-        }
-        if cause
-            .downcast_ref::<crate::stack::docker::DockerError>()
-            .is_some()
-            || cause
-                .downcast_ref::<crate::stack::template::TemplateError>()
-                .is_some()
-        {
-            return exit::STACK_FAILED;
-        }
-        if let Some(e) = cause.downcast_ref::<crate::stack::StackError>() {
-            return match e {
-                crate::stack::StackError::KbExists(_) => exit::BAD_INPUT,
-                _ => exit::STACK_FAILED,
-            };
-        }
-    }
-    exit::RUN_FAILED
 }
 
 /// A command-line value that cannot be used.
@@ -108,7 +84,7 @@ pub fn flag_overrides(o: &ProfileOverrides) -> Result<Vec<FlagOverride>, BadInpu
 }
 
 /// Loads a profile with overrides and prints its warnings once.
-pub fn load_profile(name: &str, overrides: &ProfileOverrides) -> Result<profile::Loaded> {
+pub fn load_profile(name: &str, overrides: &ProfileOverrides) -> CliResult<profile::Loaded> {
     let flags = flag_overrides(overrides)?;
     let loaded = profile::load(name, &flags)?;
     for w in &loaded.warnings {
@@ -117,7 +93,7 @@ pub fn load_profile(name: &str, overrides: &ProfileOverrides) -> Result<profile:
     Ok(loaded)
 }
 
-fn render(args: RenderArgs, global: &crate::cli::GlobalArgs) -> Result<i32> {
+fn render(args: RenderArgs, global: &crate::cli::GlobalArgs) -> CliResult<i32> {
     let loaded = load_profile(&args.profile, &args.overrides)?;
     let plan = template::render(&loaded.profile, "render")?;
     let mut shown = serde_json::to_value(&plan)?;
@@ -141,23 +117,30 @@ fn render(args: RenderArgs, global: &crate::cli::GlobalArgs) -> Result<i32> {
         RenderAs::Plan => shown,
         RenderAs::Compose => template::to_compose(&plan),
     };
-    print_data(&doc, global)?;
+    print_data(&crate::secret::Redacted(&doc), global)?;
     Ok(exit::OK)
 }
 
 /// Prints a data document as YAML (text) or JSON.
-pub fn print_data(doc: &impl serde::Serialize, global: &crate::cli::GlobalArgs) -> Result<()> {
+pub fn print_data(doc: &impl serde::Serialize, global: &crate::cli::GlobalArgs) -> CliResult<()> {
     match global.format {
         crate::cli::OutputFormat::Json => println!("{}", serde_json::to_string_pretty(doc)?),
-        crate::cli::OutputFormat::Text => print!("{}", serde_saphyr::to_string(doc)?),
+        crate::cli::OutputFormat::Text => print!(
+            "{}",
+            serde_saphyr::to_string(doc).map_err(|e| anyhow::anyhow!("cannot write YAML: {e}"))?
+        ),
     }
     Ok(())
 }
 
-async fn health(args: HealthArgs) -> Result<i32> {
+async fn health(args: HealthArgs) -> CliResult<i32> {
     let timeout = profile::duration::parse(&args.timeout).map_err(BadInput)?;
     let client = crate::stack::probe::check_client(&args.url, timeout)?;
     let body = client.health().await?;
-    println!("{} ({})", body.status, client.base_url());
+    println!(
+        "{} ({})",
+        body.status,
+        crate::secret::mask_url(client.base_url())
+    );
     Ok(exit::OK)
 }

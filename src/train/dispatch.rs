@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::digest::NodeTally;
 use super::hierarchy::{min_node0_chunks, receptive_field, LevelCounts, TailPolicy};
 use super::journal::{Frontier, Journal, RowLog, RowState, JOURNAL_VERSION};
+use super::outcome::{KbTrust, StopReason};
 use super::progress::ProgressDisplay;
 use super::reader::Feed;
 use super::record::{
@@ -19,6 +20,7 @@ use super::record::{
 };
 use super::runner::{now, RunOptions, Target};
 use super::segment::SegmentCounts;
+use super::worker::SampleError;
 use super::worker::{PreparedSample, SampleFailure, SampleResult, Worker};
 use crate::kato::client::KatoClient;
 use crate::profile::schema::OnBadSample;
@@ -44,7 +46,8 @@ pub(super) struct RunState<'a> {
     tokens: u64,
     in_flight: BTreeMap<u64, PreparedSample>,
     status: RunStatus,
-    stop_reason: Option<String>,
+    stop_reason: Option<StopReason>,
+    kb_trust: KbTrust,
     progress: ProgressDisplay,
     row_log: RowLog,
 }
@@ -90,6 +93,7 @@ impl<'a> RunState<'a> {
             in_flight: BTreeMap::new(),
             status: RunStatus::Completed,
             stop_reason: None,
+            kb_trust: KbTrust::Verified,
             row_log,
             progress: ProgressDisplay::new(
                 &profile.name,
@@ -143,7 +147,7 @@ impl<'a> RunState<'a> {
                     feeding = false;
                     reader_stop.cancel();
                     work_tx = None;
-                    self.stop(RunStatus::Interrupted, "interrupted (Ctrl-C): in-flight samples were allowed to finish");
+                    self.stop(RunStatus::Interrupted, StopReason::Interrupted);
                     deadline = Some(tokio::time::Instant::now() + self.opts.drain_deadline);
                 }
                 _ = sleep_until(deadline), if deadline.is_some() => {
@@ -209,12 +213,16 @@ impl<'a> RunState<'a> {
                     self.frontier.settled(bad.row);
                     true
                 } else {
-                    let hint = if bad.is_fatal() {
-                        ""
-                    } else {
-                        " (set training.on_bad_sample: skip to go on past bad rows)"
+                    let hint = (!bad.is_fatal()).then(|| {
+                        "set training.on_bad_sample: skip to go on past bad rows".to_string()
+                    });
+                    let reason = StopReason::BadData {
+                        row: bad.row,
+                        origin: issue.origin,
+                        reason: issue.reason,
+                        hint,
                     };
-                    self.stop(RunStatus::Failed, &RunRecord::bad_data_reason(&bad, hint));
+                    self.stop(RunStatus::Failed, reason);
                     false
                 }
             }
@@ -249,7 +257,25 @@ impl<'a> RunState<'a> {
                     origin: sample.origin.clone(),
                     reason: failure.error.to_string(),
                 };
-                if failure.at_risk {
+                if let SampleError::WrongName(wrong) = failure.error {
+                    tracing::error!(
+                        "sample {} taught the server a wrongly named pattern",
+                        sample.origin
+                    );
+                    self.kb_trust = KbTrust::Untrusted;
+                    self.journal.at_risk_rows.push(sample.row);
+                    self.samples.at_risk.push(issue);
+                    self.row_log.record(sample.row, RowState::AtRisk);
+                    self.frontier.completed(sample.row);
+                    let reason = StopReason::WrongName {
+                        row: sample.row,
+                        origin: sample.origin,
+                        node: wrong.node,
+                        expected: wrong.expected,
+                        got: wrong.got,
+                    };
+                    self.stop(RunStatus::Failed, reason);
+                } else if failure.at_risk {
                     tracing::error!(
                         "sample {} is at risk (its learns may have reached KATO partly): {}",
                         sample.origin,
@@ -260,21 +286,22 @@ impl<'a> RunState<'a> {
                     self.row_log.record(sample.row, RowState::AtRisk);
                     self.frontier.completed(sample.row);
                     if self.samples.at_risk.len() > MAX_AT_RISK {
-                        self.stop(
-                            RunStatus::Failed,
-                            &format!(
-                                "more than {MAX_AT_RISK} samples at risk; last: {}",
-                                failure.error
-                            ),
-                        );
+                        let last = failure.error.to_string();
+                        let reason = StopReason::TooManyAtRisk {
+                            limit: MAX_AT_RISK,
+                            last,
+                        };
+                        self.stop(RunStatus::Failed, reason);
                     }
                 } else {
                     self.samples.failed.push(issue);
                     self.row_log.record(sample.row, RowState::Failed);
-                    self.stop(
-                        RunStatus::Failed,
-                        &format!("sample {} failed: {}", sample.origin, failure.error),
-                    );
+                    let reason = StopReason::SampleFailed {
+                        row: sample.row,
+                        origin: sample.origin.clone(),
+                        error: failure.error.to_string(),
+                    };
+                    self.stop(RunStatus::Failed, reason);
                 }
             }
         }
@@ -297,10 +324,14 @@ impl<'a> RunState<'a> {
         }
     }
 
-    fn stop(&mut self, status: RunStatus, reason: &str) {
-        if self.status == RunStatus::Completed {
+    /// Records why the run stops; the first reason wins, except that a wrong name
+    /// (the KB cannot be trusted) wins over anything else.
+    fn stop(&mut self, status: RunStatus, reason: StopReason) {
+        let wrong = |r: &StopReason| matches!(r, StopReason::WrongName { .. });
+        let overrides = wrong(&reason) && !self.stop_reason.as_ref().is_some_and(wrong);
+        if self.status == RunStatus::Completed || overrides {
             self.status = status;
-            self.stop_reason = Some(reason.to_string());
+            self.stop_reason = Some(reason);
         }
     }
 
@@ -340,6 +371,7 @@ impl<'a> RunState<'a> {
             run_id: self.opts.run_id.clone(),
             status: self.status,
             stop_reason: self.stop_reason,
+            kb_trust: self.kb_trust,
             profile: ProfileInfo {
                 name: self.profile_name,
                 hash: profile.hash(),

@@ -9,6 +9,7 @@ pub mod digest;
 mod dispatch;
 pub mod hierarchy;
 pub mod journal;
+pub mod outcome;
 pub mod progress;
 mod reader;
 pub mod record;

@@ -181,6 +181,7 @@ fn record(shape: Shape<'_>) -> RunRecord {
         run_id: format!("{}-r{}", shape.profile.name, shape.repeat),
         status: RunStatus::Completed,
         stop_reason: None,
+        kb_trust: katotune::train::outcome::KbTrust::Verified,
         profile: ProfileInfo {
             name: shape.profile.name.clone(),
             hash: shape.profile.hash(),
