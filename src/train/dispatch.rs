@@ -64,8 +64,10 @@ pub(super) struct RunState<'a> {
     redo: VecDeque<PreparedSample>,
     /// Stop feeding until in-flight samples finish and a checkpoint is taken.
     checkpoint_due: bool,
-    /// Checkpoints taken (labels are `RUN_ID/N`).
+    /// Checkpoints taken (labels are `RUN_ID/SESSION/N`).
     checkpoints: u64,
+    /// Random per run, so labels never repeat even when run ids do.
+    session: String,
 }
 
 /// A finished sample waiting for a checkpoint.
@@ -118,6 +120,7 @@ impl<'a> RunState<'a> {
             redo: VecDeque::new(),
             checkpoint_due: false,
             checkpoints: 0,
+            session: format!("{:08x}", rand::random::<u32>()),
             progress: ProgressDisplay::new(
                 &profile.name,
                 target.map(|t| t.saturating_sub(done_before)),

@@ -23,7 +23,7 @@ impl RunState<'_> {
             return;
         };
         self.checkpoints += 1;
-        let label = format!("{}/{}", self.opts.run_id, self.checkpoints);
+        let label = format!("{}/{}/{}", self.opts.run_id, self.session, self.checkpoints);
         let rows: Vec<(u64, RowState)> = self
             .staged
             .iter()
