@@ -66,7 +66,9 @@ type Kb = BTreeMap<String, BTreeMap<String, i64>>;
 fn kb_contents(db: &Path) -> Kb {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut stmt = conn
-        .prepare("SELECT kb_id, name, frequency FROM patterns WHERE kb_id NOT LIKE 'katotune_probe%'")
+        .prepare(
+            "SELECT kb_id, name, frequency FROM patterns WHERE kb_id NOT LIKE 'katotune_probe%'",
+        )
         .unwrap();
     let mut out = Kb::new();
     let rows = stmt
@@ -95,8 +97,14 @@ fn last_record(out: &Path) -> Value {
 fn assert_same_kb(actual: &Kb, expected: &Kb, what: &str) {
     for (kb_id, patterns) in expected {
         let got = actual.get(kb_id).cloned().unwrap_or_default();
-        let missing = patterns.iter().filter(|(n, f)| got.get(*n) < Some(f)).count();
-        let extra = got.iter().filter(|(n, f)| patterns.get(*n) < Some(f)).count();
+        let missing = patterns
+            .iter()
+            .filter(|(n, f)| got.get(*n) < Some(f))
+            .count();
+        let extra = got
+            .iter()
+            .filter(|(n, f)| patterns.get(*n) < Some(f))
+            .count();
         assert!(
             missing == 0 && extra == 0,
             "{what}: {kb_id} has {missing} patterns short and {extra} over an uninterrupted run's"
@@ -169,7 +177,11 @@ fn kill_9_at_random_points_then_resume_learns_what_an_uninterrupted_run_learns()
         let mut child = run_command(out.path(), extra).spawn().unwrap();
         wait_for("the journal", Duration::from_secs(30), || journal.exists());
         // The first kill lands before any checkpoint; the others anywhere.
-        let delay = if kill == 0 { 0 } else { rng.random_range(50..900) };
+        let delay = if kill == 0 {
+            0
+        } else {
+            rng.random_range(50..900)
+        };
         std::thread::sleep(Duration::from_millis(delay));
         kill_9(&mut child);
     }
@@ -257,14 +269,19 @@ fn a_second_run_on_the_same_kb_is_refused_naming_the_first() {
             message.contains(&format!("pid {}", first.id())),
             "{extra:?}: {message}"
         );
-        assert!(message.contains("in use by another katotune process"), "{message}");
+        assert!(
+            message.contains("in use by another katotune process"),
+            "{message}"
+        );
     }
     assert!(
         out.path().join("quick.kato.db").exists(),
         "--fresh deleted a KB another run has open"
     );
     let journal = out.path().join("quick.journal.json");
-    wait_for("the first run's journal", Duration::from_secs(30), || journal.exists());
+    wait_for("the first run's journal", Duration::from_secs(30), || {
+        journal.exists()
+    });
     kill_9(&mut first);
     // The dead run's lock is taken over at once.
     let resumed = run_command(out.path(), &["--resume"]).output().unwrap();

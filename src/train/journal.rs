@@ -206,6 +206,29 @@ mod tests {
         f.completed(12);
         assert_eq!(f.next_row(), 14);
     }
+
+    #[test]
+    fn rows_staged_under_the_stored_label_count_as_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.log");
+        let mut log = RowLog::open(&path, true).unwrap();
+        for row in 0..4 {
+            log.record(row, RowState::Started);
+        }
+        log.stage("run/a/1", &[(0, RowState::Done), (1, RowState::AtRisk)]);
+        log.stage("run/a/2", &[(2, RowState::Done)]);
+        let (states, applied) = RowLog::load_with(&path, Some("run/a/1")).unwrap();
+        assert_eq!(states[&0], RowState::Done);
+        assert_eq!(states[&1], RowState::AtRisk);
+        assert_eq!(
+            states[&2],
+            RowState::Started,
+            "its checkpoint never reached the KB"
+        );
+        assert_eq!(applied, vec![(0, RowState::Done), (1, RowState::AtRisk)]);
+        let (states, _) = RowLog::load_with(&path, None).unwrap();
+        assert_eq!(states[&0], RowState::Started);
+    }
 }
 
 /// What happened to one row, as the row log says.

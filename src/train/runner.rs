@@ -321,3 +321,27 @@ pub fn train_settings(profile: &Profile) -> TrainSettings {
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_never_marked_done_is_retrained_behind_a_barrier_and_at_risk_without_one() {
+        let previous: BTreeMap<u64, RowState> = [
+            (0, RowState::Done),
+            (1, RowState::Started),
+            (2, RowState::AtRisk),
+            (3, RowState::Failed),
+        ]
+        .into();
+        let durable = ResumePlan::new(&previous, 1, true);
+        assert_eq!(durable.skip, HashSet::from([2]));
+        assert!(durable.half_done.is_empty());
+        assert_eq!(durable.settled, 2);
+        let plain = ResumePlan::new(&previous, 1, false);
+        assert_eq!(plain.skip, HashSet::from([1, 2]));
+        assert_eq!(plain.half_done, vec![1]);
+        assert_eq!(plain.settled, 3);
+    }
+}

@@ -100,6 +100,92 @@ async fn the_knowledge_base_survives_a_restart_on_the_same_file() {
     assert_eq!((freq, data.as_str()), (2, r#"[["a"],["b"],["c"]]"#));
 }
 
+/// The frequency of `disk_kato`'s only pattern as the file holds it (None: no row).
+fn stored_frequency(db: &std::path::Path) -> Option<i64> {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    conn.query_row(
+        "SELECT frequency FROM patterns WHERE kb_id = 'disk_kato'",
+        [],
+        |r| r.get(0),
+    )
+    .ok()
+}
+
+#[tokio::test]
+async fn the_checkpoint_barrier_commits_only_when_asked_and_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("kb.sqlite");
+    let config = EngineConfig {
+        db_path: Some(db.clone()),
+        ..EngineConfig::default()
+    };
+    let abc: &[&[&str]] = &[&["a"], &["b"], &["c"]];
+    let engine = start(config.clone()).await.expect("start");
+    let kato = Kato::new(&engine);
+    let held = kato
+        .post("/katotune/checkpoint", json!({"hold": true}))
+        .await;
+    assert_eq!(
+        (held["held"].as_bool(), held["persistent"].as_bool()),
+        (Some(true), Some(true))
+    );
+    let sid = kato.session("disk", training()).await;
+    kato.observe_seq(&sid, abc, json!({"learn_at_end": true}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        stored_frequency(&db),
+        None,
+        "held: nothing is written before a checkpoint"
+    );
+    let committed = kato
+        .post("/katotune/checkpoint", json!({"label": "one"}))
+        .await;
+    assert_eq!(committed["label"], "one");
+    assert_eq!(
+        stored_frequency(&db),
+        Some(1),
+        "the barrier answers once it is on disk"
+    );
+    let (status, _) = kato
+        .send(
+            "POST",
+            "/katotune/checkpoint",
+            Some(json!({"instance": "another"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a restarted server is told apart"
+    );
+    kato.observe_seq(&sid, abc, json!({"learn_at_end": true}))
+        .await;
+    engine.shutdown().await;
+    // The hold outlives the process; what no checkpoint covered is gone, as after a crash.
+    let engine = start(config.clone()).await.expect("restart");
+    let kato = Kato::new(&engine);
+    assert_eq!(kato.frequency("disk", &name(abc)).await, 1);
+    let status = kato.get("/status").await;
+    assert_eq!(status["engine"]["store"]["held_for_checkpoints"], true);
+    let released = kato
+        .post("/katotune/checkpoint", json!({"hold": false}))
+        .await;
+    assert_eq!(
+        (released["held"].as_bool(), released["label"].as_str()),
+        (Some(false), Some("one"))
+    );
+    let sid = kato.session("disk", training()).await;
+    kato.observe_seq(&sid, abc, json!({"learn_at_end": true}))
+        .await;
+    engine.shutdown().await;
+    assert_eq!(
+        stored_frequency(&db),
+        Some(2),
+        "released: written behind again"
+    );
+}
+
 /// Opens a raw connection and sends a request whose body never completes.
 async fn stuck_request(engine: &RunningEngine, path: &str) -> tokio::net::TcpStream {
     let mut stream = tokio::net::TcpStream::connect(engine.addr)
