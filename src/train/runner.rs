@@ -72,7 +72,7 @@ fn resume_journal(
     opts: &RunOptions,
     learning_hash: &str,
     identity: &super::dataset::DatasetIdentity,
-) -> Result<Option<Journal>, RunError> {
+) -> Result<Option<Journal>, JournalError> {
     if !opts.resume {
         return Ok(None);
     }
@@ -91,10 +91,10 @@ fn resume_journal(
                 );
                 Ok(None)
             } else {
-                Err(JournalError::Missing { path }.into())
+                Err(JournalError::Missing { path })
             }
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
