@@ -193,6 +193,8 @@ pub(crate) struct Engine {
     started_unix: f64,
     /// Random per start: a checkpoint client sees from it that the server restarted.
     instance: String,
+    /// The run holding commits for its checkpoints, and when it last asked anything.
+    hold_owner: std::sync::Mutex<Option<(String, Instant)>>,
 }
 
 impl Engine {
@@ -218,6 +220,7 @@ impl Engine {
             started: Instant::now(),
             started_unix: chrono::Utc::now().timestamp_millis() as f64 / 1000.0,
             instance: format!("{:016x}", rand::random::<u64>()),
+            hold_owner: std::sync::Mutex::new(None),
         })
     }
 }

@@ -267,6 +267,7 @@ async fn checkpoint(State(engine): State<Arc<Engine>>, body: axum::body::Bytes) 
         rollback: bool,
         label: Option<String>,
         instance: Option<String>,
+        owner: Option<String>,
     }
     let ask: Ask = if body.iter().all(u8::is_ascii_whitespace) {
         Ask::default()
@@ -282,6 +283,9 @@ async fn checkpoint(State(engine): State<Arc<Engine>>, body: axum::body::Bytes) 
             StatusCode::CONFLICT,
             format!("this engine restarted: it is instance {instance}, not the one asked for"),
         );
+    }
+    if let Err(message) = check_owner(&engine, ask.owner.as_deref(), ask.hold == Some(true)) {
+        return detail(StatusCode::CONFLICT, message);
     }
     if engine.store.is_none() {
         return ok(
@@ -314,6 +318,34 @@ async fn checkpoint(State(engine): State<Arc<Engine>>, body: axum::body::Bytes) 
         })),
         Err(message) => detail(StatusCode::SERVICE_UNAVAILABLE, message),
     }
+}
+
+/// How long a run's hold keeps other runs from taking the engine over.
+const HOLD_LEASE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// One run at a time holds commits: a hold by another `owner` is refused while the
+/// holder was active within [`HOLD_LEASE`] (it would roll the holder's work back); a
+/// commit or release by a run that is no longer the holder is refused too.
+fn check_owner(engine: &Engine, owner: Option<&str>, hold: bool) -> Result<(), String> {
+    let Some(owner) = owner else {
+        return Ok(());
+    };
+    let mut slot = engine.hold_owner.lock().unwrap_or_else(|e| e.into_inner());
+    match slot.as_ref() {
+        Some((holder, seen)) if holder != owner => {
+            if !hold || seen.elapsed() < HOLD_LEASE {
+                return Err(format!(
+                    "the knowledge base is held for checkpoints by another katotune run ({holder}, \
+                     active {}s ago); run one training at a time against this server",
+                    seen.elapsed().as_secs()
+                ));
+            }
+        }
+        None if !hold => {}
+        _ => {}
+    }
+    *slot = Some((owner.to_string(), std::time::Instant::now()));
+    Ok(())
 }
 
 #[cfg(test)]

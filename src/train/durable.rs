@@ -28,6 +28,9 @@ pub enum DurableError {
          checkpoint are not marked done, so `--resume` trains them again once this is fixed"
     )]
     Store(String),
+    /// Another katotune run holds the server's commits.
+    #[error("{0}")]
+    Held(String),
     /// The server did not answer the barrier in time.
     #[error("the checkpoint barrier at {url} failed: {reason}")]
     Unreachable { url: String, reason: String },
@@ -67,6 +70,8 @@ pub struct Barrier {
     http: reqwest::Client,
     base: String,
     instance: String,
+    /// Who holds the server's commits: the run's journal (stable across resumes).
+    owner: String,
     outage: Duration,
 }
 
@@ -74,16 +79,24 @@ impl Durability {
     /// Asks the server at `base` to hold commits for checkpoints (`rollback`: forget
     /// what is not committed first). Returns the durability and the label of the last
     /// checkpoint in the file. `outage` bounds waiting for a server that is down.
+    /// `owner` names the run (its journal): the server refuses a hold while another
+    /// run holds it.
     pub async fn negotiate(
         base: &str,
+        owner: &str,
         rollback: bool,
         outage: Duration,
     ) -> Result<(Self, Option<String>), DurableError> {
         let http = reqwest::Client::new();
         let base = base.trim_end_matches('/').to_string();
-        let body = json!({"hold": true, "rollback": rollback});
+        let body = json!({"hold": true, "rollback": rollback, "owner": owner});
         let response = post(&http, &base, &body, outage).await?;
         let status = response.status();
+        if status == reqwest::StatusCode::CONFLICT {
+            return Err(DurableError::Held(detail_of(
+                &response.text().await.unwrap_or_default(),
+            )));
+        }
         if status == reqwest::StatusCode::NOT_FOUND || status.is_client_error() {
             return Ok((
                 Self::Unsupported(
@@ -109,6 +122,7 @@ impl Durability {
             http,
             base,
             instance: answer.instance,
+            owner: owner.to_string(),
             outage,
         };
         Ok((Self::Barrier(barrier), answer.label))
@@ -119,14 +133,15 @@ impl Barrier {
     /// Commits everything acknowledged so far under `label`; call it with no sample in
     /// flight. Waits out a server outage (up to the outage bound).
     pub async fn commit(&mut self, label: &str) -> Result<Committed, DurableError> {
-        let body = json!({"label": label, "instance": self.instance});
+        let body = json!({"label": label, "instance": self.instance, "owner": self.owner});
         let response = post(&self.http, &self.base, &body, self.outage).await?;
         if response.status() != reqwest::StatusCode::CONFLICT {
             read_answer(response, &self.base).await?;
             return Ok(Committed::Durable);
         }
-        // Another instance: roll it back to its file and see whether this label made it.
-        let body = json!({"hold": true, "rollback": true});
+        // Another instance: roll it back to its file and see whether this label made it
+        // (refused, as an error, if another run holds it now).
+        let body = json!({"hold": true, "rollback": true, "owner": self.owner});
         let response = post(&self.http, &self.base, &body, self.outage).await?;
         let answer = read_answer(response, &self.base).await?;
         tracing::warn!(
@@ -143,7 +158,7 @@ impl Barrier {
     /// Commits and lets the server write behind again (end of the run). A server that
     /// restarted since the last checkpoint is left held: the next run rolls it back.
     pub async fn release(&self) -> Result<(), DurableError> {
-        let body = json!({"hold": false, "instance": self.instance});
+        let body = json!({"hold": false, "instance": self.instance, "owner": self.owner});
         let response = post(&self.http, &self.base, &body, self.outage).await?;
         if response.status() == reqwest::StatusCode::CONFLICT {
             return Ok(());
@@ -229,11 +244,10 @@ async fn read_answer(response: reqwest::Response, base: &str) -> Result<Answer, 
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
-        let detail = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["detail"].as_str().map(str::to_owned))
-            .unwrap_or(text);
-        return Err(DurableError::Store(detail));
+        return Err(DurableError::Store(detail_of(&text)));
+    }
+    if status == reqwest::StatusCode::CONFLICT {
+        return Err(DurableError::Held(detail_of(&text)));
     }
     if !status.is_success() {
         return Err(DurableError::Unreachable {
@@ -245,4 +259,12 @@ async fn read_answer(response: reqwest::Response, base: &str) -> Result<Answer, 
         url: format!("{base}/katotune/checkpoint"),
         reason: format!("unexpected answer ({e}): {text}"),
     })
+}
+
+/// The `detail` of an error answer, or the whole text.
+fn detail_of(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v["detail"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| text.to_string())
 }

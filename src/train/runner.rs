@@ -177,8 +177,12 @@ pub async fn run_detailed(
     let journal = resume_journal(opts, &learning_hash, &identity)?;
     let start_row = journal.as_ref().map_or(t.skip, |j| j.next_row);
     let rollback = target.backend.kind != "embedded";
+    let owner = std::path::absolute(&opts.journal_path)
+        .unwrap_or_else(|_| opts.journal_path.clone())
+        .display()
+        .to_string();
     let (durability, durable_label) =
-        Durability::negotiate(&target.url, rollback, profile.health.timeout).await?;
+        Durability::negotiate(&target.url, &owner, rollback, profile.health.timeout).await?;
     let barrier = matches!(durability, Durability::Barrier(_));
     let log_path = RowLog::path_for(&opts.journal_path);
     let (previous, applied) = if opts.resume {

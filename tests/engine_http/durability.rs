@@ -186,6 +186,40 @@ async fn the_checkpoint_barrier_commits_only_when_asked_and_survives_a_restart()
     );
 }
 
+#[tokio::test]
+async fn a_second_run_cannot_take_over_a_held_engine_from_a_live_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = start(EngineConfig {
+        db_path: Some(dir.path().join("kb.sqlite")),
+        ..EngineConfig::default()
+    })
+    .await
+    .expect("start");
+    let kato = Kato::new(&engine);
+    let checkpoint = |body: Value| kato.send("POST", "/katotune/checkpoint", Some(body));
+    let (status, _) = checkpoint(json!({"hold": true, "rollback": true, "owner": "run-a"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, refused) =
+        checkpoint(json!({"hold": true, "rollback": true, "owner": "run-b"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("run-a"),
+        "{refused}"
+    );
+    let (status, _) = checkpoint(json!({"label": "b/1", "owner": "run-b"})).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a commit by a run that does not hold it"
+    );
+    let (status, _) = checkpoint(json!({"hold": true, "rollback": true, "owner": "run-a"})).await;
+    assert_eq!(status, StatusCode::OK, "the holder itself may resume");
+    engine.shutdown().await;
+}
+
 /// Opens a raw connection and sends a request whose body never completes.
 async fn stuck_request(engine: &RunningEngine, path: &str) -> tokio::net::TcpStream {
     let mut stream = tokio::net::TcpStream::connect(engine.addr)
