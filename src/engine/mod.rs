@@ -22,7 +22,7 @@
 mod body;
 pub mod kb;
 mod limits;
-mod pyvalue;
+pub(crate) mod pyvalue;
 mod reply;
 mod routes;
 pub mod session;

@@ -331,18 +331,14 @@ fn check_owner(engine: &Engine, owner: Option<&str>, hold: bool) -> Result<(), S
         return Ok(());
     };
     let mut slot = engine.hold_owner.lock().unwrap_or_else(|e| e.into_inner());
-    match slot.as_ref() {
-        Some((holder, seen)) if holder != owner => {
-            if !hold || seen.elapsed() < HOLD_LEASE {
-                return Err(format!(
-                    "the knowledge base is held for checkpoints by another katotune run ({holder}, \
-                     active {}s ago); run one training at a time against this server",
-                    seen.elapsed().as_secs()
-                ));
-            }
+    if let Some((holder, seen)) = slot.as_ref() {
+        if holder != owner && (!hold || seen.elapsed() < HOLD_LEASE) {
+            return Err(format!(
+                "the knowledge base is held for checkpoints by another katotune run ({holder}, \
+                 active {}s ago); run one training at a time against this server",
+                seen.elapsed().as_secs()
+            ));
         }
-        None if !hold => {}
-        _ => {}
     }
     *slot = Some((owner.to_string(), std::time::Instant::now()));
     Ok(())

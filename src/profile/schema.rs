@@ -30,6 +30,7 @@ pub struct Profile {
     pub health: HealthSection,
     pub training: TrainingSection,
     pub report: ReportSection,
+    pub deliver: DeliverSection,
 }
 
 /// Where KATO runs and how it is tuned.
@@ -370,6 +371,34 @@ impl Default for ReportSection {
     }
 }
 
+/// Where the knowledge base goes after training (`run --into`): the engine trains,
+/// then the KB is loaded into a KATO stack's own stores (Redis and ClickHouse) exactly
+/// as if that KATO had learned it, and checked there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverSection {
+    /// Profile whose stack receives the KB (a docker or external KATO stack); unset = keep
+    /// the KB where it was trained.
+    pub into: Option<String>,
+    /// What to do when the target already holds data for these nodes.
+    pub mode: DeliverMode,
+    /// Run KATO's `POST /sessions/{sid}/finalize-training` on every node after loading.
+    pub finalize: bool,
+}
+
+/// How a delivery treats a target KB that already holds data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliverMode {
+    /// Stop before writing anything.
+    #[default]
+    Refuse,
+    /// Add, as learning the same patterns again would.
+    Merge,
+    /// Remove the target's own KBs for these nodes first (nothing else).
+    Replace,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReportFormat {
@@ -408,6 +437,7 @@ impl Default for Profile {
             health: HealthSection::default(),
             training: TrainingSection::default(),
             report: ReportSection::default(),
+            deliver: DeliverSection::default(),
         }
     }
 }
