@@ -322,38 +322,6 @@ impl<'a> RunState<'a> {
         }
     }
 
-    /// Counts the staged samples: they are as durable as the server can make them.
-    fn confirm_staged(&mut self) {
-        for Staged { sample, outcome } in std::mem::take(&mut self.staged) {
-            match outcome {
-                Ok(r) => {
-                    for (total, t) in self.tallies.iter_mut().zip(r.tallies) {
-                        total.merge(t);
-                    }
-                    for (total, c) in self.counts.iter_mut().zip(&r.counts) {
-                        total.add(c);
-                    }
-                    self.tokens += sample.tokens;
-                    self.samples.done += 1;
-                    self.row_log.record(sample.row, RowState::Done);
-                }
-                Err(issue) => {
-                    self.journal.at_risk_rows.push(sample.row);
-                    self.row_log.record(sample.row, RowState::AtRisk);
-                    let last = issue.reason.clone();
-                    self.samples.at_risk.push(issue);
-                    if self.samples.at_risk.len() > MAX_AT_RISK {
-                        self.stop(
-                            RunStatus::Failed,
-                            &format!("more than {MAX_AT_RISK} samples at risk; last: {last}"),
-                        );
-                    }
-                }
-            }
-            self.frontier.completed(sample.row);
-        }
-    }
-
     fn abandon_in_flight(&mut self) {
         for (row, sample) in std::mem::take(&mut self.in_flight) {
             let issue = SampleIssue {

@@ -6,7 +6,7 @@
 //! that restarted in between is rolled back to its file; if the label did not reach
 //! it, the staged samples are trained again. A write error stops the run.
 
-use super::{RunState, RunStatus, Staged};
+use super::{RunState, RunStatus, Staged, MAX_AT_RISK};
 use crate::train::durable::Committed;
 use crate::train::journal::RowState;
 
@@ -54,6 +54,38 @@ impl RunState<'_> {
             }
         }
         self.save_journal();
+    }
+
+    /// Counts the staged samples: they are as durable as the server can make them.
+    pub(super) fn confirm_staged(&mut self) {
+        for Staged { sample, outcome } in std::mem::take(&mut self.staged) {
+            match outcome {
+                Ok(r) => {
+                    for (total, t) in self.tallies.iter_mut().zip(r.tallies) {
+                        total.merge(t);
+                    }
+                    for (total, c) in self.counts.iter_mut().zip(&r.counts) {
+                        total.add(c);
+                    }
+                    self.tokens += sample.tokens;
+                    self.samples.done += 1;
+                    self.row_log.record(sample.row, RowState::Done);
+                }
+                Err(issue) => {
+                    self.journal.at_risk_rows.push(sample.row);
+                    self.row_log.record(sample.row, RowState::AtRisk);
+                    let last = issue.reason.clone();
+                    self.samples.at_risk.push(issue);
+                    if self.samples.at_risk.len() > MAX_AT_RISK {
+                        self.stop(
+                            RunStatus::Failed,
+                            &format!("more than {MAX_AT_RISK} samples at risk; last: {last}"),
+                        );
+                    }
+                }
+            }
+            self.frontier.completed(sample.row);
+        }
     }
 
     /// The last checkpoint of the run, then lets the server write behind again.
