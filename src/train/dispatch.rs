@@ -163,7 +163,6 @@ impl<'a> RunState<'a> {
         let mut feeding = true;
         let mut work_tx = Some(work_tx);
         let mut deadline: Option<tokio::time::Instant> = None;
-        self.save_journal();
         loop {
             let idle = self.in_flight.is_empty();
             let finishing = !feeding && (self.redo.is_empty() || work_tx.is_none());
