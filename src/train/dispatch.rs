@@ -34,6 +34,11 @@ use crate::profile::Profile;
 /// At-risk samples tolerated before the run stops: past this, something is wrong.
 const MAX_AT_RISK: usize = 10;
 
+/// Checkpoints behind a barrier are at least this far apart: each one drains the
+/// workers and syncs the knowledge base, so on a fast server `checkpoint_every` alone
+/// could ask for several a second. A crash loses at most this much training.
+const MIN_CHECKPOINT_SPACING: Duration = Duration::from_secs(1);
+
 type Outcome = (PreparedSample, Result<SampleResult, SampleFailure>);
 
 /// Everything the dispatcher tracks while the run goes on.
@@ -66,6 +71,8 @@ pub(super) struct RunState<'a> {
     checkpoint_due: bool,
     /// Checkpoints taken (labels are `RUN_ID/SESSION/N`).
     checkpoints: u64,
+    /// When the last checkpoint was taken.
+    last_checkpoint: std::time::Instant,
     /// Random per run, so labels never repeat even when run ids do.
     session: String,
 }
@@ -120,6 +127,7 @@ impl<'a> RunState<'a> {
             redo: VecDeque::new(),
             checkpoint_due: false,
             checkpoints: 0,
+            last_checkpoint: std::time::Instant::now(),
             session: format!("{:08x}", rand::random::<u32>()),
             progress: ProgressDisplay::new(
                 &profile.name,
@@ -310,7 +318,8 @@ impl<'a> RunState<'a> {
         };
         self.staged.push(Staged { sample, outcome });
         if self.barrier.is_some() {
-            self.checkpoint_due |= self.staged.len() as u64 >= self.checkpoint_every;
+            self.checkpoint_due |= self.staged.len() as u64 >= self.checkpoint_every
+                && self.last_checkpoint.elapsed() >= MIN_CHECKPOINT_SPACING;
             return;
         }
         // No barrier: what the server acknowledged is all there is to know.

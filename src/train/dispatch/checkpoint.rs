@@ -23,6 +23,7 @@ impl RunState<'_> {
             return;
         };
         self.checkpoints += 1;
+        self.last_checkpoint = std::time::Instant::now();
         let label = format!("{}/{}/{}", self.opts.run_id, self.session, self.checkpoints);
         let rows: Vec<(u64, RowState)> = self
             .staged
