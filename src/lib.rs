@@ -11,6 +11,7 @@ pub mod engine;
 pub mod exit;
 pub mod kato;
 pub mod kb;
+pub mod lock;
 pub mod profile;
 pub mod report;
 pub mod secret;

@@ -99,6 +99,8 @@ failure_from!(
     crate::kato::error::KatoError,
     crate::report::export::ExportError,
     crate::engine::EngineError,
+    // Another live run holds the KB or journal (the message names it).
+    crate::lock::LockError,
     serde_json::Error,
     std::io::Error,
     // Errors without a type of their own are failures of what was attempted.
@@ -119,7 +121,9 @@ impl From<RunError> for CliError {
     fn from(e: RunError) -> Self {
         let failure = match e {
             RunError::Dataset(_) | RunError::Journal(_) => Failure::BadInput,
-            RunError::Tokenizer(_) | RunError::Start { .. } => Failure::RunFailed,
+            RunError::Tokenizer(_) | RunError::Start { .. } | RunError::Durable(_) => {
+                Failure::RunFailed
+            }
         };
         Self::new(failure, e)
     }

@@ -91,6 +91,10 @@ pub async fn train_once(
     cancel: CancellationToken,
 ) -> CliResult<RunRecord> {
     runner::check_dataset(profile).map_err(|e| BadInput(e.to_string()))?;
+    // One live run per journal (and, taken by the stack, per knowledge base).
+    let journal = journal_path(profile);
+    let _lock = crate::lock::RunLock::acquire(&crate::lock::lock_path(&journal), "resume journal")?;
+    refuse_unresumable_kb(profile, kb, &journal)?;
     let handle = stack::up(profile, kb, run_id, &cancel).await?;
     let ready = stack::probe::ready(&handle.url, profile.health.timeout, profile.health.interval);
     if let Err(e) = ready.await {
@@ -115,6 +119,36 @@ pub async fn train_once(
     let result = runner::run(profile, &target, &opts).await;
     handle.down(keep).await;
     Ok(result?)
+}
+
+/// A KB that holds data but has neither journal nor row log cannot be resumed: say so
+/// here, so `run` never advises a `--resume` that would then find nothing.
+fn refuse_unresumable_kb(
+    profile: &Profile,
+    kb: KbStart,
+    journal: &std::path::Path,
+) -> CliResult<()> {
+    let Some(file) = stack::kb_file(profile) else {
+        return Ok(());
+    };
+    let holds_data = std::fs::metadata(&file).is_ok_and(|m| m.len() > 0);
+    let log = crate::train::journal::RowLog::path_for(journal);
+    let resumable = journal.exists() || std::fs::metadata(&log).is_ok_and(|m| m.len() > 0);
+    if kb == KbStart::RequireEmpty
+        && holds_data
+        && !resumable
+        && profile.stack.backend == crate::profile::schema::Backend::Embedded
+    {
+        return Err(BadInput(format!(
+            "{} already holds a knowledge base, but there is no resume journal ({}) or row log \
+             for it, so it cannot be continued; replace it with --fresh, or set stack.kb_file / \
+             stack.ephemeral",
+            file.display(),
+            journal.display()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Writes a run record atomically, its secrets masked.

@@ -7,6 +7,7 @@
 pub mod dataset;
 pub mod digest;
 mod dispatch;
+pub mod durable;
 pub mod hierarchy;
 pub mod journal;
 pub mod outcome;

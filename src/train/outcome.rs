@@ -59,6 +59,9 @@ pub enum StopReason {
         /// The name the server returned (`None`: null or empty).
         got: Option<String>,
     },
+    /// The knowledge base could not make finished samples durable (a write error such as
+    /// a full disk, or a server that went away at a checkpoint); `--resume` retrains them.
+    NotDurable { error: String },
     /// A reason stored as text by an older katotune.
     Other { message: String },
 }
@@ -72,6 +75,7 @@ impl StopReason {
             Self::SampleFailed { .. }
             | Self::TooManyAtRisk { .. }
             | Self::WrongName { .. }
+            | Self::NotDurable { .. }
             | Self::Other { .. } => exit::RUN_FAILED,
         }
     }
@@ -117,6 +121,11 @@ impl fmt::Display for StopReason {
                 expected
                     .as_deref()
                     .unwrap_or("no name (fewer than 2 symbols)"),
+            ),
+            Self::NotDurable { error } => write!(
+                f,
+                "the knowledge base could not make finished samples durable: {error}; fix \
+                 the cause, then `--resume` trains them again"
             ),
             Self::Other { message } => f.write_str(message),
         }

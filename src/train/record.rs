@@ -52,6 +52,21 @@ pub struct RunRecord {
     pub calls: MetricsSnapshot,
     pub segmentation: SegmentCounts,
     pub levels: Vec<LevelRecord>,
+    /// What katotune could promise about the knowledge base surviving a crash.
+    #[serde(default)]
+    pub durability: DurabilityInfo,
+}
+
+/// What a run could guarantee about durability (see `train::durable`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DurabilityInfo {
+    /// True when every sample counted as done is stored in the knowledge-base file.
+    pub guaranteed: bool,
+    /// How, or why not.
+    pub note: String,
+    /// True when the level digests were read from the knowledge base itself (all
+    /// sessions of a resumed run); false when they count this session's learns.
+    pub digests_from_kb: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -223,6 +223,7 @@ fn record(shape: Shape<'_>) -> RunRecord {
         calls: metrics(shape.latency_scale, shape.errors),
         segmentation: SegmentCounts::default(),
         levels: levels(shape.kb),
+        durability: Default::default(),
     }
 }
 
