@@ -42,3 +42,5 @@ pub struct AffinityEntry {
     /// Emotive name to the sum as Redis's text.
     pub sums: BTreeMap<String, String>,
 }
+
+pub mod dump;
