@@ -44,3 +44,6 @@ pub struct AffinityEntry {
 }
 
 pub mod dump;
+pub mod stats;
+pub mod stores;
+pub mod location;
