@@ -14,6 +14,8 @@ use serde_json::Value;
 
 use crate::kato::api::StoredPattern;
 
+use crate::kb::redis_float;
+
 use super::session::{wire_name_of, Learned, PERSISTENCE};
 use super::store::PendingChanges;
 
@@ -82,13 +84,53 @@ pub struct Changes {
     pub cleared: bool,
     /// Bare digest and a snapshot of each changed pattern.
     pub rows: Vec<([u8; 20], PatternRecord)>,
+    /// Symbol and a snapshot of its affinity sums, for each symbol whose sums changed.
+    /// They only change together with a pattern in `rows`, so they need no count.
+    pub affinity: Vec<(String, SymbolAffinity)>,
 }
+
+/// One symbol's affinity: emotive name to its running sum as Redis's text.
+pub type SymbolAffinity = BTreeMap<String, String>;
 
 #[derive(Default)]
 struct KbInner {
     patterns: DigestMap<PatternRecord>,
     dirty: Vec<[u8; 20]>,
     cleared: bool,
+    affinity: HashMap<String, SymbolAffinity>,
+    affinity_dirty: BTreeSet<String>,
+}
+
+impl KbInner {
+    /// Adds a learn's averaged emotives to each distinct symbol's sums, as KATO's
+    /// `HINCRBYFLOAT` pipeline does (`redis_writer.py`, `batch_update_symbol_affinity`).
+    fn add_affinity(&mut self, events: &[Vec<String>], averaged: &BTreeMap<String, f64>, track: bool) {
+        let increments: Vec<(&String, String)> = averaged
+            .iter()
+            .map(|(name, value)| (name, redis_float::python_float_repr(*value)))
+            .collect();
+        let mut seen = BTreeSet::new();
+        for symbol in events.iter().flatten() {
+            if !seen.insert(symbol.as_str()) {
+                continue;
+            }
+            let sums = self.affinity.entry(symbol.clone()).or_default();
+            for (name, by) in &increments {
+                let current = sums.get(*name).map(String::as_str);
+                match redis_float::hincrbyfloat(current, by) {
+                    Ok(text) => {
+                        sums.insert((*name).clone(), text);
+                    }
+                    // Redis refuses the increment and keeps the field (KATO's learn
+                    // then fails); the pattern itself is already counted here.
+                    Err(error) => tracing::warn!(%symbol, emotive = %name, %error, "affinity not updated"),
+                }
+            }
+            if track && !self.affinity_dirty.contains(symbol) {
+                self.affinity_dirty.insert(symbol.clone());
+            }
+        }
+    }
 }
 
 /// One node's knowledge base.
@@ -115,14 +157,21 @@ impl NodeKb {
         let mut changed = 0;
         let mut kb = self.lock();
         for learned in batch {
+            let Learned {
+                digest,
+                events,
+                emotives,
+                metadata,
+                averaged_emotives,
+            } = learned;
             let KbInner {
                 patterns, dirty, ..
             } = &mut *kb;
-            let record = patterns.entry(learned.digest).or_insert_with(|| {
+            let record = patterns.entry(digest).or_insert_with(|| {
                 new += 1;
                 PatternRecord {
-                    length: learned.events.iter().map(Vec::len).sum(),
-                    events: Arc::new(learned.events),
+                    length: events.iter().map(Vec::len).sum(),
+                    events: Arc::new(events),
                     frequency: 0,
                     emotives: Vec::new(),
                     metadata: BTreeMap::new(),
@@ -131,18 +180,22 @@ impl NodeKb {
                 }
             });
             record.frequency += 1;
-            if !learned.emotives.is_empty() {
-                record.emotives.extend(learned.emotives);
+            if !emotives.is_empty() {
+                record.emotives.extend(emotives);
                 let skip = record.emotives.len().saturating_sub(PERSISTENCE);
                 record.emotives.drain(..skip);
             }
-            for (key, values) in learned.metadata {
+            for (key, values) in metadata {
                 record.metadata.entry(key).or_default().extend(values);
             }
             if track && !record.dirty {
                 record.dirty = true;
-                dirty.push(learned.digest);
+                dirty.push(digest);
                 changed += 1;
+            }
+            if !averaged_emotives.is_empty() {
+                let events = Arc::clone(&record.events);
+                kb.add_affinity(&events, &averaged_emotives, track);
             }
         }
         // Counted before the lock is released, so the writer never takes a change
@@ -200,6 +253,8 @@ impl NodeKb {
         let mut kb = self.lock();
         kb.patterns.clear();
         kb.dirty.clear();
+        kb.affinity.clear();
+        kb.affinity_dirty.clear();
         kb.cleared = self.pending.is_some();
     }
 
@@ -216,7 +271,37 @@ impl NodeKb {
                 record.persisted = true;
             }
         }
-        Changes { cleared, rows }
+        let symbols = std::mem::take(&mut kb.affinity_dirty);
+        let affinity = symbols
+            .into_iter()
+            .filter_map(|symbol| {
+                let sums = kb.affinity.get(&symbol)?.clone();
+                Some((symbol, sums))
+            })
+            .collect();
+        Changes {
+            cleared,
+            rows,
+            affinity,
+        }
+    }
+
+    /// Puts a symbol's loaded affinity sums in place (database load at start).
+    pub fn insert_loaded_affinity(&self, symbol: String, sums: SymbolAffinity) {
+        self.lock().affinity.insert(symbol, sums);
+    }
+
+    /// Every symbol's affinity sums, sorted by symbol (for dumps and tests).
+    pub fn affinity(&self) -> Vec<(String, SymbolAffinity)> {
+        let kb = self.lock();
+        let mut out: Vec<_> = kb
+            .affinity
+            .iter()
+            .map(|(symbol, sums)| (symbol.clone(), sums.clone()))
+            .collect();
+        drop(kb);
+        out.sort_unstable();
+        out
     }
 
     /// Puts a loaded record in place (database load at start).

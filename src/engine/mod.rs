@@ -20,7 +20,7 @@
 mod body;
 pub mod kb;
 mod limits;
-mod pyvalue;
+pub(crate) mod pyvalue;
 mod reply;
 mod routes;
 pub mod session;

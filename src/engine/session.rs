@@ -32,6 +32,10 @@ pub struct Learned {
     pub emotives: Vec<BTreeMap<String, f64>>,
     /// Metadata reduced to sorted unique `str(value)` per key.
     pub metadata: BTreeMap<String, BTreeSet<String>>,
+    /// The average of every emotive dict in the accumulator, which KATO adds to each
+    /// symbol's affinity (KATO `metrics.py` `average_emotives`, `knowledge_base.py`
+    /// `_update_symbol_affinity`); empty when the learn carried no emotives.
+    pub averaged_emotives: BTreeMap<String, f64>,
 }
 
 /// What one observe did, as the observe response reports it.
@@ -136,7 +140,7 @@ impl SessionState {
                 events
             }
         };
-        self.store(events, Vec::new(), BTreeMap::new(), learned)
+        self.store(events, Vec::new(), BTreeMap::new(), BTreeMap::new(), learned)
     }
 
     /// Names `events` and queues them for storage when they hold at least 2 symbols.
@@ -145,6 +149,7 @@ impl SessionState {
         events: Vec<Vec<String>>,
         emotives: Vec<BTreeMap<String, f64>>,
         metadata: BTreeMap<String, BTreeSet<String>>,
+        averaged_emotives: BTreeMap<String, f64>,
         learned: &mut Vec<Learned>,
     ) -> Option<String> {
         if events.iter().map(Vec::len).sum::<usize>() < 2 {
@@ -159,6 +164,7 @@ impl SessionState {
             events,
             emotives,
             metadata,
+            averaged_emotives,
         });
         Some(name)
     }
@@ -171,7 +177,8 @@ impl SessionState {
         let skip = self.emotives.len().saturating_sub(PERSISTENCE);
         let emotives = self.emotives[skip..].to_vec();
         let metadata = reduce_metadata(&self.metadata);
-        self.store(events, emotives, metadata, learned)
+        let averaged = average_emotives(&self.emotives);
+        self.store(events, emotives, metadata, averaged, learned)
             .unwrap_or_default()
     }
 
@@ -269,6 +276,22 @@ pub fn reduce_metadata(dicts: &[Map<String, Value>]) -> BTreeMap<String, BTreeSe
         }
     }
     out
+}
+
+/// Per emotive, the mean of its values over the dicts that hold it, as KATO's
+/// `average_emotives` computes it (`sum(values) / len(values)`, summed in order).
+pub fn average_emotives(dicts: &[BTreeMap<String, f64>]) -> BTreeMap<String, f64> {
+    let mut sums: BTreeMap<&str, (f64, u32)> = BTreeMap::new();
+    for dict in dicts {
+        for (name, value) in dict {
+            let (sum, count) = sums.entry(name).or_insert((0.0, 0));
+            *sum += value;
+            *count += 1;
+        }
+    }
+    sums.into_iter()
+        .map(|(name, (sum, count))| (name.to_owned(), sum / f64::from(count)))
+        .collect()
 }
 
 /// Generates `seq-obs-<32 hex>` ids cheaply: one random base per request plus a counter.

@@ -179,6 +179,20 @@ fn emotives_handed_to_a_pattern_keep_the_last_persistence_entries() {
     s.learn(&mut learned);
     let kept: Vec<f64> = learned[0].emotives.iter().map(|e| e["e"]).collect();
     assert_eq!(kept, vec![2.0, 3.0, 4.0, 5.0, 6.0]);
+    // Affinity averages the whole accumulator, not only the window (KATO learnPattern).
+    assert_eq!(learned[0].averaged_emotives["e"], 3.0);
+}
+
+#[test]
+fn averaged_emotives_count_each_emotive_over_the_dicts_that_hold_it() {
+    let dicts = vec![
+        BTreeMap::from([("joy".to_owned(), 0.5), ("fear".to_owned(), 4.5)]),
+        BTreeMap::from([("joy".to_owned(), 1.0)]),
+    ];
+    let averaged = average_emotives(&dicts);
+    assert_eq!(averaged["joy"], 0.75);
+    assert_eq!(averaged["fear"], 4.5);
+    assert!(average_emotives(&[]).is_empty());
 }
 
 #[test]

@@ -15,7 +15,18 @@
 //!     PRIMARY KEY (kb_id, name)
 //! ) WITHOUT ROWID;
 //! CREATE TABLE engine_info (key TEXT PRIMARY KEY, value TEXT NOT NULL); -- schema_version
+//! -- version 2 adds each symbol's affinity (KATO's `<kb>:affinity:<symbol>` hash):
+//! CREATE TABLE affinity (
+//!     kb_id   TEXT NOT NULL,
+//!     symbol  TEXT NOT NULL,
+//!     emotive TEXT NOT NULL,
+//!     sum     TEXT NOT NULL,  -- the running sum as Redis's HINCRBYFLOAT text, e.g. "4.55"
+//!     PRIMARY KEY (kb_id, symbol, emotive)
+//! ) WITHOUT ROWID;
 //! ```
+//!
+//! A version-1 file opens as is and gains the empty affinity table. The same schema,
+//! and a streaming reader, are in [`crate::kb::engine_file`].
 //!
 //! Sessions are not stored: like KATO without Redis persistence, they end with the process.
 //!
@@ -29,6 +40,7 @@
 //! under heavy load); SQLite's journal keeps the file consistent. Shutdown writes the
 //! last batch.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -36,6 +48,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::{params, Connection};
+
+use crate::kb::engine_file;
 
 use super::kb::{parse_digest, Changes, KnowledgeBases, PatternRecord};
 use super::EngineError;
@@ -111,18 +125,11 @@ impl Store {
         pending: Arc<PendingChanges>,
     ) -> Result<Self, EngineError> {
         let conn = Connection::open(path).map_err(|e| store_error(path, e))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
-             CREATE TABLE IF NOT EXISTS patterns (
-                kb_id TEXT NOT NULL, name TEXT NOT NULL, pattern_data TEXT NOT NULL,
-                length INTEGER NOT NULL, frequency INTEGER NOT NULL,
-                emotives TEXT NOT NULL, metadata TEXT NOT NULL,
-                PRIMARY KEY (kb_id, name)) WITHOUT ROWID;
-             CREATE TABLE IF NOT EXISTS engine_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-             INSERT OR REPLACE INTO engine_info VALUES ('schema_version', '1');",
-        )
-        .map_err(|e| store_error(path, e))?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+            .and_then(|()| conn.execute_batch(engine_file::SCHEMA_SQL))
+            .map_err(|e| store_error(path, e))?;
         load(&conn, &kbs).map_err(|e| store_error(path, e))?;
+        load_affinity(&conn, &kbs).map_err(|e| store_error(path, e))?;
         let stats = Arc::new(StoreStats::default());
         let writer = {
             let (pending, stats) = (Arc::clone(&pending), Arc::clone(&stats));
@@ -198,6 +205,32 @@ fn load(conn: &Connection, kbs: &KnowledgeBases) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Reads every symbol's affinity sums into the in-memory knowledge bases.
+fn load_affinity(conn: &Connection, kbs: &KnowledgeBases) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT kb_id, symbol, emotive, sum FROM affinity ORDER BY kb_id, symbol")?;
+    let mut rows = stmt.query([])?;
+    let mut current: Option<(String, String, BTreeMap<String, String>)> = None;
+    while let Some(row) = rows.next()? {
+        let (kb_id, symbol): (String, String) = (row.get(0)?, row.get(1)?);
+        let (emotive, sum): (String, String) = (row.get(2)?, row.get(3)?);
+        match &mut current {
+            Some((k, s, sums)) if *k == kb_id && *s == symbol => {
+                sums.insert(emotive, sum);
+            }
+            _ => {
+                if let Some((k, s, sums)) = current.take() {
+                    kbs.node(&k).insert_loaded_affinity(s, sums);
+                }
+                current = Some((kb_id, symbol, BTreeMap::from([(emotive, sum)])));
+            }
+        }
+    }
+    if let Some((k, s, sums)) = current {
+        kbs.node(&k).insert_loaded_affinity(s, sums);
+    }
+    Ok(())
+}
+
 /// The writer thread: batches until stopped, then writes the last batch.
 fn write_behind(
     mut conn: Connection,
@@ -260,9 +293,20 @@ fn write_batch(conn: &mut Connection, batch: &[(String, Changes)]) -> rusqlite::
             "UPDATE patterns SET frequency = ?3, emotives = ?4, metadata = ?5
              WHERE kb_id = ?1 AND name = ?2",
         )?;
+        let mut delete_affinity = tx.prepare_cached("DELETE FROM affinity WHERE kb_id = ?1")?;
+        let mut upsert_affinity = tx.prepare_cached(
+            "INSERT INTO affinity (kb_id, symbol, emotive, sum) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (kb_id, symbol, emotive) DO UPDATE SET sum = excluded.sum",
+        )?;
         for (kb_id, changes) in batch {
             if changes.cleared {
                 delete.execute([kb_id])?;
+                delete_affinity.execute([kb_id])?;
+            }
+            for (symbol, sums) in &changes.affinity {
+                for (emotive, sum) in sums {
+                    upsert_affinity.execute(params![kb_id, symbol, emotive, sum])?;
+                }
             }
             for (digest, record) in &changes.rows {
                 let name = hex::encode(digest);
