@@ -54,3 +54,4 @@ pub mod minhash;
 mod minhash_perm;
 pub mod py_json;
 pub mod store_image;
+pub mod diff;

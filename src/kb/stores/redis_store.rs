@@ -243,6 +243,9 @@ impl RedisStore {
     ) -> Result<(), StoreError> {
         let prefix = format!("{kb}:affinity:");
         self.scan(&format!("{}*", glob_escape(&prefix)), |con, keys| {
+            if keys.is_empty() {
+                return Ok(true);
+            }
             let mut pipe = redis::pipe();
             for k in &keys {
                 pipe.cmd("HGETALL").arg(k);
