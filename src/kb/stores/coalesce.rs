@@ -22,6 +22,8 @@ pub enum Folded {
     HashIncr(String, Vec<(String, i64)>),
     /// `SADD key m1 m2 ...`.
     SAddMany(String, Vec<String>),
+    /// `MSET k1 v1 k2 v2 ...`: keys whose only write in the batch is one `SET`.
+    MSet(Vec<(String, String)>),
 }
 
 #[derive(Default)]
@@ -91,10 +93,21 @@ pub fn fold(writes: impl IntoIterator<Item = RedisWrite>) -> Vec<Folded> {
         }
     }
     let mut out = Vec::new();
+    let mut lone_sets = Vec::new();
     for key in order {
         let mut state = states.remove(&key).unwrap_or_default();
         state.flush_pending(&key);
-        out.append(&mut state.done);
+        match state.done.as_slice() {
+            [Folded::One(RedisWrite::Set { .. })] => {
+                if let Some(Folded::One(RedisWrite::Set { key, value })) = state.done.pop() {
+                    lone_sets.push((key, value));
+                }
+            }
+            _ => out.append(&mut state.done),
+        }
+    }
+    if !lone_sets.is_empty() {
+        out.push(Folded::MSet(lone_sets));
     }
     out
 }
@@ -148,6 +161,20 @@ mod tests {
                 Folded::One(RedisWrite::IncrBy { key: "f".into(), by: 2 }),
                 Folded::One(set("10")),
                 Folded::One(RedisWrite::IncrBy { key: "f".into(), by: 1 }),
+            ]
+        );
+    }
+
+    #[test]
+    fn keys_set_once_go_into_one_mset() {
+        let set = |k: &str, v: &str| RedisWrite::Set { key: k.into(), value: v.into() };
+        let folded = fold(vec![set("a", "1"), set("b", "2"), set("a", "3")]);
+        assert_eq!(
+            folded,
+            vec![
+                Folded::One(set("a", "1")),
+                Folded::One(set("a", "3")),
+                Folded::MSet(vec![("b".into(), "2".into())]),
             ]
         );
     }

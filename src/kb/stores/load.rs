@@ -11,10 +11,11 @@
 //! a cut batch had already inserted. The markers go when the load ends.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::mpsc::{sync_channel, SyncSender};
 
 use anyhow::Result;
 
-use super::Stores;
+use super::{StoreError, Stores};
 use crate::kb::dump::DumpItem;
 use crate::kb::kato_form::{self, PriorPattern, RedisWrite};
 use crate::kb::{AffinityEntry, PatternEntry};
@@ -80,7 +81,7 @@ pub enum LoadRefused {
 }
 
 /// What a load did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct LoadReport {
     /// Per KB: (patterns, affinity entries) written by this invocation.
     pub written: BTreeMap<String, (u64, u64)>,
@@ -88,9 +89,16 @@ pub struct LoadReport {
     pub resumed_after: BTreeMap<String, (u64, u64)>,
     /// Per KB removed first (`--replace`): (ClickHouse rows, Redis keys).
     pub removed: BTreeMap<String, (u64, u64)>,
+    /// Seconds spent preparing writes, in ClickHouse inserts, and in Redis transactions.
+    pub seconds: (f64, f64, f64),
 }
 
 /// Loads `items` (records of the KBs `kb_ids`) into `stores`.
+///
+/// Two stages overlap: this thread reads, prepares and inserts a batch's ClickHouse
+/// rows while a second Redis connection commits the previous batch's transaction.
+/// A batch's rows are always in before its transaction, which is what `--resume`
+/// relies on.
 pub fn load(
     stores: &mut Stores,
     kb_ids: &[String],
@@ -100,8 +108,51 @@ pub fn load(
     stores.redis.check_eviction(opts.allow_eviction)?;
     let mut report = LoadReport::default();
     let skip = prepare(stores, kb_ids, opts, &mut report)?;
+    let mut committer = stores.redis.another()?;
+    let (tx, rx) = sync_channel::<Commit>(1);
+    std::thread::scope(|scope| -> Result<()> {
+        let writer = scope.spawn(move || -> Result<f64, StoreError> {
+            let mut busy = 0.0;
+            for (writes, marker) in rx {
+                let t = std::time::Instant::now();
+                committer.apply(writes, &marker)?;
+                busy += t.elapsed().as_secs_f64();
+            }
+            Ok(busy)
+        });
+        let fed = feed(stores, kb_ids, items, opts, &skip, &mut report, &tx);
+        drop(tx);
+        let committed = writer.join().map_err(|_| anyhow::anyhow!("the Redis writer panicked"))?;
+        report.seconds.2 = committed?;
+        fed
+    })?;
+    for kb in kb_ids {
+        stores.redis.clear_marker(kb)?;
+    }
+    report.resumed_after = skip.into_iter().collect();
+    Ok(report)
+}
+
+/// A batch's Redis writes and the marker advances that commit with them.
+type Commit = (Vec<RedisWrite>, Vec<(String, &'static str, i64)>);
+
+fn feed(
+    stores: &mut Stores,
+    kb_ids: &[String],
+    items: impl Iterator<Item = Result<DumpItem>>,
+    opts: &LoadOptions,
+    skip: &HashMap<String, (u64, u64)>,
+    report: &mut LoadReport,
+    tx: &SyncSender<Commit>,
+) -> Result<()> {
     let mut seen: HashMap<String, (u64, u64)> = HashMap::new();
     let mut batch = Batch::default();
+    let send = |stores: &mut Stores, batch: Batch, report: &mut LoadReport| -> Result<()> {
+        let commit = write_batch(stores, batch, opts, report)?;
+        // A closed channel means the writer failed: its error is returned by `load`.
+        let _ = tx.send(commit);
+        Ok(())
+    };
     for item in items {
         let item = item?;
         let kb = item.kb_id().to_string();
@@ -119,15 +170,10 @@ pub fn load(
         }
         batch.push(item);
         if batch.len() >= opts.batch {
-            write_batch(stores, std::mem::take(&mut batch), opts, &mut report)?;
+            send(stores, std::mem::take(&mut batch), report)?;
         }
     }
-    write_batch(stores, batch, opts, &mut report)?;
-    for kb in kb_ids {
-        stores.redis.clear_marker(kb)?;
-    }
-    report.resumed_after = skip.into_iter().collect();
-    Ok(report)
+    send(stores, batch, report)
 }
 
 /// Counts one record; true when it is among the first `limit` (already loaded).
@@ -211,17 +257,18 @@ impl Batch {
     }
 }
 
-/// One ClickHouse insert, then one Redis transaction with the marker's advance.
+/// Prepares a batch and inserts its ClickHouse rows; returns its Redis transaction.
 fn write_batch(
     stores: &mut Stores,
     batch: Batch,
     opts: &LoadOptions,
     report: &mut LoadReport,
-) -> Result<()> {
+) -> Result<Commit> {
+    let t0 = std::time::Instant::now();
     let merge = opts.mode == LoadMode::Merge;
     let mut writes: Vec<RedisWrite> = Vec::new();
     let mut rows = Vec::new();
-    let mut marker: Vec<(String, &str, i64)> = Vec::new();
+    let mut marker: Vec<(String, &'static str, i64)> = Vec::new();
     for (kb, patterns) in &batch.patterns {
         let names: Vec<&str> = patterns.iter().map(|p| p.name.as_str()).collect();
         let priors: Vec<Option<PriorPattern>> = if merge {
@@ -250,7 +297,9 @@ fn write_batch(
         marker.push((kb.clone(), "affinity_done", entries.len() as i64));
         report.written.entry(kb.clone()).or_default().1 += entries.len() as u64;
     }
+    let t1 = std::time::Instant::now();
     stores.clickhouse.insert(&rows)?;
-    stores.redis.apply(writes, &marker)?;
-    Ok(())
+    report.seconds.0 += (t1 - t0).as_secs_f64();
+    report.seconds.1 += t1.elapsed().as_secs_f64();
+    Ok((writes, marker))
 }

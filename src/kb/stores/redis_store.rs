@@ -18,6 +18,7 @@ const SCAN_COUNT: u32 = 2000;
 /// One KATO Redis connection.
 pub struct RedisStore {
     con: Connection,
+    client: redis::Client,
     shown: String,
 }
 
@@ -50,7 +51,20 @@ impl RedisStore {
         redis::cmd("PING")
             .query::<String>(&mut con)
             .map_err(|e| unreachable(e.to_string()))?;
-        Ok(RedisStore { con, shown })
+        Ok(RedisStore { con, client, shown })
+    }
+
+    /// A second connection to the same Redis.
+    pub fn another(&self) -> Result<Self, StoreError> {
+        let con = self
+            .client
+            .get_connection_with_timeout(CONNECT_TIMEOUT)
+            .map_err(|e| self.err(e))?;
+        Ok(RedisStore {
+            con,
+            client: self.client.clone(),
+            shown: self.shown.clone(),
+        })
     }
 
     fn err(&self, e: redis::RedisError) -> StoreError {
@@ -292,5 +306,15 @@ fn add_folded(pipe: &mut Pipeline, f: Folded) {
             pipe
         }
         Folded::SAddMany(key, members) => pipe.cmd("SADD").arg(key).arg(members).ignore(),
+        Folded::MSet(pairs) => {
+            for chunk in pairs.chunks(1000) {
+                let cmd = pipe.cmd("MSET");
+                for (k, v) in chunk {
+                    cmd.arg(k).arg(v);
+                }
+                cmd.ignore();
+            }
+            pipe
+        }
     };
 }
