@@ -59,7 +59,9 @@ fn image_of(db: &Path) -> Value {
     read_engine_file::<EngineFileError>(
         db,
         |p| {
-            image.apply_all(&pattern_writes(&p, None)).expect("redis accepts");
+            image
+                .apply_all(&pattern_writes(&p, None))
+                .expect("redis accepts");
             rows.push(clickhouse_row(&p));
             Ok(())
         },
@@ -70,7 +72,9 @@ fn image_of(db: &Path) -> Value {
     )
     .expect("engine file reads");
     for a in &affinity {
-        image.apply_all(&affinity_writes(a, false)).expect("redis accepts");
+        image
+            .apply_all(&affinity_writes(a, false))
+            .expect("redis accepts");
     }
     image.rows = rows;
     image.to_golden_json()
@@ -79,20 +83,38 @@ fn image_of(db: &Path) -> Value {
 /// Every key and row that differs, with both sides (empty = equal).
 fn differences(ours: &Value, theirs: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    let (a, b) = (ours["redis"].as_object().unwrap(), theirs["redis"].as_object().unwrap());
+    let (a, b) = (
+        ours["redis"].as_object().unwrap(),
+        theirs["redis"].as_object().unwrap(),
+    );
     for (key, value) in b {
         match a.get(key) {
             None => out.push(format!("missing key {key:?} = {value}")),
-            Some(mine) if mine != value => out.push(format!("key {key:?}: ours {mine}, KATO {value}")),
+            Some(mine) if mine != value => {
+                out.push(format!("key {key:?}: ours {mine}, KATO {value}"))
+            }
             Some(_) => {}
         }
     }
-    out.extend(a.keys().filter(|k| !b.contains_key(*k)).map(|k| format!("extra key {k:?}")));
+    out.extend(
+        a.keys()
+            .filter(|k| !b.contains_key(*k))
+            .map(|k| format!("extra key {k:?}")),
+    );
     let index = |rows: &Value| -> BTreeMap<String, Value> {
         rows.as_array()
             .unwrap()
             .iter()
-            .map(|r| (format!("{}/{}", r["kb_id"].as_str().unwrap(), r["name"].as_str().unwrap()), r.clone()))
+            .map(|r| {
+                (
+                    format!(
+                        "{}/{}",
+                        r["kb_id"].as_str().unwrap(),
+                        r["name"].as_str().unwrap()
+                    ),
+                    r.clone(),
+                )
+            })
             .collect()
     };
     let (ra, rb) = (index(&ours["clickhouse"]), index(&theirs["clickhouse"]));
@@ -103,7 +125,11 @@ fn differences(ours: &Value, theirs: &Value) -> Vec<String> {
             Some(_) => {}
         }
     }
-    out.extend(ra.keys().filter(|k| !rb.contains_key(*k)).map(|k| format!("extra row {k}")));
+    out.extend(
+        ra.keys()
+            .filter(|k| !rb.contains_key(*k))
+            .map(|k| format!("extra row {k}")),
+    );
     out
 }
 
@@ -132,27 +158,83 @@ async fn call(http: &Client, url: &str, method: &str, path: &str, body: Option<V
 /// The calls of `emotives-metadata.requests.py`, in order.
 async fn replay_emotives_metadata(url: &str) {
     let http = Client::new();
-    let created = call(&http, url, "POST", "/sessions", Some(json!({"node_id": "emonode", "config": {"process_predictions": false}}))).await;
-    let s = created["session_id"].as_str().expect("session id").to_owned();
-    let (observe, learn) = (format!("/sessions/{s}/observe"), format!("/sessions/{s}/learn"));
+    let created = call(
+        &http,
+        url,
+        "POST",
+        "/sessions",
+        Some(json!({"node_id": "emonode", "config": {"process_predictions": false}})),
+    )
+    .await;
+    let s = created["session_id"]
+        .as_str()
+        .expect("session id")
+        .to_owned();
+    let (observe, learn) = (
+        format!("/sessions/{s}/observe"),
+        format!("/sessions/{s}/learn"),
+    );
     for i in 0..7 {
         let (joy, fear) = (0.1 * f64::from(i), -0.5 + f64::from(i));
         let first = json!({"strings": ["alpha", "beta"], "emotives": {"joy": joy, "fear": fear}, "metadata": {"src": format!("doc{}", i % 3), "n": i}});
         call(&http, url, "POST", &observe, Some(first)).await;
-        call(&http, url, "POST", &observe, Some(json!({"strings": ["gamma"], "emotives": {"joy": 1.0}}))).await;
+        call(
+            &http,
+            url,
+            "POST",
+            &observe,
+            Some(json!({"strings": ["gamma"], "emotives": {"joy": 1.0}})),
+        )
+        .await;
         call(&http, url, "POST", &learn, None).await;
-        call(&http, url, "POST", &format!("/sessions/{s}/clear-stm"), None).await;
+        call(
+            &http,
+            url,
+            "POST",
+            &format!("/sessions/{s}/clear-stm"),
+            None,
+        )
+        .await;
     }
     for _ in 0..2 {
-        let odd = json!({"strings": ["don't", "a\\b", "é", "\u{e9}\u{301}"], "emotives": {"calm": 2.5}});
+        let odd =
+            json!({"strings": ["don't", "a\\b", "é", "\u{e9}\u{301}"], "emotives": {"calm": 2.5}});
         call(&http, url, "POST", &observe, Some(odd)).await;
-        call(&http, url, "POST", &observe, Some(json!({"strings": ["\t", "ＡＢＣ", "🫠"]}))).await;
-        call(&http, url, "POST", &observe, Some(json!({"strings": ["x"]}))).await;
+        call(
+            &http,
+            url,
+            "POST",
+            &observe,
+            Some(json!({"strings": ["\t", "ＡＢＣ", "🫠"]})),
+        )
+        .await;
+        call(
+            &http,
+            url,
+            "POST",
+            &observe,
+            Some(json!({"strings": ["x"]})),
+        )
+        .await;
         call(&http, url, "POST", &learn, None).await;
     }
-    call(&http, url, "POST", &observe, Some(json!({"strings": ["p", "q"], "metadata": {"title": "one"}}))).await;
+    call(
+        &http,
+        url,
+        "POST",
+        &observe,
+        Some(json!({"strings": ["p", "q"], "metadata": {"title": "one"}})),
+    )
+    .await;
     call(&http, url, "POST", &learn, None).await;
-    call(&http, url, "POST", &observe, Some(json!({"strings": ["r", "s"], "metadata": {"title": "two"}}))).await;
+    call(
+        &http,
+        url,
+        "POST",
+        &observe,
+        Some(json!({"strings": ["r", "s"], "metadata": {"title": "two"}})),
+    )
+    .await;
     call(&http, url, "POST", &learn, None).await;
     call(&http, url, "DELETE", &format!("/sessions/{s}"), None).await;
 }
@@ -204,7 +286,9 @@ async fn five_kjv_samples_on_the_baseline_profile_store_what_kato_stores() {
         drain_deadline: Duration::from_secs(30),
         progress_bar: false,
     };
-    runner::run(&profile, &target, &options).await.expect("training runs");
+    runner::run(&profile, &target, &options)
+        .await
+        .expect("training runs");
     engine.shutdown().await;
     let ours = image_of(&db);
     assert_eq!(ours["clickhouse"].as_array().unwrap().len(), 903);

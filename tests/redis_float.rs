@@ -27,9 +27,22 @@ impl Drop for Redis {
 }
 
 fn start_redis() -> Option<Redis> {
-    let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
     let spawned = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
@@ -40,14 +53,19 @@ fn start_redis() -> Option<Redis> {
                 std::env::var_os("CI").is_none(),
                 "CI is set but redis-server cannot start ({error}); install the Debian package redis-server"
             );
-            eprintln!("skipping: redis-server cannot start ({error}); apt-get install redis-server");
+            eprintln!(
+                "skipping: redis-server cannot start ({error}); apt-get install redis-server"
+            );
             return None;
         }
     };
     let redis = Redis { child, port };
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not listen on {port} within 10 s");
+        assert!(
+            Instant::now() < deadline,
+            "redis-server did not listen on {port} within 10 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     Some(redis)
@@ -125,7 +143,10 @@ fn random_increment_sequences_leave_the_text_redis_leaves() {
         for by in &steps {
             let theirs = conn.reply().expect("redis accepts the increment");
             let mine = hincrbyfloat(ours.as_deref(), by).expect("we accept the increment");
-            assert_eq!(mine, theirs, "sequence {seq} ({key}), after adding {by} to {ours:?}");
+            assert_eq!(
+                mine, theirs,
+                "sequence {seq} ({key}), after adding {by} to {ours:?}"
+            );
             ours = Some(mine);
             compared += 1;
         }

@@ -82,7 +82,9 @@ fn kb_exit_code(cause: &(dyn std::error::Error + 'static)) -> Option<i32> {
         });
     }
     if cause.downcast_ref::<crate::kb::dump::DumpError>().is_some()
-        || cause.downcast_ref::<crate::kb::engine_file::EngineFileError>().is_some()
+        || cause
+            .downcast_ref::<crate::kb::engine_file::EngineFileError>()
+            .is_some()
     {
         return Some(exit::BAD_INPUT);
     }

@@ -104,7 +104,12 @@ struct KbInner {
 impl KbInner {
     /// Adds a learn's averaged emotives to each distinct symbol's sums, as KATO's
     /// `HINCRBYFLOAT` pipeline does (`redis_writer.py`, `batch_update_symbol_affinity`).
-    fn add_affinity(&mut self, events: &[Vec<String>], averaged: &BTreeMap<String, f64>, track: bool) {
+    fn add_affinity(
+        &mut self,
+        events: &[Vec<String>],
+        averaged: &BTreeMap<String, f64>,
+        track: bool,
+    ) {
         let increments: Vec<(&String, String)> = averaged
             .iter()
             .map(|(name, value)| (name, redis_float::python_float_repr(*value)))
@@ -123,7 +128,9 @@ impl KbInner {
                     }
                     // Redis refuses the increment and keeps the field (KATO's learn
                     // then fails); the pattern itself is already counted here.
-                    Err(error) => tracing::warn!(%symbol, emotive = %name, %error, "affinity not updated"),
+                    Err(error) => {
+                        tracing::warn!(%symbol, emotive = %name, %error, "affinity not updated")
+                    }
                 }
             }
             if track && !self.affinity_dirty.contains(symbol) {

@@ -140,7 +140,13 @@ impl SessionState {
                 events
             }
         };
-        self.store(events, Vec::new(), BTreeMap::new(), BTreeMap::new(), learned)
+        self.store(
+            events,
+            Vec::new(),
+            BTreeMap::new(),
+            BTreeMap::new(),
+            learned,
+        )
     }
 
     /// Names `events` and queues them for storage when they hold at least 2 symbols.

@@ -207,7 +207,8 @@ fn load(conn: &Connection, kbs: &KnowledgeBases) -> rusqlite::Result<()> {
 
 /// Reads every symbol's affinity sums into the in-memory knowledge bases.
 fn load_affinity(conn: &Connection, kbs: &KnowledgeBases) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare("SELECT kb_id, symbol, emotive, sum FROM affinity ORDER BY kb_id, symbol")?;
+    let mut stmt =
+        conn.prepare("SELECT kb_id, symbol, emotive, sum FROM affinity ORDER BY kb_id, symbol")?;
     let mut rows = stmt.query([])?;
     let mut current: Option<(String, String, BTreeMap<String, String>)> = None;
     while let Some(row) = rows.next()? {

@@ -106,8 +106,10 @@ pub fn read_engine_file<E: From<EngineFileError>>(
     let mut rows = stmt.query([]).map_err(&err)?;
     let mut current: Option<AffinityEntry> = None;
     while let Some(row) = rows.next().map_err(&err)? {
-        let (kb_id, symbol): (String, String) = (row.get(0).map_err(&err)?, row.get(1).map_err(&err)?);
-        let (emotive, sum): (String, String) = (row.get(2).map_err(&err)?, row.get(3).map_err(&err)?);
+        let (kb_id, symbol): (String, String) =
+            (row.get(0).map_err(&err)?, row.get(1).map_err(&err)?);
+        let (emotive, sum): (String, String) =
+            (row.get(2).map_err(&err)?, row.get(3).map_err(&err)?);
         match &mut current {
             Some(entry) if entry.kb_id == kb_id && entry.symbol == symbol => {
                 entry.sums.insert(emotive, sum);

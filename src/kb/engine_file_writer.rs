@@ -57,13 +57,18 @@ impl EngineFileWriter {
     pub fn add_pattern(&mut self, p: &PatternEntry, merge: bool) -> Result<bool, EngineFileError> {
         let err = sqlite(&self.path);
         let tx = &self.conn;
-        let prior = if merge { stored_pattern(&self.path, tx, p)? } else { None };
+        let prior = if merge {
+            stored_pattern(&self.path, tx, p)?
+        } else {
+            None
+        };
         let is_new = prior.is_none();
         let merged = match prior {
             Some(prior) => merge_into(prior, p),
             None => p.clone(),
         };
-        let length = i64::try_from(merged.events.iter().map(Vec::len).sum::<usize>()).unwrap_or(i64::MAX);
+        let length =
+            i64::try_from(merged.events.iter().map(Vec::len).sum::<usize>()).unwrap_or(i64::MAX);
         let replaced = tx
             .prepare_cached(
                 "INSERT OR REPLACE INTO patterns
@@ -101,11 +106,13 @@ impl EngineFileWriter {
                     .prepare_cached("SELECT sum FROM affinity WHERE kb_id = ?1 AND symbol = ?2 AND emotive = ?3")
                     .and_then(|mut s| s.query_row(params![a.kb_id, a.symbol, emotive], |r| r.get(0)).optional())
                     .map_err(&err)?;
-                hincrbyfloat(stored.as_deref(), text).map_err(|source| EngineFileError::Affinity {
-                    path: self.path.clone(),
-                    kb_id: a.kb_id.clone(),
-                    symbol: a.symbol.clone(),
-                    source,
+                hincrbyfloat(stored.as_deref(), text).map_err(|source| {
+                    EngineFileError::Affinity {
+                        path: self.path.clone(),
+                        kb_id: a.kb_id.clone(),
+                        symbol: a.symbol.clone(),
+                        source,
+                    }
                 })?
             } else {
                 text.clone()
@@ -138,7 +145,9 @@ impl EngineFileWriter {
     /// # Errors
     /// [`EngineFileError::Sqlite`] when the commit fails (nothing of the last batch stays).
     pub fn finish(self) -> Result<(), EngineFileError> {
-        self.conn.execute_batch("COMMIT").map_err(sqlite(&self.path))
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(sqlite(&self.path))
     }
 }
 

@@ -37,9 +37,17 @@ pub enum RedisWrite {
     /// `HINCRBY key field by`.
     HIncrBy { key: String, field: String, by: i64 },
     /// `HINCRBYFLOAT key field by`; `by` is the increment's text as sent.
-    HIncrByFloat { key: String, field: String, by: String },
+    HIncrByFloat {
+        key: String,
+        field: String,
+        by: String,
+    },
     /// `HSET key field value`.
-    HSet { key: String, field: String, value: String },
+    HSet {
+        key: String,
+        field: String,
+        value: String,
+    },
     /// `SADD key member`.
     SAdd { key: String, member: String },
 }
@@ -130,7 +138,10 @@ pub fn pattern_writes(p: &PatternEntry, prior: Option<&PriorPattern>) -> Vec<Red
             });
             let mut metadata = prior.metadata.clone();
             for (k, values) in &p.metadata {
-                metadata.entry(k.clone()).or_default().extend(values.iter().cloned());
+                metadata
+                    .entry(k.clone())
+                    .or_default()
+                    .extend(values.iter().cloned());
             }
             (window(&prior.emotives, &p.emotives), metadata)
         }
@@ -148,7 +159,10 @@ pub fn pattern_writes(p: &PatternEntry, prior: Option<&PriorPattern>) -> Vec<Red
 }
 
 /// `prior` then `new`, keeping the last [`EMOTIVE_WINDOW`] dicts.
-fn window(prior: &[BTreeMap<String, f64>], new: &[BTreeMap<String, f64>]) -> Vec<BTreeMap<String, f64>> {
+fn window(
+    prior: &[BTreeMap<String, f64>],
+    new: &[BTreeMap<String, f64>],
+) -> Vec<BTreeMap<String, f64>> {
     let all: Vec<_> = prior.iter().chain(new).cloned().collect();
     let skip = all.len().saturating_sub(EMOTIVE_WINDOW);
     all[skip..].to_vec()
@@ -227,8 +241,18 @@ pub fn clickhouse_row(p: &PatternEntry) -> PatternRow {
         .filter(|s| seen.insert(*s))
         .map(str::to_owned)
         .collect();
-    let first_token = p.events.first().and_then(|e| e.first()).cloned().unwrap_or_default();
-    let last_token = p.events.last().and_then(|e| e.last()).cloned().unwrap_or_default();
+    let first_token = p
+        .events
+        .first()
+        .and_then(|e| e.first())
+        .cloned()
+        .unwrap_or_default();
+    let last_token = p
+        .events
+        .last()
+        .and_then(|e| e.last())
+        .cloned()
+        .unwrap_or_default();
     PatternRow {
         kb_id: p.kb_id.clone(),
         name: p.name.clone(),

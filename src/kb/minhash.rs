@@ -40,7 +40,10 @@ pub fn signature<'a>(symbols: impl IntoIterator<Item = &'a str>) -> Vec<u32> {
         }
     }
     // Every value is masked to 32 bits above.
-    values.iter().map(|v| u32::try_from(*v).unwrap_or(u32::MAX)).collect()
+    values
+        .iter()
+        .map(|v| u32::try_from(*v).unwrap_or(u32::MAX))
+        .collect()
 }
 
 /// The 20 LSH bands of a signature: `abs(hash(tuple(band)))` per 5 values.
@@ -82,7 +85,16 @@ mod tests {
         // emotives-metadata.json, pattern [["p", "q"]].
         let sig = signature(["p", "q"]);
         assert_eq!(sig.len(), NUM_PERM);
-        assert_eq!(&sig[..5], &[1_718_780_660, 3_502_717_660, 2_716_433_300, 1_917_593_290, 27_150_418]);
+        assert_eq!(
+            &sig[..5],
+            &[
+                1_718_780_660,
+                3_502_717_660,
+                2_716_433_300,
+                1_917_593_290,
+                27_150_418
+            ]
+        );
         let bands = lsh_bands(&sig);
         assert_eq!(bands.len(), BANDS);
         assert_eq!(bands[0], 6_592_762_081_477_132_052);

@@ -43,15 +43,15 @@ pub struct AffinityEntry {
     pub sums: BTreeMap<String, String>,
 }
 
+pub mod diff;
 pub mod dump;
-pub mod stats;
-pub mod stores;
-pub mod location;
-pub mod redis_float;
 pub mod engine_file;
 pub mod kato_form;
+pub mod location;
 pub mod minhash;
 mod minhash_perm;
 pub mod py_json;
+pub mod redis_float;
+pub mod stats;
 pub mod store_image;
-pub mod diff;
+pub mod stores;

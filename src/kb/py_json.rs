@@ -103,7 +103,10 @@ mod tests {
     #[test]
     fn windows_and_metadata_use_python_separators_and_reprs() {
         let window = vec![
-            BTreeMap::from([("joy".to_owned(), 0.6000000000000001), ("fear".to_owned(), 5.5)]),
+            BTreeMap::from([
+                ("joy".to_owned(), 0.6000000000000001),
+                ("fear".to_owned(), 5.5),
+            ]),
             BTreeMap::new(),
             BTreeMap::from([("big".to_owned(), 1e16), ("one".to_owned(), 1.0)]),
         ];

@@ -18,7 +18,6 @@ use num_bigint::BigUint;
 use rustc_apfloat::ieee::X87DoubleExtended;
 use rustc_apfloat::{Float, Round};
 
-
 /// Fraction digits Redis prints (`%.17Lf`).
 const FRACTION_DIGITS: u32 = 17;
 /// x87 extended: exponent bias plus the 63 fraction bits of the explicit significand.
@@ -161,15 +160,27 @@ mod tests {
         assert_eq!(hincrbyfloat(None, "1e+16").unwrap(), "10000000000000000");
         assert_eq!(hincrbyfloat(None, "0.1").unwrap(), "0.1");
         assert_eq!(hincrbyfloat(None, "-1e-20").unwrap(), "0");
-        assert_eq!(hincrbyfloat(None, "0.6000000000000001").unwrap(), "0.6000000000000001");
+        assert_eq!(
+            hincrbyfloat(None, "0.6000000000000001").unwrap(),
+            "0.6000000000000001"
+        );
         assert_eq!(hincrbyfloat(Some("10.5"), "0.1").unwrap(), "10.6");
     }
 
     #[test]
     fn refuses_what_redis_refuses() {
-        assert!(matches!(hincrbyfloat(Some("abc"), "1"), Err(RedisFloatError::NotAFloat(_))));
-        assert!(matches!(hincrbyfloat(None, " 1"), Err(RedisFloatError::NotAFloat(_))));
-        assert!(matches!(hincrbyfloat(None, "nan"), Err(RedisFloatError::NotAFloat(_))));
+        assert!(matches!(
+            hincrbyfloat(Some("abc"), "1"),
+            Err(RedisFloatError::NotAFloat(_))
+        ));
+        assert!(matches!(
+            hincrbyfloat(None, " 1"),
+            Err(RedisFloatError::NotAFloat(_))
+        ));
+        assert!(matches!(
+            hincrbyfloat(None, "nan"),
+            Err(RedisFloatError::NotAFloat(_))
+        ));
         assert_eq!(hincrbyfloat(None, "inf"), Err(RedisFloatError::NotFinite));
     }
 }

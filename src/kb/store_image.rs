@@ -49,7 +49,9 @@ pub struct StoreImage {
 }
 
 fn add_int(key: &str, current: Option<&str>, by: i64) -> Result<String, StoreImageError> {
-    let bad = || StoreImageError::NotAnInteger { key: key.to_owned() };
+    let bad = || StoreImageError::NotAnInteger {
+        key: key.to_owned(),
+    };
     let now: i64 = match current {
         Some(text) => text.parse().map_err(|_| bad())?,
         None => 0,
@@ -65,7 +67,8 @@ impl StoreImage {
     pub fn apply(&mut self, write: &RedisWrite) -> Result<(), StoreImageError> {
         match write {
             RedisWrite::Set { key, value } => {
-                self.redis.insert(key.clone(), RedisValue::Str(value.clone()));
+                self.redis
+                    .insert(key.clone(), RedisValue::Str(value.clone()));
             }
             RedisWrite::IncrBy { key, by } => {
                 let current = match self.redis.get(key) {
@@ -123,7 +126,9 @@ impl StoreImage {
         match self.redis.get(key) {
             None => Ok(None),
             Some(RedisValue::Hash(hash)) => Ok(hash.get(field).map(String::as_str)),
-            Some(_) => Err(StoreImageError::WrongType { key: key.to_owned() }),
+            Some(_) => Err(StoreImageError::WrongType {
+                key: key.to_owned(),
+            }),
         }
     }
 
@@ -134,7 +139,9 @@ impl StoreImage {
             .or_insert_with(|| RedisValue::Hash(BTreeMap::new()));
         match entry {
             RedisValue::Hash(hash) => Ok(hash),
-            _ => Err(StoreImageError::WrongType { key: key.to_owned() }),
+            _ => Err(StoreImageError::WrongType {
+                key: key.to_owned(),
+            }),
         }
     }
 

@@ -57,7 +57,11 @@ impl ClickHouse {
         };
         let ping = ch
             .http
-            .get(ch.base.join("ping").map_err(|e| unreachable(e.to_string()))?)
+            .get(
+                ch.base
+                    .join("ping")
+                    .map_err(|e| unreachable(e.to_string()))?,
+            )
             .timeout(CONNECT_TIMEOUT)
             .send()
             .map_err(|e| unreachable(e.without_url().to_string()))?;
@@ -76,7 +80,12 @@ impl ClickHouse {
 
     /// Runs `query` (params as `{name:Type}` placeholders) with `body` appended; returns
     /// the response text.
-    fn run(&self, query: &str, params: &[(&str, &str)], body: Vec<u8>) -> Result<String, StoreError> {
+    fn run(
+        &self,
+        query: &str,
+        params: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<String, StoreError> {
         let mut url = self.base.clone();
         {
             let mut pairs = url.query_pairs_mut();
@@ -183,14 +192,20 @@ impl ClickHouse {
 
     /// Which of `names` already have a row in `kb`.
     pub fn existing(&self, kb: &str, names: &[&str]) -> Result<HashSet<String>, StoreError> {
-        if names.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let list = serde_json::to_string(names).unwrap_or_default();
         let q = "SELECT name FROM kato.patterns_data WHERE kb_id = {kb:String} \
                  AND has({names:Array(String)}, name) FORMAT TSVRaw";
-        let text = self.run(q, &[("kb", kb), ("names", &list.replace('"', "'"))], Vec::new())?;
-        Ok(text.lines().map(str::to_string).collect())
+        let mut found = HashSet::new();
+        // The names travel in the URL: 500 keep it far below the 64 KiB URI limit.
+        for chunk in names.chunks(500) {
+            let list = serde_json::to_string(chunk).unwrap_or_default();
+            let text = self.run(
+                q,
+                &[("kb", kb), ("names", &list.replace('"', "'"))],
+                Vec::new(),
+            )?;
+            found.extend(text.lines().map(str::to_string));
+        }
+        Ok(found)
     }
 
     /// `ALTER TABLE kato.patterns_data DROP PARTITION '<kb>'` (what KATO's own

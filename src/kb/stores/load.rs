@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::mpsc::{sync_channel, SyncSender};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::{StoreError, Stores};
 use crate::kb::dump::DumpItem;
@@ -69,15 +69,17 @@ pub enum LoadRefused {
     NotEmpty { kb: String },
     #[error("{kb}: {note}")]
     Interrupted { kb: String, note: String },
-    #[error(
-        "{kb} holds data but no unfinished load: nothing to resume; use --merge or --replace"
-    )]
+    #[error("{kb} holds data but no unfinished load: nothing to resume; use --merge or --replace")]
     NothingToResume { kb: String },
     #[error(
         "{kb}: the cut load was from `{was}`, not `{now}`: resume with the same source, or \
          pass --replace to start over"
     )]
-    OtherSource { kb: String, was: String, now: String },
+    OtherSource {
+        kb: String,
+        was: String,
+        now: String,
+    },
 }
 
 /// What a load did.
@@ -122,10 +124,16 @@ pub fn load(
         });
         let fed = feed(stores, kb_ids, items, opts, &skip, &mut report, &tx);
         drop(tx);
-        let committed = writer.join().map_err(|_| anyhow::anyhow!("the Redis writer panicked"))?;
+        let committed = writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the Redis writer panicked"))?;
         report.seconds.2 = committed?;
         fed
-    })?;
+    })
+    .context(
+        "the load stopped part-way; the batches written are kept and marked (see `katotune \
+         kb status`): load the same source again with --resume, or start over with --replace",
+    )?;
     for kb in kb_ids {
         stores.redis.clear_marker(kb)?;
     }
@@ -208,7 +216,11 @@ fn prepare(
             }
             (Some(m), false) if opts.mode != LoadMode::Replace => {
                 let note = super::read::describe_marker(m);
-                return Err(LoadRefused::Interrupted { kb: kb.clone(), note }.into());
+                return Err(LoadRefused::Interrupted {
+                    kb: kb.clone(),
+                    note,
+                }
+                .into());
             }
             (None, true) if !stores.kb_is_empty(kb)? => {
                 return Err(LoadRefused::NothingToResume { kb: kb.clone() }.into());
