@@ -18,6 +18,9 @@ use crate::kb::kato_form::PatternRow;
 pub const INSERT_COLUMNS: &str = "kb_id, name, pattern_data, length, token_set, token_count, \
                                   minhash_sig, lsh_bands, first_token, last_token";
 
+/// A pattern's bare name and events, as a page of [`ClickHouse::page`] holds them.
+pub type NamedEvents = (String, Vec<Vec<String>>);
+
 /// A ClickHouse HTTP endpoint.
 pub struct ClickHouse {
     http: Client,
@@ -169,7 +172,7 @@ impl ClickHouse {
         kb: &str,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<(String, Vec<Vec<String>>)>, StoreError> {
+    ) -> Result<Vec<NamedEvents>, StoreError> {
         #[derive(Deserialize)]
         struct R {
             name: String,
