@@ -71,7 +71,9 @@ fn store_urls(flags: &StoreFlags, service_name: &str) -> Result<StoreUrls, BadIn
             service_name: service_name.to_string(),
         }),
         _ => Err(BadInput(
-            "KATO's stores need both --redis URL and --clickhouse URL".into(),
+            "no target: name an engine KB file or a profile, or give KATO's stores with both \
+             --redis URL and --clickhouse URL"
+                .into(),
         )),
     }
 }

@@ -102,8 +102,13 @@ pub struct SourceInfo {
 /// KB ids in an engine file (patterns or affinity), sorted.
 fn engine_file_kb_ids(path: &Path) -> Result<Vec<String>> {
     let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
-    let conn = rusqlite::Connection::open_with_flags(path, flags)
-        .with_context(|| format!("{}: cannot open the engine KB file", path.display()))?;
+    let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(|e| {
+        crate::app::BadInput(format!(
+            "{}: cannot open it as an engine KB file ({e}); give the file `katotune run` \
+             wrote (stack.kb_file) or `katotune serve --db` uses",
+            path.display()
+        ))
+    })?;
     let has_affinity: bool = conn
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'affinity'",
@@ -111,15 +116,17 @@ fn engine_file_kb_ids(path: &Path) -> Result<Vec<String>> {
             |r| r.get::<_, i64>(0),
         )
         .map(|n| n > 0)
-        .with_context(|| format!("{}: not an engine KB file", path.display()))?;
+        .map_err(|e| {
+            crate::app::BadInput(format!("{}: not an engine KB file ({e})", path.display()))
+        })?;
     let sql = if has_affinity {
         "SELECT kb_id FROM patterns UNION SELECT kb_id FROM affinity ORDER BY 1"
     } else {
         "SELECT DISTINCT kb_id FROM patterns ORDER BY 1"
     };
-    let mut stmt = conn
-        .prepare(sql)
-        .with_context(|| format!("{}: not an engine KB file", path.display()))?;
+    let mut stmt = conn.prepare(sql).map_err(|e| {
+        crate::app::BadInput(format!("{}: not an engine KB file ({e})", path.display()))
+    })?;
     let ids = stmt
         .query_map([], |r| r.get::<_, String>(0))?
         .collect::<Result<Vec<_>, _>>()?;

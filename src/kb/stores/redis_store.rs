@@ -194,6 +194,15 @@ impl RedisStore {
         Ok(out)
     }
 
+    /// `kb`'s load marker, if one is left.
+    pub fn marker(&mut self, kb: &str) -> Result<Option<BTreeMap<String, String>>, StoreError> {
+        let fields: BTreeMap<String, String> = redis::cmd("HGETALL")
+            .arg(format!("{MARKER_PREFIX}{kb}"))
+            .query(&mut self.con)
+            .map_err(|e| self.err(e))?;
+        Ok((!fields.is_empty()).then_some(fields))
+    }
+
     /// Writes a fresh marker for `kb`.
     pub fn set_marker(&mut self, kb: &str, fields: &[(&str, String)]) -> Result<(), StoreError> {
         let key = format!("{MARKER_PREFIX}{kb}");
