@@ -92,6 +92,21 @@ fn kb_status_of_a_loaded_kb_equals_the_run_record() {
         .arg("stores")
         .assert()
         .code(0);
+    let copy = dir.path().join("copy.db");
+    kt(&s)
+        .args(["kb", "load", "stores", "--into"])
+        .arg(&copy)
+        .assert()
+        .success();
+    kt(&s)
+        .args(["kb", "diff"])
+        .arg(&db)
+        .arg(&copy)
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains(
+            "A and B hold the same knowledge bases",
+        ));
     kt(&s)
         .args(["kb", "reset", "stores", "--node", "node2"])
         .assert()

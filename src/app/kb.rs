@@ -281,7 +281,13 @@ fn partial_path(path: &Path) -> PathBuf {
 }
 
 fn load(a: KbLoadArgs) -> Result<i32> {
-    let source = resolve(Some(&a.source), &StoreFlags::default())?;
+    // The store flags name the target, unless the source is the word `stores`.
+    let source_flags = if a.source == "stores" {
+        a.stores.clone()
+    } else {
+        StoreFlags::default()
+    };
+    let source = resolve(Some(&a.source), &source_flags)?;
     let mut target_flags = a.stores.clone();
     if target_flags.service_name.is_none() {
         target_flags.service_name = Some(source.service_name.clone());

@@ -347,7 +347,15 @@ fn load_engine_file(
             return Err(LoadRefused::NotEmpty { kb: kb.clone() }.into());
         }
     }
-    let mut w = EngineFileWriter::open(path)?;
+    // A new file is built beside and renamed when complete, so a cut load leaves no
+    // half-filled file behind; an existing file is changed in place.
+    let fresh_file = !path.exists();
+    let partial = path.with_extension("partial.db");
+    let write_to = if fresh_file { partial.as_path() } else { path };
+    if fresh_file {
+        let _ = std::fs::remove_file(&partial);
+    }
+    let mut w = EngineFileWriter::open(write_to)?;
     if opts.mode == LoadMode::Replace {
         for kb in info.kb_ids.iter().filter(|k| existing.contains(k)) {
             report.removed.insert(kb.clone(), (w.remove_kb(kb)?, 0));
@@ -368,6 +376,14 @@ fn load_engine_file(
         }
     }
     w.finish()?;
+    if fresh_file {
+        std::fs::rename(&partial, path).with_context(|| {
+            format!("cannot rename {} to {}", partial.display(), path.display())
+        })?;
+        for side in ["partial.db-wal", "partial.db-shm"] {
+            let _ = std::fs::remove_file(path.with_extension(side));
+        }
+    }
     report.written = written.into_iter().collect();
     Ok(report)
 }
