@@ -294,3 +294,63 @@ async fn five_kjv_samples_on_the_baseline_profile_store_what_kato_stores() {
     assert_eq!(ours["clickhouse"].as_array().unwrap().len(), 903);
     assert_same(&ours, &expected);
 }
+
+/// One learn of `[["a", "b"]]` with `calm` on node `n`.
+async fn learn_calm(url: &str, calm: f64) {
+    let http = Client::new();
+    let created = call(
+        &http,
+        url,
+        "POST",
+        "/sessions",
+        Some(json!({"node_id": "n", "config": {"process_predictions": false}})),
+    )
+    .await;
+    let s = created["session_id"].as_str().unwrap().to_owned();
+    let obs = json!({"strings": ["b", "a"], "emotives": {"calm": calm}});
+    call(
+        &http,
+        url,
+        "POST",
+        &format!("/sessions/{s}/observe"),
+        Some(obs),
+    )
+    .await;
+    call(&http, url, "POST", &format!("/sessions/{s}/learn"), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_file_opens_and_affinity_survives_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v1.sqlite");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE patterns (kb_id TEXT NOT NULL, name TEXT NOT NULL, pattern_data TEXT NOT NULL,
+            length INTEGER NOT NULL, frequency INTEGER NOT NULL, emotives TEXT NOT NULL,
+            metadata TEXT NOT NULL, PRIMARY KEY (kb_id, name)) WITHOUT ROWID;
+         CREATE TABLE engine_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+         INSERT INTO engine_info VALUES ('schema_version', '1');
+         INSERT INTO patterns VALUES ('old_kato', 'aa', '[[\"x\"],[\"y\"]]', 2, 7, '[]', '{}');",
+    )
+    .unwrap();
+    drop(conn);
+    for calm in [2.5, 0.1] {
+        let engine = engine_with_file(&db).await;
+        learn_calm(&engine.url(), calm).await;
+        engine.shutdown().await;
+    }
+    let image = image_of(&db);
+    let redis = &image["redis"];
+    assert_eq!(redis["old_kato:frequency:aa"]["value"], json!(7));
+    assert_eq!(redis["n_kato:affinity:a"]["value"], json!({"calm": "2.6"}));
+    assert_eq!(redis["n_kato:affinity:b"]["value"], json!({"calm": "2.6"}));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: String = conn
+        .query_row(
+            "SELECT value FROM engine_info WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, "2");
+}

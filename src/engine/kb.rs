@@ -2,8 +2,12 @@
 //!
 //! A learn creates a pattern with frequency 1 or increments it, appends emotives (keeping
 //! the last [`PERSISTENCE`]) and merges metadata as sorted unique strings, all under the
-//! node's lock so concurrent learners count exactly. When the engine persists, each
-//! change marks the pattern dirty; the store's writer collects dirty patterns with
+//! node's lock so concurrent learners count exactly. A learn that carried emotives
+//! also adds their average to each of its symbols' affinity sums, kept as the text
+//! Redis's `HINCRBYFLOAT` would hold (see [`crate::kb::redis_float`]).
+//!
+//! When the engine persists, each change marks the pattern dirty (and the symbols
+//! whose affinity changed); the store's writer collects them with
 //! [`NodeKb::take_changes`] and writes them behind the request path.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -161,3 +161,7 @@ fn pattern_from_row(path: &Path, row: &rusqlite::Row<'_>) -> Result<PatternEntry
 #[path = "engine_file_writer.rs"]
 mod writer;
 pub use writer::EngineFileWriter;
+
+#[cfg(test)]
+#[path = "engine_file_tests.rs"]
+mod tests;

@@ -17,6 +17,11 @@
 //!   when the pattern is new (KATO's quirk: the first is not a sum of frequencies).
 //!
 //! Affinity is per symbol, not per pattern, so it travels as [`AffinityEntry`].
+//!
+//! One difference in bytes, none in content: the portable model keeps emotive and
+//! metadata keys sorted, so the JSON strings list them sorted, where KATO keeps the
+//! order an observation sent them in (and, after a relearn, Python set order for
+//! metadata keys). Every reader parses these strings, KATO included.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -8,6 +8,28 @@
 //! ClickHouse row's MinHash and LSH columns) follows from those two, so they are all
 //! a portable KB needs to carry. Facts: `../shared/kato/storage/README.md`, KATO 3.10.1
 //! `kato/informatics/knowledge_base.py` (`learnPattern`) and `kato/storage/redis_writer.py`.
+//!
+//! - [`kato_form`]: a pattern and an affinity entry as the Redis writes and the
+//!   ClickHouse row KATO leaves, with [`store_image::StoreImage`] to replay them;
+//! - [`redis_float`], [`minhash`], [`py_json`]: the exact arithmetic and formats behind
+//!   them (Redis `HINCRBYFLOAT` text, datasketch MinHash and LSH, Python `json.dumps`);
+//! - [`engine_file`]: the embedded engine's SQLite file as a stream of entries;
+//! - [`dump`]: the portable dump file; [`stores`]: KATO's Redis and ClickHouse read and
+//!   written; [`location`]: any of those as a source or target; [`stats`] and [`diff`]:
+//!   what `kb status` and `kb diff` compute.
+
+pub mod diff;
+pub mod dump;
+pub mod engine_file;
+pub mod kato_form;
+pub mod location;
+pub mod minhash;
+mod minhash_perm;
+pub mod py_json;
+pub mod redis_float;
+pub mod stats;
+pub mod store_image;
+pub mod stores;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,16 +64,3 @@ pub struct AffinityEntry {
     /// Emotive name to the sum as Redis's text.
     pub sums: BTreeMap<String, String>,
 }
-
-pub mod diff;
-pub mod dump;
-pub mod engine_file;
-pub mod kato_form;
-pub mod location;
-pub mod minhash;
-mod minhash_perm;
-pub mod py_json;
-pub mod redis_float;
-pub mod stats;
-pub mod store_image;
-pub mod stores;
