@@ -15,6 +15,12 @@ pub const KB_MISMATCH: i32 = 5;
 /// `run`: the corpus was trained to the end, but some samples are at risk (their
 /// learns may have reached KATO partly or twice; the record lists their rows).
 pub const SAMPLES_AT_RISK: i32 = 6;
+/// `kb`: KATO's Redis or ClickHouse could not be reached or failed during the command.
+pub const STORE_FAILED: i32 = 7;
+/// `kb load`, `run --into`: the target was refused before anything was written (it holds
+/// data, has an interrupted load, or its Redis may evict keys); the message says which
+/// flag to use.
+pub const KB_REFUSED: i32 = 8;
 /// Stopped by Ctrl-C; the journal and a partial run record were written.
 pub const INTERRUPTED: i32 = 130;
 
@@ -27,5 +33,7 @@ pub const ALL: &[(&str, i32)] = &[
     ("STACK_FAILED", STACK_FAILED),
     ("KB_MISMATCH", KB_MISMATCH),
     ("SAMPLES_AT_RISK", SAMPLES_AT_RISK),
+    ("STORE_FAILED", STORE_FAILED),
+    ("KB_REFUSED", KB_REFUSED),
     ("INTERRUPTED", INTERRUPTED),
 ];

@@ -25,6 +25,10 @@ pub enum Failure {
     StackFailed,
     /// Anything else that was attempted and failed (exit 1).
     RunFailed,
+    /// KATO's Redis or ClickHouse could not be reached or failed (exit 7).
+    StoreFailed,
+    /// A load target was refused before anything was written (exit 8).
+    KbRefused,
 }
 
 /// A command's failure: its kind and the error with its context chain.
@@ -59,6 +63,11 @@ impl CliError {
         }
     }
 
+    /// The error with its context chain (its typed root stays downcastable).
+    pub fn into_inner(self) -> anyhow::Error {
+        self.error
+    }
+
     /// What kind of failure this is.
     pub fn failure(&self) -> Failure {
         self.failure
@@ -70,6 +79,8 @@ impl CliError {
             Failure::BadInput => exit::BAD_INPUT,
             Failure::StackFailed => exit::STACK_FAILED,
             Failure::RunFailed => exit::RUN_FAILED,
+            Failure::StoreFailed => exit::STORE_FAILED,
+            Failure::KbRefused => exit::KB_REFUSED,
         }
     }
 }
@@ -94,6 +105,48 @@ macro_rules! failure_from {
 
 failure_from!(Failure::BadInput => super::BadInput, ProfileError, DatasetError, JournalError);
 failure_from!(Failure::StackFailed => DockerError, TemplateError);
+failure_from!(
+    Failure::BadInput =>
+    crate::kb::dump::DumpError,
+    crate::kb::engine_file::EngineFileError
+);
+failure_from!(Failure::KbRefused => crate::kb::stores::load::LoadRefused);
+
+impl From<crate::kb::stores::StoreError> for CliError {
+    fn from(e: crate::kb::stores::StoreError) -> Self {
+        let failure = match e {
+            crate::kb::stores::StoreError::Eviction { .. } => Failure::KbRefused,
+            _ => Failure::StoreFailed,
+        };
+        Self::new(failure, e)
+    }
+}
+
+impl CliError {
+    /// A `kb` command's failure, by the typed error at its root (anyhow's `downcast`
+    /// sees through the context the kb layer adds; nothing else is inspected).
+    pub fn from_kb(e: anyhow::Error) -> Self {
+        use crate::kb::stores::{load::LoadRefused, StoreError};
+        let failure = if e.downcast_ref::<LoadRefused>().is_some() {
+            Failure::KbRefused
+        } else if let Some(store) = e.downcast_ref::<StoreError>() {
+            match store {
+                StoreError::Eviction { .. } => Failure::KbRefused,
+                _ => Failure::StoreFailed,
+            }
+        } else if e.downcast_ref::<crate::kb::dump::DumpError>().is_some()
+            || e.downcast_ref::<crate::kb::engine_file::EngineFileError>()
+                .is_some()
+            || e.downcast_ref::<super::BadInput>().is_some()
+            || e.downcast_ref::<crate::profile::ProfileError>().is_some()
+        {
+            Failure::BadInput
+        } else {
+            Failure::RunFailed
+        };
+        Self::new(failure, e)
+    }
+}
 failure_from!(
     Failure::RunFailed =>
     crate::kato::error::KatoError,

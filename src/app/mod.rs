@@ -2,6 +2,7 @@
 
 mod compare;
 mod error;
+pub mod kb;
 mod profiles;
 pub mod run;
 mod stack;
@@ -32,6 +33,7 @@ pub async fn run(cli: Cli) -> CliResult<i32> {
         Command::Logs(args) => stack::logs(args).await,
         Command::Image(crate::cli::ImageCommand::Build(args)) => stack::image_build(args).await,
         Command::Serve(args) => run::serve(args).await,
+        Command::Kb(cmd) => kb::run(cmd, &cli.global).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "katotune", &mut std::io::stdout());

@@ -13,15 +13,23 @@
 //!   ClickHouse row KATO leaves, with [`store_image::StoreImage`] to replay them;
 //! - [`redis_float`], [`minhash`], [`py_json`]: the exact arithmetic and formats behind
 //!   them (Redis `HINCRBYFLOAT` text, datasketch MinHash and LSH, Python `json.dumps`);
-//! - [`engine_file`]: the embedded engine's SQLite file as a stream of entries.
+//! - [`engine_file`]: the embedded engine's SQLite file as a stream of entries;
+//! - [`dump`]: the portable dump file; [`stores`]: KATO's Redis and ClickHouse read and
+//!   written; [`location`]: any of those as a source or target; [`stats`] and [`diff`]:
+//!   what `kb status` and `kb diff` compute.
 
+pub mod diff;
+pub mod dump;
 pub mod engine_file;
 pub mod kato_form;
+pub mod location;
 pub mod minhash;
 mod minhash_perm;
 pub mod py_json;
 pub mod redis_float;
+pub mod stats;
 pub mod store_image;
+pub mod stores;
 
 use std::collections::{BTreeMap, BTreeSet};
 

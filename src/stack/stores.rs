@@ -5,8 +5,6 @@
 //! for the profile's stack (matched by name *and* by katotune's stack and service
 //! labels), never from anything else on the engine.
 
-use serde::Serialize;
-
 use super::docker::{DockerBackend, DockerError};
 use super::plan::StackPlan;
 use super::{template, StackError};
@@ -19,17 +17,8 @@ pub const CLICKHOUSE_SERVICE: &str = "clickhouse";
 /// KATO's own default when `SERVICE_NAME` is unset (KATO `kato/services/kato_fastapi.py`).
 pub const KATO_DEFAULT_SERVICE_NAME: &str = "kato";
 
-/// The stores of a running KATO stack, as katotune reaches them from this machine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StoreUrls {
-    /// `redis://HOST:PORT` (database 0, the one KATO's `REDIS_URL` names).
-    pub redis: String,
-    /// ClickHouse's HTTP interface, `http://HOST:PORT`.
-    pub clickhouse: String,
-    /// The `SERVICE_NAME` the stack's KATO runs with (KATO's default `kato` when the
-    /// container does not set it): KATO derives its knowledge-base ids from it.
-    pub service_name: String,
-}
+/// The stores' URLs: one type for the docker stack and the `kb` commands.
+pub use crate::kb::stores::StoreUrls;
 
 /// Whether the plan has both KATO stores (the `kato` template does; `embedded` not).
 pub fn has_stores(plan: &StackPlan) -> bool {
