@@ -189,6 +189,16 @@ pub struct RunArgs {
     /// What to do with an unreadable row: fail the run, or skip it (listed in the record).
     #[arg(long, value_parser = ["fail", "skip"])]
     pub on_bad_sample: Option<String>,
+    /// Train on the engine, then load the KB into this profile's KATO stack (its Redis and
+    /// ClickHouse) and check it there; the stack keeps serving (profile key deliver.into).
+    #[arg(long, value_name = "PROFILE")]
+    pub into: Option<String>,
+    /// With --into: run KATO's finalize-training on every node after loading.
+    #[arg(long, requires = "into")]
+    pub finalize: bool,
+    /// With --into: load even though the target's Redis may evict keys (allkeys-*).
+    #[arg(long)]
+    pub allow_eviction: bool,
     #[command(flatten)]
     pub overrides: ProfileOverrides,
 }

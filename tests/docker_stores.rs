@@ -12,7 +12,7 @@ mod docker_support;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use assert_cmd::Command;
 use katotune::profile;
@@ -20,38 +20,11 @@ use katotune::stack::docker::{DockerBackend, DockerError};
 use katotune::stack::{self, stores, template, KbStart, StackError, StoreUrls};
 
 use docker_support::{
-    backend_or_skip, plan, publish, skip_unless_ci, sleeper, sleeper_image, stack_name, Bystander,
-    ImageGuard, StackGuard,
+    backend_or_skip, plan, publish, sleeper, sleeper_image, stack_name, Bystander, ImageGuard,
+    StackGuard,
 };
 
-const TEST_IMAGES: [&str; 2] = [
-    "katotune-test-redis:latest",
-    "katotune-test-clickhouse:latest",
-];
-
-/// Everything the test needs that it cannot make itself, or why it must skip.
-async fn prerequisites(test: &str) -> Option<(DockerBackend, PathBuf)> {
-    let backend = backend_or_skip(test).await?;
-    for image in TEST_IMAGES {
-        if !backend.image_exists(image).await.expect("inspect image") {
-            let why = format!("{image} is missing; build it with `scripts/test-images.sh`");
-            skip_unless_ci(test, &why);
-            return None;
-        }
-    }
-    let Some(binary) = std::env::var_os("KATOTUNE_STATIC_BINARY").map(PathBuf::from) else {
-        let why =
-            "KATOTUNE_STATIC_BINARY is not set (`make test` builds a static katotune and sets it)";
-        skip_unless_ci(test, why);
-        return None;
-    };
-    assert!(
-        binary.is_file(),
-        "KATOTUNE_STATIC_BINARY={} does not exist",
-        binary.display()
-    );
-    Some((backend, binary))
-}
+use docker_support::store_stack_prerequisites as prerequisites;
 
 /// A profile file of the test's own (its own stack name) on `docker-stores`, with
 /// katotune's engine image built under `tag` in KATO's place.

@@ -1,6 +1,7 @@
 //! Carrying out commands: each subcommand is one function returning an exit code.
 
 mod compare;
+mod deliver;
 mod error;
 pub mod kb;
 mod profiles;

@@ -56,7 +56,11 @@ pub async fn run(args: RunArgs, global: &crate::cli::GlobalArgs) -> CliResult<i3
             .push(format!("training.on_bad_sample={policy}"));
     }
     let loaded = load_profile(&args.profile, &overrides)?;
-    let profile = loaded.profile;
+    let mut profile = loaded.profile;
+    if let Some(into) = args.into.clone().or_else(|| profile.deliver.into.clone()) {
+        profile.deliver.finalize |= args.finalize;
+        return super::deliver::run_into(args, profile, &into, global).await;
+    }
     let cancel = CancellationToken::new();
     install_ctrl_c(cancel.clone(), "finishing in-flight samples");
     let kb = match (args.resume, args.fresh) {

@@ -443,6 +443,7 @@ impl<'a> RunState<'a> {
                 note: self.durability_note,
                 digests_from_kb: false,
             },
+            delivery: None,
         }
     }
 

@@ -55,6 +55,29 @@ pub struct RunRecord {
     /// What katotune could promise about the knowledge base surviving a crash.
     #[serde(default)]
     pub durability: DurabilityInfo,
+    /// `run --into`: where the KB was loaded and whether the stores hold exactly it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryInfo>,
+}
+
+/// What `run --into` did with the trained KB (see `app::deliver`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryInfo {
+    /// The target profile.
+    pub into: String,
+    /// The target KATO's API URL (password masked).
+    pub url: String,
+    /// Per KB id: the digest read back from the target's stores (`kb status`).
+    pub digests: BTreeMap<String, String>,
+    /// Whether every node's digest in the stores equals this run's.
+    pub verified: bool,
+    /// Patterns written per KB id.
+    pub patterns: BTreeMap<String, u64>,
+    /// Seconds spent loading into the stores.
+    pub load_seconds: f64,
+    /// Nodes on which KATO's `finalize-training` ran.
+    #[serde(default)]
+    pub finalized: Vec<String>,
 }
 
 /// What a run could guarantee about durability (see `train::durable`).

@@ -35,6 +35,37 @@ pub async fn backend_or_skip(test: &str) -> Option<DockerBackend> {
 }
 
 /// Prints why a test is skipped; panics instead when env `CI` is set.
+/// The test images of profile `docker-stores` (`scripts/test-images.sh` builds them).
+pub const STORE_TEST_IMAGES: [&str; 2] = [
+    "katotune-test-redis:latest",
+    "katotune-test-clickhouse:latest",
+];
+
+/// What a test on the KATO-shaped stack needs that it cannot make itself (the engine,
+/// the store test images, a static katotune), or why it must skip (fail under CI).
+pub async fn store_stack_prerequisites(test: &str) -> Option<(DockerBackend, PathBuf)> {
+    let backend = backend_or_skip(test).await?;
+    for image in STORE_TEST_IMAGES {
+        if !backend.image_exists(image).await.expect("inspect image") {
+            let why = format!("{image} is missing; build it with `scripts/test-images.sh`");
+            skip_unless_ci(test, &why);
+            return None;
+        }
+    }
+    let Some(binary) = std::env::var_os("KATOTUNE_STATIC_BINARY").map(PathBuf::from) else {
+        let why =
+            "KATOTUNE_STATIC_BINARY is not set (`make test` builds a static katotune and sets it)";
+        skip_unless_ci(test, why);
+        return None;
+    };
+    assert!(
+        binary.is_file(),
+        "KATOTUNE_STATIC_BINARY={} does not exist",
+        binary.display()
+    );
+    Some((backend, binary))
+}
+
 pub fn skip_unless_ci(test: &str, why: &str) {
     if std::env::var_os("CI").is_some() {
         panic!("{test} cannot run under CI: {why}");

@@ -224,6 +224,7 @@ fn record(shape: Shape<'_>) -> RunRecord {
         segmentation: SegmentCounts::default(),
         levels: levels(shape.kb),
         durability: Default::default(),
+        delivery: None,
     }
 }
 
