@@ -64,6 +64,18 @@ fn profiles(dir: &Path, tag: &str) -> (String, String) {
     (target.display().to_string(), train.display().to_string())
 }
 
+/// Runs katotune and expects a refusal (exit 8) whose output says `says`.
+fn refused(args: &[&str], says: &str) {
+    let out = katotune(args);
+    let text = shown(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(katotune::exit::KB_REFUSED),
+        "{text}"
+    );
+    assert!(text.contains(says), "{args:?} should say `{says}`: {text}");
+}
+
 /// The run record `run --format json` printed.
 fn record(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", shown(out)))
@@ -130,39 +142,17 @@ async fn run_into_a_stack_loads_the_kb_its_stores_hold_exactly_and_refuses_to_mi
 
     // KATO's redis.conf evicts (allkeys-lru): refused before anything is trained
     // (the stack existed before this command, so it stays up).
-    let refused = katotune(&["run", &train, "--into", &target]);
-    assert_eq!(
-        refused.status.code(),
-        Some(katotune::exit::KB_REFUSED),
-        "{}",
-        shown(&refused)
-    );
-    assert!(
-        shown(&refused).contains("--allow-eviction"),
-        "{}",
-        shown(&refused)
-    );
-
+    refused(&["run", &train, "--into", &target], "--allow-eviction");
     // Delivering again into the same nodes is refused before training.
-    let again = katotune(&[
+    let again = [
         "run",
         &train,
         "--into",
         &target,
         "--allow-eviction",
         "--fresh",
-    ]);
-    assert_eq!(
-        again.status.code(),
-        Some(katotune::exit::KB_REFUSED),
-        "{}",
-        shown(&again)
-    );
-    assert!(
-        shown(&again).contains("nothing was trained"),
-        "{}",
-        shown(&again)
-    );
+    ];
+    refused(&again, "nothing was trained");
 
     // replace: the nodes start over and hold exactly one run's KB again.
     let replaced = katotune(&[
