@@ -76,6 +76,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Check that a KATO server answers /health (exit 0 when it does).
     Health(HealthArgs),
+    /// Knowledge bases: status, dump, load, diff, reset (engine KB files, profiles,
+    /// KATO's Redis and ClickHouse).
+    #[command(subcommand)]
+    Kb(KbCommand),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -316,4 +320,107 @@ pub struct ReportArgs {
     pub reference: Option<String>,
     #[command(flatten)]
     pub exports: ExportArgs,
+}
+
+/// Where KATO's stores are, for TARGET `stores` (or no TARGET).
+#[derive(Debug, Args, Default, Clone)]
+pub struct StoreFlags {
+    /// KATO's Redis: redis://[:PASSWORD@]HOST:PORT[/DB] (env KATOTUNE_REDIS_URL).
+    #[arg(long, value_name = "URL", env = "KATOTUNE_REDIS_URL")]
+    pub redis: Option<String>,
+    /// KATO's ClickHouse HTTP interface: http://[USER:PASSWORD@]HOST:PORT
+    /// (env KATOTUNE_CLICKHOUSE_URL).
+    #[arg(long, value_name = "URL", env = "KATOTUNE_CLICKHOUSE_URL")]
+    pub clickhouse: Option<String>,
+    /// KATO's SERVICE_NAME, the suffix of every KB id (default: the profile's, a dump's,
+    /// or `kato`).
+    #[arg(long)]
+    pub service_name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KbCommand {
+    /// Per KB: patterns, learns, distinct symbols, the run record's digest, and any
+    /// interrupted load.
+    Status(KbStatusArgs),
+    /// Write a TARGET's knowledge bases to a dump file (JSON Lines, versioned).
+    Dump(KbDumpArgs),
+    /// Load a dump, an engine KB file or a profile's KB into a TARGET.
+    Load(KbLoadArgs),
+    /// Per KB: names only in A, only in B, and with different frequencies (exit 5 on any).
+    Diff(KbDiffArgs),
+    /// Remove knowledge bases from a TARGET (only the named nodes).
+    Reset(KbResetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KbStatusArgs {
+    /// An engine KB file, a profile, or `stores` (default with --redis/--clickhouse).
+    pub target: Option<String>,
+    /// A run record to check the digests against.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    #[command(flatten)]
+    pub stores: StoreFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct KbDumpArgs {
+    /// An engine KB file, a profile, or `stores`.
+    pub target: Option<String>,
+    /// The dump file to write (written beside as FILE.partial, renamed when complete).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub stores: StoreFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct KbLoadArgs {
+    /// A dump, an engine KB file, or a profile.
+    pub source: String,
+    /// An engine KB file, a profile, or `stores` (default with --redis/--clickhouse).
+    #[arg(long, value_name = "TARGET")]
+    pub into: Option<String>,
+    /// Add to KBs that already hold patterns, as learning them again would.
+    #[arg(long, conflicts_with = "replace")]
+    pub merge: bool,
+    /// First remove the target's KBs that the source holds (only those).
+    #[arg(long)]
+    pub replace: bool,
+    /// Finish a load that was cut (Ctrl-C, kill, crash), from the same source.
+    #[arg(long, conflicts_with = "replace")]
+    pub resume: bool,
+    /// Load into a Redis whose maxmemory-policy may evict keys (allkeys-*).
+    #[arg(long)]
+    pub allow_eviction: bool,
+    /// Records per batch (one ClickHouse insert, one Redis transaction).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub batch: u64,
+    #[command(flatten)]
+    pub stores: StoreFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct KbDiffArgs {
+    /// A dump, an engine KB file, a profile, or `stores`.
+    pub a: String,
+    /// A dump, an engine KB file, a profile, or `stores`.
+    pub b: String,
+    /// Example names shown per kind of difference.
+    #[arg(long, default_value_t = 3)]
+    pub examples: usize,
+    #[command(flatten)]
+    pub stores: StoreFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct KbResetArgs {
+    /// An engine KB file, a profile, or `stores`.
+    pub target: Option<String>,
+    /// Node ids to remove (default: the profile's nodes; required otherwise).
+    #[arg(long = "node", value_name = "NODE")]
+    pub nodes: Vec<String>,
+    #[command(flatten)]
+    pub stores: StoreFlags,
 }

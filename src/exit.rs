@@ -12,5 +12,10 @@ pub const REGRESSION: i32 = 3;
 pub const STACK_FAILED: i32 = 4;
 /// `compare`: a profile learned a different knowledge base than the reference.
 pub const KB_MISMATCH: i32 = 5;
+/// `kb`: KATO's Redis or ClickHouse could not be reached or failed during the command.
+pub const STORE_FAILED: i32 = 6;
+/// `kb load`: the target was refused before anything was written (it holds data, has
+/// an interrupted load, or its Redis may evict keys); the message says which flag to use.
+pub const KB_REFUSED: i32 = 7;
 /// Stopped by Ctrl-C; the journal and a partial run record were written.
 pub const INTERRUPTED: i32 = 130;

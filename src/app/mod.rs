@@ -1,6 +1,7 @@
 //! Carrying out commands: each subcommand is one function returning an exit code.
 
 mod compare;
+pub mod kb;
 mod profiles;
 pub mod run;
 mod stack;
@@ -29,6 +30,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Logs(args) => stack::logs(args).await,
         Command::Image(crate::cli::ImageCommand::Build(args)) => stack::image_build(args).await,
         Command::Serve(args) => run::serve(args).await,
+        Command::Kb(cmd) => kb::run(cmd, &cli.global).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "katotune", &mut std::io::stdout());
@@ -40,6 +42,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
 /// The exit code an error means (see the README's table).
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
+        if let Some(code) = kb_exit_code(cause) {
+            return code;
+        }
         if cause.downcast_ref::<ProfileError>().is_some()
             || cause.downcast_ref::<BadInput>().is_some()
         {
@@ -62,6 +67,26 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         }
     }
     exit::RUN_FAILED
+}
+
+/// Exit codes of the `kb` commands' errors.
+fn kb_exit_code(cause: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    use crate::kb::stores::{load::LoadRefused, StoreError};
+    if cause.downcast_ref::<LoadRefused>().is_some() {
+        return Some(exit::KB_REFUSED);
+    }
+    if let Some(e) = cause.downcast_ref::<StoreError>() {
+        return Some(match e {
+            StoreError::Eviction { .. } => exit::KB_REFUSED,
+            _ => exit::STORE_FAILED,
+        });
+    }
+    if cause.downcast_ref::<crate::kb::dump::DumpError>().is_some()
+        || cause.downcast_ref::<crate::kb::engine_file::EngineFileError>().is_some()
+    {
+        return Some(exit::BAD_INPUT);
+    }
+    None
 }
 
 /// A command-line value that cannot be used.

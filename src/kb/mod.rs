@@ -15,13 +15,18 @@
 //!   them (Redis `HINCRBYFLOAT` text, datasketch MinHash and LSH, Python `json.dumps`);
 //! - [`engine_file`]: the embedded engine's SQLite file as a stream of entries.
 
+pub mod diff;
+pub mod dump;
 pub mod engine_file;
 pub mod kato_form;
+pub mod location;
 pub mod minhash;
 mod minhash_perm;
 pub mod py_json;
 pub mod redis_float;
+pub mod stats;
 pub mod store_image;
+pub mod stores;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,5 +1,7 @@
--- The table KATO 3.10 stores string patterns in (API.md section 9): one row per
--- (knowledge base, pattern name), partitioned by knowledge base.
+-- The table KATO 3.10.1 stores string patterns in (KATO config/clickhouse/init.sql,
+-- API.md section 9): one row per (knowledge base, pattern name), partitioned by
+-- knowledge base so one KB drops as one partition. Same columns, types, partitioning
+-- and sort key as KATO's; katotune's KB loader writes into it.
 CREATE DATABASE IF NOT EXISTS kato;
 
 CREATE TABLE IF NOT EXISTS kato.patterns_data
@@ -14,9 +16,14 @@ CREATE TABLE IF NOT EXISTS kato.patterns_data
     lsh_bands Array(UInt64),
     first_token String,
     last_token String,
-    created_at DateTime64(3) DEFAULT now64(3),
-    updated_at DateTime64(3) DEFAULT now64(3)
+    created_at DateTime DEFAULT now(),
+    updated_at DateTime DEFAULT now()
 )
 ENGINE = MergeTree()
 PARTITION BY kb_id
-ORDER BY (kb_id, name);
+ORDER BY (kb_id, length, name)
+SETTINGS index_granularity = 8192;
+
+ALTER TABLE kato.patterns_data ADD INDEX IF NOT EXISTS idx_length length TYPE minmax GRANULARITY 4;
+ALTER TABLE kato.patterns_data ADD INDEX IF NOT EXISTS idx_token_bloom token_set TYPE bloom_filter(0.01) GRANULARITY 4;
+ALTER TABLE kato.patterns_data ADD INDEX IF NOT EXISTS idx_token_count token_count TYPE minmax GRANULARITY 4;

@@ -1,0 +1,346 @@
+//! `katotune kb ...`: knowledge bases as artifacts. Resolves TARGET words to places
+//! ([`Location`]) and prints what the library did; the work runs on a blocking thread.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use super::{load_profile, BadInput};
+use crate::cli::{
+    GlobalArgs, KbCommand, KbDiffArgs, KbDumpArgs, KbLoadArgs, KbResetArgs, KbStatusArgs,
+    OutputFormat, ProfileOverrides, StoreFlags,
+};
+use crate::exit;
+use crate::kato::pattern::kb_id;
+use crate::kb::dump::{DumpHeader, DumpWriter};
+use crate::kb::location::{self, Location};
+use crate::kb::stats::KbStats;
+use crate::kb::stores::load::{LoadMode, LoadOptions, LoadReport};
+use crate::kb::stores::StoreUrls;
+use crate::profile::schema::Backend;
+use crate::profile::Profile;
+
+/// Runs one `kb` subcommand.
+pub async fn run(cmd: KbCommand, global: &GlobalArgs) -> Result<i32> {
+    let format = global.format;
+    let work = tokio::task::spawn_blocking(move || match cmd {
+        KbCommand::Status(a) => status(a, format),
+        KbCommand::Dump(a) => dump(a),
+        KbCommand::Load(a) => load(a),
+        KbCommand::Diff(a) => diff(a, format),
+        KbCommand::Reset(a) => reset(a),
+    });
+    tokio::select! {
+        done = work => done.context("the kb command's thread failed")?,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!(
+                "interrupted: a load leaves its marker (see `katotune kb status`); finish it \
+                 with `kb load ... --resume`, or redo it with --replace"
+            );
+            Ok(exit::INTERRUPTED)
+        }
+    }
+}
+
+/// A resolved TARGET: where, with which service name, and the profile if one was named.
+struct Resolved {
+    location: Location,
+    service_name: String,
+    profile: Option<Profile>,
+}
+
+/// The store URLs of a docker profile's running stack.
+///
+/// The docker backend publishes Redis and ClickHouse on host ports; this is where a
+/// stack-aware caller fills them in. Until it does, the user passes them.
+pub fn docker_store_urls(profile: &Profile) -> Result<StoreUrls, BadInput> {
+    Err(BadInput(format!(
+        "profile `{}` runs KATO in docker, and this katotune cannot find its stack's Redis and \
+         ClickHouse yet: pass --redis URL --clickhouse URL (the stack's published ports)",
+        profile.name
+    )))
+}
+
+fn store_urls(flags: &StoreFlags, service_name: &str) -> Result<StoreUrls, BadInput> {
+    match (&flags.redis, &flags.clickhouse) {
+        (Some(r), Some(c)) => Ok(StoreUrls {
+            redis: r.clone(),
+            clickhouse: c.clone(),
+            service_name: service_name.to_string(),
+        }),
+        _ => Err(BadInput(
+            "KATO's stores need both --redis URL and --clickhouse URL".into(),
+        )),
+    }
+}
+
+/// Whether `path` is a dump (starts with `{`) rather than an engine file.
+fn is_dump(path: &Path) -> bool {
+    use std::io::Read;
+    let mut first = [0u8; 1];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut first))
+        .map(|()| first[0] == b'{')
+        .unwrap_or(false)
+}
+
+fn looks_like_path(word: &str) -> bool {
+    word.contains('/') || word.ends_with(".db") || word.ends_with(".jsonl") || word.ends_with(".sqlite")
+}
+
+/// Turns a TARGET word (or none) into a place.
+fn resolve(word: Option<&str>, flags: &StoreFlags) -> Result<Resolved> {
+    let flag_service = flags.service_name.clone();
+    let service = || flag_service.clone().unwrap_or_else(|| "kato".into());
+    let word = match word {
+        None | Some("stores") => {
+            let urls = store_urls(flags, &service())?;
+            return Ok(Resolved {
+                service_name: urls.service_name.clone(),
+                location: Location::Stores(urls),
+                profile: None,
+            });
+        }
+        Some(w) => w,
+    };
+    let path = PathBuf::from(word);
+    if path.is_file() || (!path.exists() && looks_like_path(word)) {
+        let location = if is_dump(&path) {
+            Location::Dump(path)
+        } else {
+            Location::EngineFile(path)
+        };
+        return Ok(Resolved {
+            location,
+            service_name: service(),
+            profile: None,
+        });
+    }
+    let loaded = load_profile(word, &ProfileOverrides::default())?;
+    let profile = loaded.profile;
+    let service_name = flag_service.unwrap_or_else(|| profile.stack.service_name.clone());
+    let location = if flags.redis.is_some() || flags.clickhouse.is_some() {
+        Location::Stores(store_urls(flags, &service_name)?)
+    } else {
+        match profile.stack.backend {
+            Backend::Embedded => match crate::stack::kb_file(&profile) {
+                Some(p) => Location::EngineFile(p),
+                None => {
+                    return Err(BadInput(format!(
+                        "profile `{word}` keeps its KB in memory only (stack.ephemeral): \
+                         nothing to read; set stack.kb_file"
+                    ))
+                    .into())
+                }
+            },
+            Backend::Docker => Location::Stores(docker_store_urls(&profile)?),
+            Backend::External => {
+                return Err(BadInput(format!(
+                    "profile `{word}` uses an external KATO whose stores katotune does not \
+                     know: pass --redis URL --clickhouse URL"
+                ))
+                .into())
+            }
+        }
+    };
+    Ok(Resolved {
+        location,
+        service_name,
+        profile: Some(profile),
+    })
+}
+
+fn status(a: KbStatusArgs, format: OutputFormat) -> Result<i32> {
+    let r = resolve(a.target.as_deref(), &a.stores)?;
+    let stats = location::stats(&r.location, &r.service_name)?;
+    let record = match &a.record {
+        Some(p) => Some(record_digests(p, &r.service_name)?),
+        None => None,
+    };
+    let checks: Vec<Option<bool>> = stats
+        .iter()
+        .map(|s| {
+            let rec = record.as_ref()?;
+            rec.get(&s.kb_id).map(|d| d == &s.digest)
+        })
+        .collect();
+    let mismatch = record.as_ref().is_some_and(|rec| {
+        rec.iter()
+            .any(|(kb, d)| !stats.iter().any(|s| &s.kb_id == kb && &s.digest == d))
+    });
+    if format == OutputFormat::Json {
+        let kbs: Vec<_> = stats
+            .iter()
+            .zip(&checks)
+            .map(|(s, c)| {
+                let mut v = serde_json::to_value(s).unwrap_or_default();
+                if let Some(ok) = c {
+                    v["matches_record"] = json!(ok);
+                }
+                v
+            })
+            .collect();
+        let doc = json!({"target": r.location.to_string(), "kbs": kbs});
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print_status(&r.location, &stats, &checks, record.as_ref());
+    }
+    Ok(if mismatch { exit::KB_MISMATCH } else { exit::OK })
+}
+
+fn print_status(
+    loc: &Location,
+    stats: &[KbStats],
+    checks: &[Option<bool>],
+    record: Option<&BTreeMap<String, String>>,
+) {
+    println!("{loc}");
+    if stats.is_empty() {
+        println!("  no knowledge bases");
+    }
+    for (s, check) in stats.iter().zip(checks) {
+        println!(
+            "  {}: {} patterns, {} learns, {} symbols, digest {}",
+            s.kb_id, s.patterns, s.learns, s.symbols, s.digest
+        );
+        match check {
+            Some(true) => println!("    matches the run record"),
+            Some(false) => println!("    DIFFERS from the run record"),
+            None if record.is_some() => println!("    not in the run record"),
+            None => {}
+        }
+        if let Some(note) = &s.interrupted_load {
+            println!("    INTERRUPTED LOAD: {note}");
+        }
+    }
+    for kb in record.into_iter().flat_map(|r| r.keys()) {
+        if !stats.iter().any(|s| &s.kb_id == kb) {
+            println!("  {kb}: in the run record but not here");
+        }
+    }
+}
+
+/// KB id to digest from a run record's levels.
+fn record_digests(path: &Path, service_name: &str) -> Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the run record {}", path.display()))?;
+    let rec: crate::train::record::RunRecord = serde_json::from_str(&text)
+        .map_err(|e| BadInput(format!("{}: not a run record: {e}", path.display())))?;
+    Ok(rec
+        .levels
+        .iter()
+        .filter(|l| l.kb.distinct > 0)
+        .map(|l| (kb_id(&l.node, service_name), l.kb.digest.clone()))
+        .collect())
+}
+
+fn dump(a: KbDumpArgs) -> Result<i32> {
+    let r = resolve(a.target.as_deref(), &a.stores)?;
+    let (info, stream) = location::open_source(&r.location, &r.service_name)?;
+    let partial = partial_path(&a.output);
+    let file = std::fs::File::create(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
+    let out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let header = DumpHeader::new(&info.service_name, info.kb_ids.clone());
+    let mut w = DumpWriter::new(out, &a.output, &header)?;
+    for item in stream {
+        w.write(&item?)?;
+    }
+    let (patterns, affinity) = w.finish()?;
+    std::fs::rename(&partial, &a.output)
+        .with_context(|| format!("cannot rename {} to {}", partial.display(), a.output.display()))?;
+    println!(
+        "dumped {patterns} patterns and {affinity} affinity entries of {} KBs from {} to {}",
+        info.kb_ids.len(),
+        r.location,
+        a.output.display()
+    );
+    Ok(exit::OK)
+}
+
+fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    path.with_file_name(name)
+}
+
+fn load(a: KbLoadArgs) -> Result<i32> {
+    let source = resolve(Some(&a.source), &StoreFlags::default())?;
+    let mut target_flags = a.stores.clone();
+    if target_flags.service_name.is_none() {
+        target_flags.service_name = Some(source.service_name.clone());
+    }
+    let target = resolve(a.into.as_deref(), &target_flags)?;
+    let mode = match (a.merge, a.replace) {
+        (true, _) => LoadMode::Merge,
+        (_, true) => LoadMode::Replace,
+        _ => LoadMode::Fresh,
+    };
+    let opts = LoadOptions {
+        mode,
+        resume: a.resume,
+        allow_eviction: a.allow_eviction,
+        batch: a.batch as usize,
+        source: source.location.to_string(),
+    };
+    let started = std::time::Instant::now();
+    let report = location::load(&source.location, &target.location, &source.service_name, &opts)?;
+    print_load(&report, &target.location, started.elapsed().as_secs_f64());
+    Ok(exit::OK)
+}
+
+fn print_load(report: &LoadReport, target: &Location, seconds: f64) {
+    for (kb, (rows, keys)) in &report.removed {
+        println!("removed {kb} first: {rows} patterns, {keys} keys");
+    }
+    let mut total = 0;
+    for (kb, (p, a)) in &report.written {
+        total += p;
+        let resumed = report
+            .resumed_after
+            .get(kb)
+            .filter(|(p, a)| p + a > 0)
+            .map(|(p, a)| format!(" (resumed after {p} patterns and {a} affinity entries)"))
+            .unwrap_or_default();
+        println!("loaded {kb}: {p} patterns, {a} affinity entries{resumed}");
+    }
+    let rate = if seconds > 0.0 { total as f64 / seconds } else { 0.0 };
+    println!("into {target} in {seconds:.2} s ({rate:.0} patterns/s)");
+}
+
+fn diff(a: KbDiffArgs, format: OutputFormat) -> Result<i32> {
+    let ra = resolve(Some(&a.a), &a.stores)?;
+    let rb = resolve(Some(&a.b), &a.stores)?;
+    let left = location::name_counts(&ra.location, &ra.service_name)?;
+    let right = location::name_counts(&rb.location, &rb.service_name)?;
+    let report = crate::kb::diff::compare(&left, &right, a.examples);
+    if format == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("A = {}\nB = {}", ra.location, rb.location);
+        print!("{}", report.text());
+    }
+    Ok(if report.same() { exit::OK } else { exit::KB_MISMATCH })
+}
+
+fn reset(a: KbResetArgs) -> Result<i32> {
+    let r = resolve(a.target.as_deref(), &a.stores)?;
+    let nodes: Vec<String> = match (&r.profile, a.nodes.is_empty()) {
+        (_, false) => a.nodes.clone(),
+        (Some(p), true) => (0..p.training.chunk_sizes.len()).map(|l| p.node_id(l)).collect(),
+        (None, true) => {
+            return Err(BadInput(
+                "name the nodes to remove with --node N (repeatable); only a profile has defaults"
+                    .into(),
+            )
+            .into())
+        }
+    };
+    let kbs: Vec<String> = nodes.iter().map(|n| kb_id(n, &r.service_name)).collect();
+    for (kb, what) in location::remove(&r.location, &kbs)? {
+        println!("removed {kb} from {}: {what}", r.location);
+    }
+    Ok(exit::OK)
+}
