@@ -186,8 +186,8 @@ async fn up_publishes_both_stores_on_loopback_keeps_clickhouse_data_and_down_rem
     assert_eq!(redis(&stores.redis, "PING"), "+PONG\r\n");
     let policy = redis(&stores.redis, "CONFIG GET maxmemory-policy");
     assert!(
-        policy.contains("allkeys-lru"),
-        "KATO's redis.conf is in use: {policy}"
+        policy.contains("noeviction"),
+        "katotune's redis.conf (KATO's, eviction off) is in use: {policy}"
     );
     let count = "SELECT count() FROM kato.patterns_data";
     assert_eq!(clickhouse(&stores.clickhouse, count).await, "0\n");
