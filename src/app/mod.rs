@@ -61,7 +61,10 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         }
         if let Some(e) = cause.downcast_ref::<crate::stack::StackError>() {
             return match e {
-                crate::stack::StackError::KbExists(_) => exit::BAD_INPUT,
+                crate::stack::StackError::KbExists(_)
+                | crate::stack::StackError::KbInStores(_) => exit::BAD_INPUT,
+                crate::stack::StackError::Store(_)
+                | crate::stack::StackError::StoresDisagree(_) => exit::STORE_FAILED,
                 _ => exit::STACK_FAILED,
             };
         }

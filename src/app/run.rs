@@ -91,7 +91,7 @@ pub async fn train_once(
 ) -> Result<RunRecord> {
     runner::check_dataset(profile).map_err(|e| BadInput(e.to_string()))?;
     let handle = stack::up(profile, kb, run_id, &cancel).await?;
-    let ready = stack::probe::ready(&handle.url, profile.health.timeout, profile.health.interval);
+    let ready = stack::probe::ready_for(&handle.url, profile);
     if let Err(e) = ready.await {
         let logs = handle.log_tails().await;
         handle.down(keep).await;

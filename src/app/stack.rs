@@ -9,7 +9,7 @@ use crate::cli::{
 };
 use crate::exit;
 use crate::profile::schema::Backend;
-use crate::stack::docker::{ContainerChange, DockerBackend};
+use crate::stack::docker::{describe_times, ContainerChange, DockerBackend};
 use crate::stack::{image, probe, stores, template};
 
 fn docker_profile(args: &StackArgs) -> Result<crate::profile::Profile> {
@@ -37,15 +37,22 @@ pub async fn apply(args: StackArgs, wait: bool) -> Result<i32> {
         let report = docker.apply(&plan, &run_id).await?;
         report_changes(&plan.stack, &report);
         if wait {
-            docker.wait_healthy(&plan, profile.health.timeout).await?;
+            let times = docker.wait_healthy(&plan, profile.health.timeout).await?;
             let url = docker.api_endpoint(&plan).await?;
-            probe::ready(&url, profile.health.timeout, profile.health.interval).await?;
+            let probe_started = std::time::Instant::now();
+            probe::ready_for(&url, &profile).await?;
             println!("{} is ready at {url}", plan.stack);
+            println!(
+                "  ready after: {}; probe {:.1} s",
+                describe_times(&times),
+                probe_started.elapsed().as_secs_f64()
+            );
             if stores::has_stores(&plan) {
                 let found = stores::of_plan(&docker, &plan).await?;
                 println!("  redis: {}", found.redis);
                 println!("  clickhouse: {}", found.clickhouse);
                 println!("  service name: {}", found.service_name);
+                check_stores_agree(&found).await?;
             }
         }
         anyhow::Ok(())
@@ -60,6 +67,20 @@ pub async fn apply(args: StackArgs, wait: bool) -> Result<i32> {
             Ok(exit::INTERRUPTED)
         }
     }
+}
+
+/// `up`: stores that disagree are reported with the fix (the stack stays up).
+async fn check_stores_agree(found: &stores::StoreUrls) -> Result<()> {
+    let urls = found.for_kb();
+    let bad = tokio::task::spawn_blocking(move || {
+        let mut connected = crate::kb::stores::Stores::connect(&urls)?;
+        crate::stack::kb_guard::disagreements(&mut connected)
+    })
+    .await??;
+    if bad.is_empty() {
+        return Ok(());
+    }
+    Err(crate::stack::StackError::StoresDisagree(bad).into())
 }
 
 fn report_changes(stack: &str, report: &crate::stack::docker::ApplyReport) {

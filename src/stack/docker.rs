@@ -7,6 +7,7 @@
 //! stack's label, so katotune never touches anything else on the engine.
 
 mod apply;
+mod check;
 mod down;
 mod error;
 mod files;
@@ -21,6 +22,7 @@ use bollard::Docker;
 use serde::Serialize;
 
 pub use error::{DockerError, MissingImage};
+pub use health::{describe_times, ServiceReady};
 pub use observe::{ContainerStatus, PublishedPort};
 
 /// How long `connect` waits for the engine to answer.

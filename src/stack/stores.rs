@@ -31,6 +31,17 @@ pub struct StoreUrls {
     pub service_name: String,
 }
 
+impl StoreUrls {
+    /// The same stores as the `kb` commands' client takes them.
+    pub fn for_kb(&self) -> crate::kb::stores::StoreUrls {
+        crate::kb::stores::StoreUrls {
+            redis: self.redis.clone(),
+            clickhouse: self.clickhouse.clone(),
+            service_name: self.service_name.clone(),
+        }
+    }
+}
+
 /// Whether the plan has both KATO stores (the `kato` template does; `embedded` not).
 pub fn has_stores(plan: &StackPlan) -> bool {
     [REDIS_SERVICE, CLICKHOUSE_SERVICE]

@@ -147,6 +147,16 @@ impl RedisStore {
         Ok(found)
     }
 
+    /// How many keys match the glob `pattern` (counted by `SCAN`, never `KEYS`).
+    pub fn count_keys(&mut self, pattern: &str) -> Result<u64, StoreError> {
+        let mut n = 0u64;
+        self.scan(pattern, |_, keys| {
+            n += keys.len() as u64;
+            Ok(true)
+        })?;
+        Ok(n)
+    }
+
     /// Deletes every key `<kb>:*` (`UNLINK` per scanned batch); returns how many.
     pub fn delete_kb_keys(&mut self, kb: &str) -> Result<u64, StoreError> {
         let mut removed = 0u64;
