@@ -1,6 +1,7 @@
 //! Carrying out commands: each subcommand is one function returning an exit code.
 
 mod compare;
+mod doctor;
 pub mod kb;
 mod profiles;
 pub mod run;
@@ -26,6 +27,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Apply(args) => stack::apply(args, false).await,
         Command::Up(args) => stack::apply(args, true).await,
         Command::Down(args) => stack::down(args).await,
+        Command::Doctor(args) => doctor::doctor(args, &cli.global).await,
         Command::Status(args) => stack::status(args, &cli.global).await,
         Command::Logs(args) => stack::logs(args).await,
         Command::Image(crate::cli::ImageCommand::Build(args)) => stack::image_build(args).await,
