@@ -9,6 +9,9 @@ use super::error::is_not_found;
 use super::{DockerBackend, DockerError, DownReport};
 use crate::stack::plan::labels;
 
+/// Seconds a container gets to stop on SIGTERM before Docker kills it.
+const STOP_GRACE_SECONDS: i32 = 10;
+
 impl DockerBackend {
     /// Removes every resource labelled with this stack: containers (forced, with
     /// their anonymous volumes), then networks, then named volumes when `volumes`.
@@ -24,6 +27,7 @@ impl DockerBackend {
                 .and_then(|n| n.into_iter().next())
                 .map(|n| n.trim_start_matches('/').to_string())
                 .unwrap_or_else(|| id.clone());
+            self.stop_gracefully(&id).await;
             self.remove_container(&id).await?;
             report.containers.push(name);
         }
@@ -52,6 +56,16 @@ impl DockerBackend {
             report.volumes = self.remove_volumes(stack, &filters).await?;
         }
         Ok(report)
+    }
+
+    /// `docker stop` with a grace period, so the stores flush (Redis writes its
+    /// append-only file on SIGTERM; a forced removal would kill it and lose up to a
+    /// second of writes). Failures are left to the forced removal that follows.
+    async fn stop_gracefully(&self, id: &str) {
+        let options = bollard::query_parameters::StopContainerOptionsBuilder::default()
+            .t(STOP_GRACE_SECONDS)
+            .build();
+        let _ = self.docker.stop_container(id, Some(options)).await;
     }
 
     async fn remove_volumes(
