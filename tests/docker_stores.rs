@@ -278,6 +278,12 @@ async fn one_kato_shaped_stack_keeps_its_kb_whole_and_says_what_is_wrong() {
     // down keeps both stores' volumes; the next up serves the same KB, whole.
     let down = katotune(&["down", &file]);
     assert!(down.contains("removed 3 container(s), 1 network(s), 0 volume(s)"), "{down}");
+    assert!(
+        down.contains(&format!(
+            "keeps volumes {stack_name}-clickhouse-data, {stack_name}-redis-data"
+        )),
+        "down lists what it keeps: {down}"
+    );
     assert_eq!(stack_resources(&backend, &stack_name).await, (0, 0, 2));
     katotune(&["up", &file]);
     let stores = stack::stores_of(&loaded).await.expect("stores again");
@@ -410,4 +416,58 @@ async fn stores_are_read_only_from_the_containers_katotune_labelled_for_the_stac
         .unwrap();
     let err = stores::of_plan(&backend, &plan).await.expect_err("stopped");
     assert!(err.to_string().contains("katotune apply"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_lists_what_it_removes_and_leaves_alone_what_katotune_did_not_create() {
+    let Some(backend) = backend_or_skip("down by record").await else {
+        return;
+    };
+    let image = sleeper_image(&backend).await;
+    let stack = stack_name("down-record");
+    let _guard = StackGuard(vec![stack.clone()]);
+    backend
+        .apply(&plan(&stack, vec![sleeper(&stack, "api", &[])]), "run-1")
+        .await
+        .expect("apply");
+    // Someone else's container wearing every katotune label of the stack.
+    let stranger = format!("{stack}-stranger");
+    let _stranger = Bystander(stranger.clone());
+    let labels = HashMap::from([
+        ("io.katotune.stack".to_string(), stack.clone()),
+        ("io.katotune.service".to_string(), "api".to_string()),
+        ("io.katotune.run-id".to_string(), "run-1".to_string()),
+    ]);
+    let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
+        .name(&stranger)
+        .build();
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(image.into()),
+        labels: Some(labels),
+        ..Default::default()
+    };
+    backend
+        .docker()
+        .create_container(Some(options), body)
+        .await
+        .expect("labelled container");
+
+    // Without a terminal, --all removes nothing and asks for --yes (it only lists).
+    let (code, out, err) = katotune_any(&["down", "--all"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(err.contains("--yes"), "{err}");
+    assert!(out.contains(&format!("{stack}: removes containers {stack}-api")), "{out}");
+    assert_eq!(backend.status(Some(&stack)).await.unwrap().len(), 2);
+
+    let out = katotune(&["down", "--stack", &stack]);
+    assert!(out.contains(&format!("{stack}: removes containers {stack}-api")), "{out}");
+    assert!(out.contains(&format!("leaves alone {stranger}")), "{out}");
+    let left: Vec<String> = backend
+        .status(Some(&stack))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(left, vec![stranger.clone()], "only the stranger is left");
 }

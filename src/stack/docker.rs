@@ -15,12 +15,14 @@ mod health;
 mod observe;
 mod published;
 mod pull;
+pub mod record;
 
 use std::time::Duration;
 
 use bollard::Docker;
 use serde::Serialize;
 
+pub use down::DownPlan;
 pub use error::{DockerError, MissingImage};
 pub use health::{describe_times, ServiceReady};
 pub use observe::{ContainerStatus, PublishedPort};
