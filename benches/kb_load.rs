@@ -113,7 +113,10 @@ fn main() {
     for level in &record.levels {
         let kb = katotune::kato::pattern::kb_id(&level.node, "kato");
         let st = s.stats(&kb).expect("status");
-        assert_eq!(st.digest, level.kb.digest, "{kb}: loaded digest differs from the run's");
+        assert_eq!(
+            st.digest, level.kb.digest,
+            "{kb}: loaded digest differs from the run's"
+        );
     }
     println!(
         "  loaded {loaded} patterns into Redis + ClickHouse in {load_s:.2} s: {:.0} patterns/s (digests equal the run record's)",

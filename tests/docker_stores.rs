@@ -176,7 +176,10 @@ async fn seed(stores: &StoreUrls, kb: &str, name: &str, frequency: u64) {
     )
     .await;
     assert_eq!(
-        redis(&stores.redis, &format!("SET {kb}:frequency:{name} {frequency}")),
+        redis(
+            &stores.redis,
+            &format!("SET {kb}:frequency:{name} {frequency}")
+        ),
         "+OK\r\n"
     );
 }
@@ -184,8 +187,15 @@ async fn seed(stores: &StoreUrls, kb: &str, name: &str, frequency: u64) {
 /// `kb status` of the stores, per KB id: (patterns, digest).
 fn kb_status(stores: &StoreUrls) -> HashMap<String, (u64, String)> {
     let (code, out, err) = katotune_any(&[
-        "--format", "json", "kb", "status", "stores", "--redis", &stores.redis,
-        "--clickhouse", &stores.clickhouse,
+        "--format",
+        "json",
+        "kb",
+        "status",
+        "stores",
+        "--redis",
+        &stores.redis,
+        "--clickhouse",
+        &stores.clickhouse,
     ]);
     assert_eq!(code, 0, "kb status: {out}\n{err}");
     let doc: serde_json::Value = serde_json::from_str(&out).expect("kb status JSON");
@@ -242,11 +252,18 @@ async fn one_kato_shaped_stack_keeps_its_kb_whole_and_says_what_is_wrong() {
         "{stores:?}"
     );
     assert_eq!(stores.service_name, "kato");
-    assert_eq!(printed.get("redis"), Some(&stores.redis), "up prints the stores");
+    assert_eq!(
+        printed.get("redis"),
+        Some(&stores.redis),
+        "up prints the stores"
+    );
     assert_eq!(printed.get("clickhouse"), Some(&stores.clickhouse));
     assert_eq!(printed.get("service name"), Some(&stores.service_name));
     let policy = redis(&stores.redis, "CONFIG GET maxmemory-policy");
-    assert!(policy.contains("noeviction"), "katotune's redis.conf: {policy}");
+    assert!(
+        policy.contains("noeviction"),
+        "katotune's redis.conf: {policy}"
+    );
     let aof = redis(&stores.redis, "CONFIG GET appendonly");
     assert!(aof.contains("yes"), "Redis persists: {aof}");
     let columns = clickhouse(
@@ -254,8 +271,17 @@ async fn one_kato_shaped_stack_keeps_its_kb_whole_and_says_what_is_wrong() {
         "SELECT name FROM system.columns WHERE database = 'kato' AND table = 'patterns_data'",
     )
     .await;
-    for column in ["kb_id", "pattern_data", "minhash_sig", "lsh_bands", "token_set"] {
-        assert!(columns.lines().any(|c| c == column), "init SQL ran: {columns}");
+    for column in [
+        "kb_id",
+        "pattern_data",
+        "minhash_sig",
+        "lsh_bands",
+        "token_set",
+    ] {
+        assert!(
+            columns.lines().any(|c| c == column),
+            "init SQL ran: {columns}"
+        );
     }
     let kato = printed_kato_url(&up);
     let sessions: serde_json::Value = reqwest::get(format!("{kato}/sessions/count"))
@@ -264,7 +290,10 @@ async fn one_kato_shaped_stack_keeps_its_kb_whole_and_says_what_is_wrong() {
         .json()
         .await
         .unwrap();
-    assert_eq!(sessions["active_session_count"], 0, "the probe left a session");
+    assert_eq!(
+        sessions["active_session_count"], 0,
+        "the probe left a session"
+    );
 
     // Two of the profile's nodes and one KB of someone else's, in both stores.
     let a = "a".repeat(40);
@@ -277,7 +306,10 @@ async fn one_kato_shaped_stack_keeps_its_kb_whole_and_says_what_is_wrong() {
 
     // down keeps both stores' volumes; the next up serves the same KB, whole.
     let down = katotune(&["down", &file]);
-    assert!(down.contains("removed 3 container(s), 1 network(s), 0 volume(s)"), "{down}");
+    assert!(
+        down.contains("removed 3 container(s), 1 network(s), 0 volume(s)"),
+        "{down}"
+    );
     assert!(
         down.contains(&format!(
             "keeps volumes {stack_name}-clickhouse-data, {stack_name}-redis-data"
@@ -292,30 +324,55 @@ async fn one_kato_shaped_stack_keeps_its_kb_whole_and_says_what_is_wrong() {
     // A run into nodes that hold data is refused, like the embedded backend's.
     let (code, _, err) = katotune_any(&["run", &file, "--samples", "1"]);
     assert_eq!(code, 2, "refused as bad input: {err}");
-    assert!(err.contains("node0_kato") && err.contains("--resume") && err.contains("--fresh"), "{err}");
+    assert!(
+        err.contains("node0_kato") && err.contains("--resume") && err.contains("--fresh"),
+        "{err}"
+    );
 
     // --fresh removes the profile's nodes and nothing else.
     let (code, _, err) = katotune_any(&["run", &file, "--samples", "1", "--fresh"]);
     assert_eq!(code, 0, "run --fresh: {err}");
     assert!(err.contains("--fresh: removed node0_kato"), "{err}");
     let after = kb_status(&stores);
-    assert_eq!(after.get("other_kato"), before.get("other_kato"), "{after:?}");
-    assert!(!after.contains_key("node0_kato") && !after.contains_key("node1_kato"), "{after:?}");
+    assert_eq!(
+        after.get("other_kato"),
+        before.get("other_kato"),
+        "{after:?}"
+    );
+    assert!(
+        !after.contains_key("node0_kato") && !after.contains_key("node1_kato"),
+        "{after:?}"
+    );
 
     // A frequency without its row: up says the stores disagree, and how to fix it.
-    assert_eq!(redis(&stores.redis, "SET other_kato:frequency:ghost 1"), "+OK\r\n");
+    assert_eq!(
+        redis(&stores.redis, "SET other_kato:frequency:ghost 1"),
+        "+OK\r\n"
+    );
     let (code, _, err) = katotune_any(&["up", &file]);
     assert_eq!(code, katotune::exit::STORE_FAILED, "{err}");
-    assert!(err.contains("disagree") && err.contains("1 Redis frequencies have no ClickHouse row"), "{err}");
+    assert!(
+        err.contains("disagree") && err.contains("1 Redis frequencies have no ClickHouse row"),
+        "{err}"
+    );
     assert!(err.contains("--fresh"), "says the fix: {err}");
 
     // doctor on a Redis that evicts and forgets.
-    for command in ["CONFIG SET maxmemory-policy allkeys-lru", "CONFIG SET appendonly no", "CONFIG SET save \"\""] {
+    for command in [
+        "CONFIG SET maxmemory-policy allkeys-lru",
+        "CONFIG SET appendonly no",
+        "CONFIG SET save \"\"",
+    ] {
         assert_eq!(redis(&stores.redis, command), "+OK\r\n", "{command}");
     }
     let (code, out, _) = katotune_any(&["doctor", &file, "--sample", "5"]);
     assert_eq!(code, 1, "doctor fails a misconfigured Redis:\n{out}");
-    for verdict in ["FAIL redis eviction", "FAIL redis persistence", "FAIL stores agree", "ok   clickhouse schema"] {
+    for verdict in [
+        "FAIL redis eviction",
+        "FAIL redis persistence",
+        "FAIL stores agree",
+        "ok   clickhouse schema",
+    ] {
         assert!(out.contains(verdict), "doctor says {verdict}:\n{out}");
     }
 
@@ -332,7 +389,10 @@ async fn one_kato_shaped_stack_keeps_its_kb_whole_and_says_what_is_wrong() {
 fn printed_kato_url(stdout: &str) -> String {
     stdout
         .lines()
-        .find_map(|l| l.split_once(" is ready at ").map(|(_, url)| url.trim().to_string()))
+        .find_map(|l| {
+            l.split_once(" is ready at ")
+                .map(|(_, url)| url.trim().to_string())
+        })
         .unwrap_or_else(|| panic!("up prints the URL:\n{stdout}"))
 }
 
@@ -456,11 +516,17 @@ async fn down_lists_what_it_removes_and_leaves_alone_what_katotune_did_not_creat
     let (code, out, err) = katotune_any(&["down", "--all"]);
     assert_eq!(code, 2, "{out}\n{err}");
     assert!(err.contains("--yes"), "{err}");
-    assert!(out.contains(&format!("{stack}: removes containers {stack}-api")), "{out}");
+    assert!(
+        out.contains(&format!("{stack}: removes containers {stack}-api")),
+        "{out}"
+    );
     assert_eq!(backend.status(Some(&stack)).await.unwrap().len(), 2);
 
     let out = katotune(&["down", "--stack", &stack]);
-    assert!(out.contains(&format!("{stack}: removes containers {stack}-api")), "{out}");
+    assert!(
+        out.contains(&format!("{stack}: removes containers {stack}-api")),
+        "{out}"
+    );
     assert!(out.contains(&format!("leaves alone {stranger}")), "{out}");
     let left: Vec<String> = backend
         .status(Some(&stack))

@@ -33,7 +33,11 @@ fn entry(kb: &str, words: &[&str], frequency: u64) -> PatternEntry {
 fn kb_items(kb: &str, n: usize) -> Vec<DumpItem> {
     let mut out: Vec<DumpItem> = (0..n)
         .map(|i| {
-            let (a, b, c) = (format!("w{i}"), format!("w{}", i + 1), "tab\t\"quote".to_string());
+            let (a, b, c) = (
+                format!("w{i}"),
+                format!("w{}", i + 1),
+                "tab\t\"quote".to_string(),
+            );
             DumpItem::Pattern(entry(kb, &[&a, &b, &c], 1 + (i as u64 % 3)))
         })
         .collect();
@@ -55,7 +59,12 @@ fn opts(mode: LoadMode) -> LoadOptions {
     }
 }
 
-fn run_load(stores: &mut Stores, kbs: &[&str], items: &[DumpItem], o: &LoadOptions) -> anyhow::Result<()> {
+fn run_load(
+    stores: &mut Stores,
+    kbs: &[&str],
+    items: &[DumpItem],
+    o: &LoadOptions,
+) -> anyhow::Result<()> {
     let ids: Vec<String> = kbs.iter().map(|s| s.to_string()).collect();
     load(stores, &ids, items.iter().cloned().map(Ok), o).map(drop)
 }
@@ -87,7 +96,8 @@ fn sorted_patterns(items: &[DumpItem]) -> Vec<PatternEntry> {
 
 #[test]
 fn loaded_patterns_and_affinity_read_back_equal() {
-    let Some(s) = kb_support::start("loaded_patterns_and_affinity_read_back_equal", "noeviction") else {
+    let Some(s) = kb_support::start("loaded_patterns_and_affinity_read_back_equal", "noeviction")
+    else {
         return;
     };
     let mut stores = Stores::connect(&s.urls).unwrap();
@@ -98,10 +108,16 @@ fn loaded_patterns_and_affinity_read_back_equal() {
     assert_eq!(affinity.len(), 1);
     assert_eq!(affinity[0].sums["joy"], "1.5");
     let stats = stores.stats("node0_kato").unwrap();
-    assert_eq!((stats.patterns, stats.learns), (25, (0..25).map(|i| 1 + i % 3).sum()));
+    assert_eq!(
+        (stats.patterns, stats.learns),
+        (25, (0..25).map(|i| 1 + i % 3).sum())
+    );
     assert_eq!(stats.symbols, 27, "w0..w25 and the quoted tab symbol");
     assert!(stats.interrupted_load.is_none());
-    assert!(stores.redis.markers().unwrap().is_empty(), "the load marker is removed");
+    assert!(
+        stores.redis.markers().unwrap().is_empty(),
+        "the load marker is removed"
+    );
 }
 
 #[test]
@@ -114,18 +130,35 @@ fn a_non_empty_target_is_refused_and_merge_adds_frequencies() {
     run_load(&mut stores, &["node0_kato"], &items, &opts(LoadMode::Fresh)).unwrap();
     let before = stores.stats("node0_kato").unwrap();
     let err = run_load(&mut stores, &["node0_kato"], &items, &opts(LoadMode::Fresh)).unwrap_err();
-    assert!(matches!(err.downcast_ref(), Some(LoadRefused::NotEmpty { .. })), "{err:#}");
+    assert!(
+        matches!(err.downcast_ref(), Some(LoadRefused::NotEmpty { .. })),
+        "{err:#}"
+    );
     assert!(err.to_string().contains("--merge"));
-    assert_eq!(stores.stats("node0_kato").unwrap(), before, "nothing written");
+    assert_eq!(
+        stores.stats("node0_kato").unwrap(),
+        before,
+        "nothing written"
+    );
 
     run_load(&mut stores, &["node0_kato"], &items, &opts(LoadMode::Merge)).unwrap();
     let after = stores.stats("node0_kato").unwrap();
     assert_eq!(after.patterns, before.patterns);
     assert_eq!(after.learns, 2 * before.learns);
-    assert_eq!(stores.clickhouse.count("node0_kato").unwrap(), 10, "no duplicate rows");
+    assert_eq!(
+        stores.clickhouse.count("node0_kato").unwrap(),
+        10,
+        "no duplicate rows"
+    );
     let (patterns, affinity) = read_back(&mut stores, "node0_kato");
-    assert!(patterns.iter().all(|p| p.emotives.len() == 2), "emotive windows append");
-    assert_eq!(affinity[0].sums["joy"], "3", "affinity sums add as HINCRBYFLOAT does");
+    assert!(
+        patterns.iter().all(|p| p.emotives.len() == 2),
+        "emotive windows append"
+    );
+    assert_eq!(
+        affinity[0].sums["joy"], "3",
+        "affinity sums add as HINCRBYFLOAT does"
+    );
 }
 
 #[test]
@@ -135,17 +168,53 @@ fn replace_touches_only_its_own_kbs() {
     };
     let mut stores = Stores::connect(&s.urls).unwrap();
     let foreign = kb_items("node7_other", 4);
-    run_load(&mut stores, &["node7_other"], &foreign, &opts(LoadMode::Fresh)).unwrap();
+    run_load(
+        &mut stores,
+        &["node7_other"],
+        &foreign,
+        &opts(LoadMode::Fresh),
+    )
+    .unwrap();
     let foreign_before = stores.stats("node7_other").unwrap();
-    let mut raw = redis::Client::open(s.urls.redis.as_str()).unwrap().get_connection().unwrap();
-    redis::cmd("SET").arg("node0_kato_not_mine").arg("x").exec(&mut raw).unwrap();
-    run_load(&mut stores, &["node0_kato"], &kb_items("node0_kato", 12), &opts(LoadMode::Fresh)).unwrap();
-    run_load(&mut stores, &["node0_kato"], &kb_items("node0_kato", 5), &opts(LoadMode::Replace)).unwrap();
+    let mut raw = redis::Client::open(s.urls.redis.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("SET")
+        .arg("node0_kato_not_mine")
+        .arg("x")
+        .exec(&mut raw)
+        .unwrap();
+    run_load(
+        &mut stores,
+        &["node0_kato"],
+        &kb_items("node0_kato", 12),
+        &opts(LoadMode::Fresh),
+    )
+    .unwrap();
+    run_load(
+        &mut stores,
+        &["node0_kato"],
+        &kb_items("node0_kato", 5),
+        &opts(LoadMode::Replace),
+    )
+    .unwrap();
     assert_eq!(stores.stats("node0_kato").unwrap().patterns, 5);
     assert_eq!(stores.clickhouse.count("node0_kato").unwrap(), 5);
-    assert_eq!(stores.stats("node7_other").unwrap(), foreign_before, "the foreign KB survives");
-    let kept: Option<String> = redis::cmd("GET").arg("node0_kato_not_mine").query(&mut raw).unwrap();
-    assert_eq!(kept.as_deref(), Some("x"), "a key outside `node0_kato:*` survives");
+    assert_eq!(
+        stores.stats("node7_other").unwrap(),
+        foreign_before,
+        "the foreign KB survives"
+    );
+    let kept: Option<String> = redis::cmd("GET")
+        .arg("node0_kato_not_mine")
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(
+        kept.as_deref(),
+        Some("x"),
+        "a key outside `node0_kato:*` survives"
+    );
 }
 
 #[test]
@@ -157,7 +226,12 @@ fn an_evicting_redis_is_refused_unless_allowed() {
     let items = kb_items("node0_kato", 3);
     let err = run_load(&mut stores, &["node0_kato"], &items, &opts(LoadMode::Fresh)).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("allkeys-lru") && msg.contains("noeviction") && msg.contains("--allow-eviction"), "{msg}");
+    assert!(
+        msg.contains("allkeys-lru")
+            && msg.contains("noeviction")
+            && msg.contains("--allow-eviction"),
+        "{msg}"
+    );
     assert!(stores.kb_is_empty("node0_kato").unwrap());
     let mut o = opts(LoadMode::Fresh);
     o.allow_eviction = true;
@@ -173,12 +247,19 @@ fn unreachable_stores_and_a_missing_table_are_named() {
     let mut urls = s.urls.clone();
     urls.redis = "redis://:hunter2@127.0.0.1:1".into();
     let err = Stores::connect(&urls).err().unwrap().to_string();
-    assert!(err.contains("cannot reach Redis at redis://:***@127.0.0.1:1"), "{err}");
+    assert!(
+        err.contains("cannot reach Redis at redis://:***@127.0.0.1:1"),
+        "{err}"
+    );
     assert!(!err.contains("hunter2"));
     let stores = Stores::connect(&s.urls).unwrap();
     let q = "DROP TABLE kato.patterns_data";
     reqwest::blocking::Client::new()
-        .post(format!("{}/?query={}", s.urls.clickhouse, q.replace(' ', "%20")))
+        .post(format!(
+            "{}/?query={}",
+            s.urls.clickhouse,
+            q.replace(' ', "%20")
+        ))
         .send()
         .unwrap();
     drop(stores);

@@ -29,7 +29,10 @@ async fn the_probe_leaves_no_knowledge_base_pattern_or_session_behind() {
     assert_ne!(node, again, "every probe learns on a node of its own");
     for node in [&node, &again] {
         let left = client.kb_patterns(node).await.expect("read the probe's KB");
-        assert!(left.is_empty(), "the probe left patterns on {node}: {left:?}");
+        assert!(
+            left.is_empty(),
+            "the probe left patterns on {node}: {left:?}"
+        );
     }
     let count: Value = reqwest::get(format!("{}/sessions/count", engine.url()))
         .await
@@ -37,7 +40,10 @@ async fn the_probe_leaves_no_knowledge_base_pattern_or_session_behind() {
         .json()
         .await
         .unwrap();
-    assert_eq!(count["active_session_count"], 0, "the probe left a session open");
+    assert_eq!(
+        count["active_session_count"], 0,
+        "the probe left a session open"
+    );
     engine.shutdown().await;
 }
 
@@ -48,7 +54,10 @@ async fn server_ignoring_the_config() -> (String, Arc<AtomicUsize>, Arc<AtomicUs
     let deleted = Arc::new(AtomicUsize::new(0));
     let (c, d) = (created.clone(), deleted.clone());
     let app = Router::new()
-        .route("/health", get(|| async { Json(json!({"status": "healthy"})) }))
+        .route(
+            "/health",
+            get(|| async { Json(json!({"status": "healthy"})) }),
+        )
         .route(
             "/sessions",
             post(move || {
@@ -84,7 +93,18 @@ async fn a_server_that_ignores_the_session_config_fails_at_once_and_its_session_
         text.contains("the server ignored katotune's training settings (the profile adds none)"),
         "{text}"
     );
-    assert!(text.contains("process_predictions"), "names the key: {text}");
-    assert_eq!(created.load(Ordering::SeqCst), 1, "no retry of a permanent answer");
-    assert_eq!(deleted.load(Ordering::SeqCst), 1, "the probe session was deleted");
+    assert!(
+        text.contains("process_predictions"),
+        "names the key: {text}"
+    );
+    assert_eq!(
+        created.load(Ordering::SeqCst),
+        1,
+        "no retry of a permanent answer"
+    );
+    assert_eq!(
+        deleted.load(Ordering::SeqCst),
+        1,
+        "the probe session was deleted"
+    );
 }

@@ -82,7 +82,11 @@ fn stores_match_katos_compose_file() {
         .find(|f| f.path.ends_with("init.sql"))
         .expect("init.sql copied in");
     // KATO's config/clickhouse/init.sql: its tables, sort key and skip indexes.
-    let sql: String = init.contents.split_whitespace().collect::<Vec<_>>().join(" ");
+    let sql: String = init
+        .contents
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     for needed in [
         "CREATE TABLE IF NOT EXISTS kato.patterns_data",
         "PARTITION BY kb_id ORDER BY (kb_id, length, name) SETTINGS index_granularity = 8192",
@@ -123,7 +127,8 @@ fn stores_match_katos_compose_file() {
         .find(|m| m.target == "/data")
         .expect("Redis keeps /data on a volume");
     assert!(
-        plan.volumes.contains(&data.volume) && plan.volumes.iter().any(|v| v.ends_with("clickhouse-data")),
+        plan.volumes.contains(&data.volume)
+            && plan.volumes.iter().any(|v| v.ends_with("clickhouse-data")),
         "both stores' volumes are the stack's: {:?}",
         plan.volumes
     );

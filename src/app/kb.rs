@@ -87,7 +87,10 @@ fn is_dump(path: &Path) -> bool {
 }
 
 fn looks_like_path(word: &str) -> bool {
-    word.contains('/') || word.ends_with(".db") || word.ends_with(".jsonl") || word.ends_with(".sqlite")
+    word.contains('/')
+        || word.ends_with(".db")
+        || word.ends_with(".jsonl")
+        || word.ends_with(".sqlite")
 }
 
 /// Turns a TARGET word (or none) into a place.
@@ -187,7 +190,11 @@ fn status(a: KbStatusArgs, format: OutputFormat) -> Result<i32> {
     } else {
         print_status(&r.location, &stats, &checks, record.as_ref());
     }
-    Ok(if mismatch { exit::KB_MISMATCH } else { exit::OK })
+    Ok(if mismatch {
+        exit::KB_MISMATCH
+    } else {
+        exit::OK
+    })
 }
 
 fn print_status(
@@ -249,8 +256,13 @@ fn dump(a: KbDumpArgs) -> Result<i32> {
         w.write(&item?)?;
     }
     let (patterns, affinity) = w.finish()?;
-    std::fs::rename(&partial, &a.output)
-        .with_context(|| format!("cannot rename {} to {}", partial.display(), a.output.display()))?;
+    std::fs::rename(&partial, &a.output).with_context(|| {
+        format!(
+            "cannot rename {} to {}",
+            partial.display(),
+            a.output.display()
+        )
+    })?;
     println!(
         "dumped {patterns} patterns and {affinity} affinity entries of {} KBs from {} to {}",
         info.kb_ids.len(),
@@ -286,7 +298,12 @@ fn load(a: KbLoadArgs) -> Result<i32> {
         source: source.location.to_string(),
     };
     let started = std::time::Instant::now();
-    let report = location::load(&source.location, &target.location, &source.service_name, &opts)?;
+    let report = location::load(
+        &source.location,
+        &target.location,
+        &source.service_name,
+        &opts,
+    )?;
     print_load(&report, &target.location, started.elapsed().as_secs_f64());
     Ok(exit::OK)
 }
@@ -306,7 +323,11 @@ fn print_load(report: &LoadReport, target: &Location, seconds: f64) {
             .unwrap_or_default();
         println!("loaded {kb}: {p} patterns, {a} affinity entries{resumed}");
     }
-    let rate = if seconds > 0.0 { total as f64 / seconds } else { 0.0 };
+    let rate = if seconds > 0.0 {
+        total as f64 / seconds
+    } else {
+        0.0
+    };
     println!("into {target} in {seconds:.2} s ({rate:.0} patterns/s)");
 }
 
@@ -322,22 +343,27 @@ fn diff(a: KbDiffArgs, format: OutputFormat) -> Result<i32> {
         println!("A = {}\nB = {}", ra.location, rb.location);
         print!("{}", report.text());
     }
-    Ok(if report.same() { exit::OK } else { exit::KB_MISMATCH })
+    Ok(if report.same() {
+        exit::OK
+    } else {
+        exit::KB_MISMATCH
+    })
 }
 
 fn reset(a: KbResetArgs) -> Result<i32> {
     let r = resolve(a.target.as_deref(), &a.stores)?;
-    let nodes: Vec<String> = match (&r.profile, a.nodes.is_empty()) {
-        (_, false) => a.nodes.clone(),
-        (Some(p), true) => (0..p.training.chunk_sizes.len()).map(|l| p.node_id(l)).collect(),
-        (None, true) => {
-            return Err(BadInput(
+    let nodes: Vec<String> =
+        match (&r.profile, a.nodes.is_empty()) {
+            (_, false) => a.nodes.clone(),
+            (Some(p), true) => (0..p.training.chunk_sizes.len())
+                .map(|l| p.node_id(l))
+                .collect(),
+            (None, true) => return Err(BadInput(
                 "name the nodes to remove with --node N (repeatable); only a profile has defaults"
                     .into(),
             )
-            .into())
-        }
-    };
+            .into()),
+        };
     let kbs: Vec<String> = nodes.iter().map(|n| kb_id(n, &r.service_name)).collect();
     for (kb, what) in location::remove(&r.location, &kbs)? {
         println!("removed {kb} from {}: {what}", r.location);

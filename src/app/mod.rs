@@ -63,8 +63,9 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         }
         if let Some(e) = cause.downcast_ref::<crate::stack::StackError>() {
             return match e {
-                crate::stack::StackError::KbExists(_)
-                | crate::stack::StackError::KbInStores(_) => exit::BAD_INPUT,
+                crate::stack::StackError::KbExists(_) | crate::stack::StackError::KbInStores(_) => {
+                    exit::BAD_INPUT
+                }
                 crate::stack::StackError::Store(_)
                 | crate::stack::StackError::StoresDisagree(_) => exit::STORE_FAILED,
                 _ => exit::STACK_FAILED,
@@ -87,7 +88,9 @@ fn kb_exit_code(cause: &(dyn std::error::Error + 'static)) -> Option<i32> {
         });
     }
     if cause.downcast_ref::<crate::kb::dump::DumpError>().is_some()
-        || cause.downcast_ref::<crate::kb::engine_file::EngineFileError>().is_some()
+        || cause
+            .downcast_ref::<crate::kb::engine_file::EngineFileError>()
+            .is_some()
     {
         return Some(exit::BAD_INPUT);
     }

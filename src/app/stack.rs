@@ -181,7 +181,11 @@ fn print_down_plan(plan: &crate::stack::docker::DownPlan, volumes: bool) {
 fn list<S: AsRef<str>>(names: &[S]) -> String {
     match names.is_empty() {
         true => "(none)".into(),
-        false => names.iter().map(|n| n.as_ref()).collect::<Vec<_>>().join(", "),
+        false => names
+            .iter()
+            .map(|n| n.as_ref())
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 

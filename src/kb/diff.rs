@@ -62,7 +62,11 @@ impl DiffReport {
                 let _ = writeln!(s, "    frequency A {fa}, B {fb}: PTRN|{name}");
             }
         }
-        let verdict = if self.same() { "A and B hold the same knowledge bases" } else { "A and B differ" };
+        let verdict = if self.same() {
+            "A and B hold the same knowledge bases"
+        } else {
+            "A and B differ"
+        };
         let _ = writeln!(s, "{verdict}");
         s
     }
@@ -96,7 +100,8 @@ pub fn compare(
                 Some(fb) if fb != fa => {
                     d.different_frequency += 1;
                     if d.examples_different_frequency.len() < examples {
-                        d.examples_different_frequency.push((name.clone(), *fa, *fb));
+                        d.examples_different_frequency
+                            .push((name.clone(), *fa, *fb));
                     }
                 }
                 Some(_) => {}
@@ -120,7 +125,9 @@ mod tests {
     fn side(entries: &[(&str, &str, u64)]) -> BTreeMap<String, BTreeMap<String, u64>> {
         let mut m: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         for (kb, n, f) in entries {
-            m.entry(kb.to_string()).or_default().insert(n.to_string(), *f);
+            m.entry(kb.to_string())
+                .or_default()
+                .insert(n.to_string(), *f);
         }
         m
     }
@@ -128,12 +135,23 @@ mod tests {
     #[test]
     fn names_on_one_side_and_frequency_changes_are_counted_per_kb() {
         let a = side(&[("k0", "aa", 1), ("k0", "bb", 2), ("k1", "cc", 1)]);
-        let b = side(&[("k0", "aa", 1), ("k0", "bb", 3), ("k0", "dd", 1), ("k2", "ee", 1)]);
+        let b = side(&[
+            ("k0", "aa", 1),
+            ("k0", "bb", 3),
+            ("k0", "dd", 1),
+            ("k2", "ee", 1),
+        ]);
         let r = compare(&a, &b, 1);
         assert!(!r.same());
         let k0 = &r.kbs[0];
-        assert_eq!((k0.only_in_a, k0.only_in_b, k0.different_frequency), (0, 1, 1));
-        assert_eq!(k0.examples_different_frequency, vec![("bb".to_string(), 2, 3)]);
+        assert_eq!(
+            (k0.only_in_a, k0.only_in_b, k0.different_frequency),
+            (0, 1, 1)
+        );
+        assert_eq!(
+            k0.examples_different_frequency,
+            vec![("bb".to_string(), 2, 3)]
+        );
         assert_eq!((r.kbs[1].kb_id.as_str(), r.kbs[1].only_in_a), ("k1", 1));
         assert_eq!((r.kbs[2].kb_id.as_str(), r.kbs[2].only_in_b), ("k2", 1));
         assert!(r.text().contains("frequency A 2, B 3: PTRN|bb"));

@@ -165,8 +165,7 @@ impl<W: Write> DumpWriter<W> {
             path: path.to_path_buf(),
             source,
         };
-        serde_json::to_writer(&mut out, &Line::Header(header.clone()))
-            .map_err(|e| io(e.into()))?;
+        serde_json::to_writer(&mut out, &Line::Header(header.clone())).map_err(|e| io(e.into()))?;
         out.write_all(b"\n").map_err(io)?;
         Ok(DumpWriter {
             out,
@@ -376,10 +375,7 @@ impl<R: BufRead> DumpReader<R> {
                 )));
             }
             if p.frequency == 0 || p.events.is_empty() {
-                return Err(self.bad(format!(
-                    "pattern {} has frequency 0 or no events",
-                    p.name
-                )));
+                return Err(self.bad(format!("pattern {} has frequency 0 or no events", p.name)));
             }
         }
         Ok(())

@@ -67,13 +67,21 @@ fn a_corrupt_line_names_its_line_number() {
     let mut lines: Vec<&str> = text.lines().collect();
     lines[2] = r#"{"type":"pattern","kb_id":"node1_kato","name":"#;
     let err = read_all(lines.join("\n").as_bytes()).unwrap_err();
-    assert!(err.to_string().starts_with("d.jsonl:3: not a dump record"), "{err}");
+    assert!(
+        err.to_string().starts_with("d.jsonl:3: not a dump record"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_lost_line_is_caught_by_the_end_counts() {
     let text = String::from_utf8(write_dump(&items())).unwrap();
-    let kept: Vec<&str> = text.lines().enumerate().filter(|(i, _)| *i != 2).map(|(_, l)| l).collect();
+    let kept: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, l)| l)
+        .collect();
     let err = read_all(kept.join("\n").as_bytes()).unwrap_err();
     assert!(err.to_string().contains("lines were lost"), "{err}");
 }
@@ -83,19 +91,31 @@ fn another_format_version_or_naming_rule_is_refused_with_advice() {
     let text = String::from_utf8(write_dump(&items())).unwrap();
     let v2 = text.replacen(r#""format_version":1"#, r#""format_version":2"#, 1);
     let err = read_all(v2.as_bytes()).unwrap_err().to_string();
-    assert!(err.contains("d.jsonl:1: dump format version 2") && err.contains("dump the source"), "{err}");
+    assert!(
+        err.contains("d.jsonl:1: dump format version 2") && err.contains("dump the source"),
+        "{err}"
+    );
     let rule = text.replacen(NAMING_RULE, "kato-4/blake3", 1);
     let err = read_all(rule.as_bytes()).unwrap_err().to_string();
-    assert!(err.contains("naming rule `kato-4/blake3`") && err.contains("retrain"), "{err}");
+    assert!(
+        err.contains("naming rule `kato-4/blake3`") && err.contains("retrain"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_bad_pattern_name_or_unlisted_kb_is_refused() {
     let text = String::from_utf8(write_dump(&items())).unwrap();
     let short = text.replacen(&"a".repeat(40), "abc", 1);
-    assert!(read_all(short.as_bytes()).unwrap_err().to_string().contains("not a bare 40-hex"));
+    assert!(read_all(short.as_bytes())
+        .unwrap_err()
+        .to_string()
+        .contains("not a bare 40-hex"));
     let other = text.replacen(r#""kb_id":"node1_kato""#, r#""kb_id":"node9_kato""#, 1);
-    assert!(read_all(other.as_bytes()).unwrap_err().to_string().contains("node9_kato"));
+    assert!(read_all(other.as_bytes())
+        .unwrap_err()
+        .to_string()
+        .contains("node9_kato"));
 }
 
 #[test]

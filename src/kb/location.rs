@@ -75,8 +75,11 @@ fn spawn_reader(read: impl FnOnce(Emit<'_>) -> Result<()> + Send + 'static) -> I
     let (tx, rx) = sync_channel(CHANNEL_DEPTH);
     let reader = std::thread::spawn(move || {
         let items = tx.clone();
-        let mut emit =
-            |item| items.send(Ok(item)).map_err(|_| anyhow!("the writer stopped reading"));
+        let mut emit = |item| {
+            items
+                .send(Ok(item))
+                .map_err(|_| anyhow!("the writer stopped reading"))
+        };
         if let Err(e) = read(&mut emit) {
             let _ = tx.send(Err(e));
         }
@@ -127,7 +130,8 @@ fn engine_file_kb_ids(path: &Path) -> Result<Vec<String>> {
 pub fn open_source(loc: &Location, service_name: &str) -> Result<(SourceInfo, ItemStream)> {
     match loc {
         Location::Dump(path) => {
-            let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let file =
+                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
             let reader = DumpReader::new(BufReader::with_capacity(1 << 20, file), path)?;
             let info = SourceInfo {
                 service_name: reader.header().service_name.clone(),
@@ -153,7 +157,13 @@ pub fn open_source(loc: &Location, service_name: &str) -> Result<(SourceInfo, It
                 )
             });
             let service_name = service_name.to_string();
-            Ok((SourceInfo { service_name, kb_ids }, stream))
+            Ok((
+                SourceInfo {
+                    service_name,
+                    kb_ids,
+                },
+                stream,
+            ))
         }
         Location::Stores(urls) => {
             let mut stores = Stores::connect(urls)?;
@@ -194,7 +204,9 @@ pub fn stats(loc: &Location, service_name: &str) -> Result<Vec<KbStats>> {
         builders.insert(kb.clone(), (StatsBuilder::new(kb), BTreeSet::new()));
     }
     for item in stream {
-        let DumpItem::Pattern(p) = item? else { continue };
+        let DumpItem::Pattern(p) = item? else {
+            continue;
+        };
         let (b, symbols) = builders
             .get_mut(&p.kb_id)
             .ok_or_else(|| anyhow!("{loc}: KB {} was not listed first", p.kb_id))?;
@@ -206,7 +218,10 @@ pub fn stats(loc: &Location, service_name: &str) -> Result<Vec<KbStats>> {
         if sorted {
             b.add(&p.name, p.frequency)?;
         } else {
-            counts.entry(p.kb_id).or_default().insert(p.name, p.frequency);
+            counts
+                .entry(p.kb_id)
+                .or_default()
+                .insert(p.name, p.frequency);
         }
     }
     let mut out = Vec::new();
@@ -221,10 +236,16 @@ pub fn stats(loc: &Location, service_name: &str) -> Result<Vec<KbStats>> {
 
 /// Per KB, every pattern name with its frequency (for `kb diff`; names only, not
 /// patterns, are held).
-pub fn name_counts(loc: &Location, service_name: &str) -> Result<BTreeMap<String, BTreeMap<String, u64>>> {
+pub fn name_counts(
+    loc: &Location,
+    service_name: &str,
+) -> Result<BTreeMap<String, BTreeMap<String, u64>>> {
     let (info, stream) = open_source(loc, service_name)?;
-    let mut out: BTreeMap<String, BTreeMap<String, u64>> =
-        info.kb_ids.iter().map(|k| (k.clone(), BTreeMap::new())).collect();
+    let mut out: BTreeMap<String, BTreeMap<String, u64>> = info
+        .kb_ids
+        .iter()
+        .map(|k| (k.clone(), BTreeMap::new()))
+        .collect();
     for item in stream {
         if let DumpItem::Pattern(p) = item? {
             out.entry(p.kb_id).or_default().insert(p.name, p.frequency);
@@ -255,7 +276,9 @@ pub fn remove(loc: &Location, kb_ids: &[String]) -> Result<Vec<(String, String)>
                 let (rows, keys) = stores.remove_kb(kb)?;
                 out.push((
                     kb.clone(),
-                    format!("ClickHouse partition '{kb}' ({rows} rows) and {keys} Redis keys {kb}:*"),
+                    format!(
+                        "ClickHouse partition '{kb}' ({rows} rows) and {keys} Redis keys {kb}:*"
+                    ),
                 ));
             }
         }
@@ -264,7 +287,12 @@ pub fn remove(loc: &Location, kb_ids: &[String]) -> Result<Vec<(String, String)>
 }
 
 /// Loads `source` into `target`.
-pub fn load(source: &Location, target: &Location, service_name: &str, opts: &LoadOptions) -> Result<LoadReport> {
+pub fn load(
+    source: &Location,
+    target: &Location,
+    service_name: &str,
+    opts: &LoadOptions,
+) -> Result<LoadReport> {
     let (info, stream) = open_source(source, service_name)?;
     match target {
         Location::Dump(p) => anyhow::bail!(
@@ -288,7 +316,12 @@ pub fn load(source: &Location, target: &Location, service_name: &str, opts: &Loa
     }
 }
 
-fn load_engine_file(path: &Path, info: &SourceInfo, stream: ItemStream, opts: &LoadOptions) -> Result<LoadReport> {
+fn load_engine_file(
+    path: &Path,
+    info: &SourceInfo,
+    stream: ItemStream,
+    opts: &LoadOptions,
+) -> Result<LoadReport> {
     if opts.resume {
         anyhow::bail!(
             "{}: --resume applies to loads into KATO's stores; load into an engine file \
@@ -296,7 +329,11 @@ fn load_engine_file(path: &Path, info: &SourceInfo, stream: ItemStream, opts: &L
             path.display()
         );
     }
-    let existing: Vec<String> = if path.exists() { engine_file_kb_ids(path)? } else { Vec::new() };
+    let existing: Vec<String> = if path.exists() {
+        engine_file_kb_ids(path)?
+    } else {
+        Vec::new()
+    };
     let mut report = LoadReport::default();
     if opts.mode == LoadMode::Fresh {
         if let Some(kb) = info.kb_ids.iter().find(|k| existing.contains(k)) {

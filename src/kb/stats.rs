@@ -102,7 +102,11 @@ mod tests {
 
     #[test]
     fn the_streamed_digest_is_the_run_records_digest() {
-        let names = [("0a".repeat(20), 3u64), ("1b".repeat(20), 1), ("ff".repeat(20), 2)];
+        let names = [
+            ("0a".repeat(20), 3u64),
+            ("1b".repeat(20), 1),
+            ("ff".repeat(20), 2),
+        ];
         let mut b = StatsBuilder::new("node0_kato");
         let mut record = BTreeMap::new();
         for (n, f) in &names {

@@ -78,7 +78,11 @@ pub fn level_inputs(tokens: u64, node0_chunks: u64, chunk_sizes: &[usize]) -> Ve
     if chunk_sizes.len() > 1 {
         inputs.push(node0_chunks);
     }
-    for size in chunk_sizes.iter().skip(1).take(chunk_sizes.len().saturating_sub(2)) {
+    for size in chunk_sizes
+        .iter()
+        .skip(1)
+        .take(chunk_sizes.len().saturating_sub(2))
+    {
         let below = *inputs.last().unwrap_or(&0);
         inputs.push(patterns_from(below, *size));
     }
@@ -172,7 +176,10 @@ pub struct RedisFacts {
 pub fn redis_facts(stores: &mut Stores) -> Result<RedisFacts, StoreError> {
     let r = &mut stores.redis;
     Ok(RedisFacts {
-        maxmemory: r.config_get("maxmemory")?.and_then(|v| v.parse().ok()).unwrap_or(0),
+        maxmemory: r
+            .config_get("maxmemory")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
         policy: r.config_get("maxmemory-policy")?.unwrap_or_default(),
         appendonly: r.config_get("appendonly")?.as_deref() == Some("yes"),
         save: r.config_get("save")?.unwrap_or_default(),
@@ -211,7 +218,12 @@ pub fn knob_verdicts(profile: &Profile) -> Vec<Verdict> {
             verdict(
                 Level::Warn,
                 &format!("knob {}", knob.env),
-                format!("{}={value} is set, but KATO: {} ({})", knob.env, knob.kato.label(), knob.kato_note),
+                format!(
+                    "{}={value} is set, but KATO: {} ({})",
+                    knob.env,
+                    knob.kato.label(),
+                    knob.kato_note
+                ),
                 "remove it from the profile, or tune a knob that does something",
             )
         })
@@ -222,16 +234,41 @@ pub fn knob_verdicts(profile: &Profile) -> Vec<Verdict> {
 pub fn store_verdicts(urls: &StoreUrls, expected_bytes: Option<u64>) -> Vec<Verdict> {
     let mut stores = match Stores::connect(urls) {
         Ok(s) => s,
-        Err(e) => return vec![verdict(Level::Fail, "stores", e.to_string(), "bring the stack up with `katotune up PROFILE`")],
+        Err(e) => {
+            return vec![verdict(
+                Level::Fail,
+                "stores",
+                e.to_string(),
+                "bring the stack up with `katotune up PROFILE`",
+            )]
+        }
     };
-    let mut out = vec![verdict(Level::Ok, "clickhouse schema", "kato.patterns_data exists".into(), "")];
+    let mut out = vec![verdict(
+        Level::Ok,
+        "clickhouse schema",
+        "kato.patterns_data exists".into(),
+        "",
+    )];
     match redis_facts(&mut stores) {
         Ok(f) => out.extend(redis_verdicts(&f, expected_bytes)),
         Err(e) => out.push(verdict(Level::Fail, "redis", e.to_string(), "")),
     }
     out.push(match super::kb_guard::disagreements(&mut stores) {
-        Ok(bad) if bad.is_empty() => verdict(Level::Ok, "stores agree", "every ClickHouse row has its Redis frequency and the reverse".into(), ""),
-        Ok(bad) => verdict(Level::Fail, "stores agree", bad.iter().map(|d| d.describe()).collect::<Vec<_>>().join("; "), super::kb_guard::DISAGREE_FIX),
+        Ok(bad) if bad.is_empty() => verdict(
+            Level::Ok,
+            "stores agree",
+            "every ClickHouse row has its Redis frequency and the reverse".into(),
+            "",
+        ),
+        Ok(bad) => verdict(
+            Level::Fail,
+            "stores agree",
+            bad.iter()
+                .map(|d| d.describe())
+                .collect::<Vec<_>>()
+                .join("; "),
+            super::kb_guard::DISAGREE_FIX,
+        ),
         Err(e) => verdict(Level::Fail, "stores agree", e.to_string(), ""),
     });
     out

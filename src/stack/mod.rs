@@ -5,8 +5,8 @@
 //! (KATO's `/health` says 200 even when ClickHouse is down, API.md 2.1).
 
 pub mod compose;
-pub mod doctor;
 pub mod docker;
+pub mod doctor;
 pub mod image;
 pub mod kb_guard;
 pub mod plan;

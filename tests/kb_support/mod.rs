@@ -33,7 +33,11 @@ pub struct TestStores {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `../shared/tools/chdb-http/clickhouse-http.py` beside the checkout (env
@@ -85,7 +89,10 @@ pub fn start(test: &str, policy: &str) -> Option<TestStores> {
     let script = chdb_script();
     let python = chdb_python();
     if which("redis-server").is_none() {
-        return missing(test, "redis-server is not installed (apt-get install redis-server)");
+        return missing(
+            test,
+            "redis-server is not installed (apt-get install redis-server)",
+        );
     }
     if !python.exists() || !script.exists() {
         return missing(
@@ -101,7 +108,14 @@ pub fn start(test: &str, policy: &str) -> Option<TestStores> {
     let redis_port = free_port();
     let mut redis = Command::new("redis-server")
         .args(["--bind", "127.0.0.1", "--port", &redis_port.to_string()])
-        .args(["--save", "", "--appendonly", "no", "--maxmemory-policy", policy])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxmemory-policy",
+            policy,
+        ])
         .arg("--dir")
         .arg(dir.path())
         .stdout(Stdio::null())

@@ -57,7 +57,11 @@ impl ClickHouse {
         };
         let ping = ch
             .http
-            .get(ch.base.join("ping").map_err(|e| unreachable(e.to_string()))?)
+            .get(
+                ch.base
+                    .join("ping")
+                    .map_err(|e| unreachable(e.to_string()))?,
+            )
             .timeout(CONNECT_TIMEOUT)
             .send()
             .map_err(|e| unreachable(e.without_url().to_string()))?;
@@ -76,7 +80,12 @@ impl ClickHouse {
 
     /// Runs `query` (params as `{name:Type}` placeholders) with `body` appended; returns
     /// the response text.
-    fn run(&self, query: &str, params: &[(&str, &str)], body: Vec<u8>) -> Result<String, StoreError> {
+    fn run(
+        &self,
+        query: &str,
+        params: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<String, StoreError> {
         let mut url = self.base.clone();
         {
             let mut pairs = url.query_pairs_mut();
@@ -189,7 +198,11 @@ impl ClickHouse {
         let list = serde_json::to_string(names).unwrap_or_default();
         let q = "SELECT name FROM kato.patterns_data WHERE kb_id = {kb:String} \
                  AND has({names:Array(String)}, name) FORMAT TSVRaw";
-        let text = self.run(q, &[("kb", kb), ("names", &list.replace('"', "'"))], Vec::new())?;
+        let text = self.run(
+            q,
+            &[("kb", kb), ("names", &list.replace('"', "'"))],
+            Vec::new(),
+        )?;
         Ok(text.lines().map(str::to_string).collect())
     }
 

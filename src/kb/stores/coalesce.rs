@@ -45,12 +45,16 @@ impl KeyState {
         }
         if !self.hincr.is_empty() {
             self.hincr_index.clear();
-            self.done
-                .push(Folded::HashIncr(key.to_string(), std::mem::take(&mut self.hincr)));
+            self.done.push(Folded::HashIncr(
+                key.to_string(),
+                std::mem::take(&mut self.hincr),
+            ));
         }
         if !self.members.is_empty() {
-            self.done
-                .push(Folded::SAddMany(key.to_string(), std::mem::take(&mut self.members)));
+            self.done.push(Folded::SAddMany(
+                key.to_string(),
+                std::mem::take(&mut self.members),
+            ));
         }
     }
 }
@@ -128,19 +132,37 @@ mod tests {
     fn increments_and_set_members_fold_per_key() {
         let writes = vec![
             hincr("k:symbols:freq", "a", 2),
-            RedisWrite::IncrBy { key: "g".into(), by: 1 },
+            RedisWrite::IncrBy {
+                key: "g".into(),
+                by: 1,
+            },
             hincr("k:symbols:freq", "b", 1),
             hincr("k:symbols:freq", "a", 3),
-            RedisWrite::SAdd { key: "s".into(), member: "x".into() },
-            RedisWrite::IncrBy { key: "g".into(), by: 4 },
-            RedisWrite::SAdd { key: "s".into(), member: "y".into() },
+            RedisWrite::SAdd {
+                key: "s".into(),
+                member: "x".into(),
+            },
+            RedisWrite::IncrBy {
+                key: "g".into(),
+                by: 4,
+            },
+            RedisWrite::SAdd {
+                key: "s".into(),
+                member: "y".into(),
+            },
         ];
         let folded = fold(writes);
         assert_eq!(
             folded,
             vec![
-                Folded::HashIncr("k:symbols:freq".into(), vec![("a".into(), 5), ("b".into(), 1)]),
-                Folded::One(RedisWrite::IncrBy { key: "g".into(), by: 5 }),
+                Folded::HashIncr(
+                    "k:symbols:freq".into(),
+                    vec![("a".into(), 5), ("b".into(), 1)]
+                ),
+                Folded::One(RedisWrite::IncrBy {
+                    key: "g".into(),
+                    by: 5
+                }),
                 Folded::SAddMany("s".into(), vec!["x".into(), "y".into()]),
             ]
         );
@@ -148,26 +170,44 @@ mod tests {
 
     #[test]
     fn order_sensitive_writes_keep_their_place_on_their_key() {
-        let set = |v: &str| RedisWrite::Set { key: "f".into(), value: v.into() };
+        let set = |v: &str| RedisWrite::Set {
+            key: "f".into(),
+            value: v.into(),
+        };
         let writes = vec![
-            RedisWrite::IncrBy { key: "f".into(), by: 2 },
+            RedisWrite::IncrBy {
+                key: "f".into(),
+                by: 2,
+            },
             set("10"),
-            RedisWrite::IncrBy { key: "f".into(), by: 1 },
+            RedisWrite::IncrBy {
+                key: "f".into(),
+                by: 1,
+            },
         ];
         let folded = fold(writes);
         assert_eq!(
             folded,
             vec![
-                Folded::One(RedisWrite::IncrBy { key: "f".into(), by: 2 }),
+                Folded::One(RedisWrite::IncrBy {
+                    key: "f".into(),
+                    by: 2
+                }),
                 Folded::One(set("10")),
-                Folded::One(RedisWrite::IncrBy { key: "f".into(), by: 1 }),
+                Folded::One(RedisWrite::IncrBy {
+                    key: "f".into(),
+                    by: 1
+                }),
             ]
         );
     }
 
     #[test]
     fn keys_set_once_go_into_one_mset() {
-        let set = |k: &str, v: &str| RedisWrite::Set { key: k.into(), value: v.into() };
+        let set = |k: &str, v: &str| RedisWrite::Set {
+            key: k.into(),
+            value: v.into(),
+        };
         let folded = fold(vec![set("a", "1"), set("b", "2"), set("a", "3")]);
         assert_eq!(
             folded,

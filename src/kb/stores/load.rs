@@ -69,15 +69,17 @@ pub enum LoadRefused {
     NotEmpty { kb: String },
     #[error("{kb}: {note}")]
     Interrupted { kb: String, note: String },
-    #[error(
-        "{kb} holds data but no unfinished load: nothing to resume; use --merge or --replace"
-    )]
+    #[error("{kb} holds data but no unfinished load: nothing to resume; use --merge or --replace")]
     NothingToResume { kb: String },
     #[error(
         "{kb}: the cut load was from `{was}`, not `{now}`: resume with the same source, or \
          pass --replace to start over"
     )]
-    OtherSource { kb: String, was: String, now: String },
+    OtherSource {
+        kb: String,
+        was: String,
+        now: String,
+    },
 }
 
 /// What a load did.
@@ -122,7 +124,9 @@ pub fn load(
         });
         let fed = feed(stores, kb_ids, items, opts, &skip, &mut report, &tx);
         drop(tx);
-        let committed = writer.join().map_err(|_| anyhow::anyhow!("the Redis writer panicked"))?;
+        let committed = writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the Redis writer panicked"))?;
         report.seconds.2 = committed?;
         fed
     })?;
@@ -208,7 +212,11 @@ fn prepare(
             }
             (Some(m), false) if opts.mode != LoadMode::Replace => {
                 let note = super::read::describe_marker(m);
-                return Err(LoadRefused::Interrupted { kb: kb.clone(), note }.into());
+                return Err(LoadRefused::Interrupted {
+                    kb: kb.clone(),
+                    note,
+                }
+                .into());
             }
             (None, true) if !stores.kb_is_empty(kb)? => {
                 return Err(LoadRefused::NothingToResume { kb: kb.clone() }.into());

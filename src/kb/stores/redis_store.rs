@@ -197,7 +197,10 @@ impl RedisStore {
         let mut out = Vec::new();
         let suffix = ":global:total_unique_patterns";
         self.scan(&format!("*{suffix}"), |_, keys| {
-            out.extend(keys.iter().filter_map(|k| k.strip_suffix(suffix).map(str::to_string)));
+            out.extend(
+                keys.iter()
+                    .filter_map(|k| k.strip_suffix(suffix).map(str::to_string)),
+            );
             Ok(true)
         })?;
         Ok(out)
@@ -264,13 +267,20 @@ impl RedisStore {
                 out.push(None);
                 continue;
             };
-            let frequency = freq.trim().parse().map_err(|_| bad(name, "frequency", freq.clone()))?;
+            let frequency = freq
+                .trim()
+                .parse()
+                .map_err(|_| bad(name, "frequency", freq.clone()))?;
             let emotives = match &v[1] {
-                Some(t) => serde_json::from_str(t).map_err(|e| bad(name, "emotives", e.to_string()))?,
+                Some(t) => {
+                    serde_json::from_str(t).map_err(|e| bad(name, "emotives", e.to_string()))?
+                }
                 None => Vec::new(),
             };
             let metadata: BTreeMap<String, BTreeSet<String>> = match &v[2] {
-                Some(t) => serde_json::from_str(t).map_err(|e| bad(name, "metadata", e.to_string()))?,
+                Some(t) => {
+                    serde_json::from_str(t).map_err(|e| bad(name, "metadata", e.to_string()))?
+                }
                 None => BTreeMap::new(),
             };
             out.push(Some(PriorPattern {
@@ -328,7 +338,9 @@ fn add_folded(pipe: &mut Pipeline, f: Folded) {
             RedisWrite::HIncrByFloat { key, field, by } => {
                 pipe.cmd("HINCRBYFLOAT").arg(key).arg(field).arg(by)
             }
-            RedisWrite::HSet { key, field, value } => pipe.cmd("HSET").arg(key).arg(field).arg(value),
+            RedisWrite::HSet { key, field, value } => {
+                pipe.cmd("HSET").arg(key).arg(field).arg(value)
+            }
             RedisWrite::SAdd { key, member } => pipe.cmd("SADD").arg(key).arg(member),
         }
         .ignore(),

@@ -22,11 +22,9 @@ use crate::stack::plan::HealthSpec;
 pub fn exec_command(test: &[String]) -> Option<Vec<String>> {
     match test.split_first() {
         Some((form, args)) if form == "CMD" && !args.is_empty() => Some(args.to_vec()),
-        Some((form, args)) if form == "CMD-SHELL" && !args.is_empty() => Some(vec![
-            "/bin/sh".into(),
-            "-c".into(),
-            args.join(" "),
-        ]),
+        Some((form, args)) if form == "CMD-SHELL" && !args.is_empty() => {
+            Some(vec!["/bin/sh".into(), "-c".into(), args.join(" ")])
+        }
         _ => None,
     }
 }
@@ -82,7 +80,11 @@ mod tests {
         );
         assert_eq!(
             exec_command(&s(&["CMD-SHELL", "clickhouse-client --query 'SELECT 1'"])),
-            Some(s(&["/bin/sh", "-c", "clickhouse-client --query 'SELECT 1'"]))
+            Some(s(&[
+                "/bin/sh",
+                "-c",
+                "clickhouse-client --query 'SELECT 1'"
+            ]))
         );
         assert_eq!(exec_command(&s(&["NONE"])), None);
         assert_eq!(exec_command(&s(&["CMD"])), None);

@@ -22,8 +22,13 @@ enum Readiness {
     Waiting,
     /// Running, and Docker has not run its health check yet (`starting`).
     Starting,
-    Exited { exit_code: i64, error: String },
-    Unhealthy { last_check: String },
+    Exited {
+        exit_code: i64,
+        error: String,
+    },
+    Unhealthy {
+        last_check: String,
+    },
     Missing,
 }
 
@@ -233,7 +238,11 @@ impl ServiceReady {
     fn now(service: &str, started_at: Option<String>) -> Self {
         let after = started_at
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
-            .and_then(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().ok());
+            .and_then(|t| {
+                (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                    .to_std()
+                    .ok()
+            });
         ServiceReady {
             service: service.to_string(),
             after,

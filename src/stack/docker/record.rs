@@ -95,7 +95,9 @@ pub fn forget(stack: &str, containers: &[String], volumes: &[String]) -> std::io
 impl StackRecord {
     /// Whether katotune recorded creating container `name` with this `id`.
     pub fn created(&self, name: &str, id: &str) -> bool {
-        self.containers.get(name).is_some_and(|recorded| recorded == id)
+        self.containers
+            .get(name)
+            .is_some_and(|recorded| recorded == id)
     }
 }
 
@@ -111,7 +113,10 @@ mod tests {
             volumes: BTreeSet::new(),
         };
         assert!(record.created("s-redis", "abc"));
-        assert!(!record.created("s-redis", "other-id"), "same name, another container");
+        assert!(
+            !record.created("s-redis", "other-id"),
+            "same name, another container"
+        );
         assert!(!record.created("s-kato", "abc"));
     }
 }
