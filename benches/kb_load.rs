@@ -99,6 +99,13 @@ fn main() {
         batch: DEFAULT_BATCH,
         source: "bench".into(),
     };
+    let cpu = |s: &kb_support::TestStores| {
+        (
+            kb_support::cpu_seconds(s.redis.pid()),
+            kb_support::cpu_seconds(s.clickhouse.pid()),
+        )
+    };
+    let cpu0 = cpu(&stores);
     let t1 = Instant::now();
     let report = location::load(
         &Location::EngineFile(db.clone()),
@@ -108,6 +115,7 @@ fn main() {
     )
     .expect("load");
     let load_s = t1.elapsed().as_secs_f64();
+    let cpu1 = cpu(&stores);
     let loaded: u64 = report.written.values().map(|(p, _)| p).sum();
     let mut s = Stores::connect(&stores.urls).expect("stores");
     for level in &record.levels {
@@ -130,7 +138,15 @@ fn main() {
         "  corpus to a KB in KATO's stores: {:.1} s (train {train_s:.1} s + load {load_s:.1} s); the reference trainer: about 5.8 h",
         train_s + load_s
     );
+    let redis_cpu = cpu1.0 - cpu0.0;
     println!(
-        "  limit: one Redis thread applies the folded commands (~1 per distinct symbol-field per batch plus 3 SETs per pattern) and the ClickHouse engine parses RowBinary and merges parts, all on 2 shared cores"
+        "  Redis: {} commands ({:.1} per pattern), server busy {redis_cpu:.1} s of {load_s:.1} s ({:.2} us per command); ClickHouse engine busy {:.1} s",
+        report.redis_commands,
+        report.redis_commands as f64 / loaded.max(1) as f64,
+        redis_cpu * 1e6 / report.redis_commands.max(1) as f64,
+        cpu1.1 - cpu0.1
+    );
+    println!(
+        "  limit: Redis executes commands on one thread; KATO's layout needs about one command per (symbol, pattern) pair (symbol_to_patterns sets and symbol hashes), so patterns/s <= Redis commands/s / commands per pattern"
     );
 }

@@ -21,6 +21,8 @@ fn readme_lists_every_documented_exit_code() {
         REGRESSION,
         STACK_FAILED,
         KB_MISMATCH,
+        STORE_FAILED,
+        KB_REFUSED,
         INTERRUPTED,
     ] {
         assert!(

@@ -71,7 +71,9 @@ fn store_urls(flags: &StoreFlags, service_name: &str) -> Result<StoreUrls, BadIn
             service_name: service_name.to_string(),
         }),
         _ => Err(BadInput(
-            "KATO's stores need both --redis URL and --clickhouse URL".into(),
+            "no target: name an engine KB file or a profile, or give KATO's stores with both \
+             --redis URL and --clickhouse URL"
+                .into(),
         )),
     }
 }
@@ -279,7 +281,13 @@ fn partial_path(path: &Path) -> PathBuf {
 }
 
 fn load(a: KbLoadArgs) -> Result<i32> {
-    let source = resolve(Some(&a.source), &StoreFlags::default())?;
+    // The store flags name the target, unless the source is the word `stores`.
+    let source_flags = if a.source == "stores" {
+        a.stores.clone()
+    } else {
+        StoreFlags::default()
+    };
+    let source = resolve(Some(&a.source), &source_flags)?;
     let mut target_flags = a.stores.clone();
     if target_flags.service_name.is_none() {
         target_flags.service_name = Some(source.service_name.clone());

@@ -102,8 +102,13 @@ pub struct SourceInfo {
 /// KB ids in an engine file (patterns or affinity), sorted.
 fn engine_file_kb_ids(path: &Path) -> Result<Vec<String>> {
     let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
-    let conn = rusqlite::Connection::open_with_flags(path, flags)
-        .with_context(|| format!("{}: cannot open the engine KB file", path.display()))?;
+    let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(|e| {
+        crate::app::BadInput(format!(
+            "{}: cannot open it as an engine KB file ({e}); give the file `katotune run` \
+             wrote (stack.kb_file) or `katotune serve --db` uses",
+            path.display()
+        ))
+    })?;
     let has_affinity: bool = conn
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'affinity'",
@@ -111,15 +116,17 @@ fn engine_file_kb_ids(path: &Path) -> Result<Vec<String>> {
             |r| r.get::<_, i64>(0),
         )
         .map(|n| n > 0)
-        .with_context(|| format!("{}: not an engine KB file", path.display()))?;
+        .map_err(|e| {
+            crate::app::BadInput(format!("{}: not an engine KB file ({e})", path.display()))
+        })?;
     let sql = if has_affinity {
         "SELECT kb_id FROM patterns UNION SELECT kb_id FROM affinity ORDER BY 1"
     } else {
         "SELECT DISTINCT kb_id FROM patterns ORDER BY 1"
     };
-    let mut stmt = conn
-        .prepare(sql)
-        .with_context(|| format!("{}: not an engine KB file", path.display()))?;
+    let mut stmt = conn.prepare(sql).map_err(|e| {
+        crate::app::BadInput(format!("{}: not an engine KB file ({e})", path.display()))
+    })?;
     let ids = stmt
         .query_map([], |r| r.get::<_, String>(0))?
         .collect::<Result<Vec<_>, _>>()?;
@@ -340,7 +347,15 @@ fn load_engine_file(
             return Err(LoadRefused::NotEmpty { kb: kb.clone() }.into());
         }
     }
-    let mut w = EngineFileWriter::open(path)?;
+    // A new file is built beside and renamed when complete, so a cut load leaves no
+    // half-filled file behind; an existing file is changed in place.
+    let fresh_file = !path.exists();
+    let partial = path.with_extension("partial.db");
+    let write_to = if fresh_file { partial.as_path() } else { path };
+    if fresh_file {
+        let _ = std::fs::remove_file(&partial);
+    }
+    let mut w = EngineFileWriter::open(write_to)?;
     if opts.mode == LoadMode::Replace {
         for kb in info.kb_ids.iter().filter(|k| existing.contains(k)) {
             report.removed.insert(kb.clone(), (w.remove_kb(kb)?, 0));
@@ -361,6 +376,14 @@ fn load_engine_file(
         }
     }
     w.finish()?;
+    if fresh_file {
+        std::fs::rename(&partial, path).with_context(|| {
+            format!("cannot rename {} to {}", partial.display(), path.display())
+        })?;
+        for side in ["partial.db-wal", "partial.db-shm"] {
+            let _ = std::fs::remove_file(path.with_extension(side));
+        }
+    }
     report.written = written.into_iter().collect();
     Ok(report)
 }

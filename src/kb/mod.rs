@@ -13,7 +13,10 @@
 //!   ClickHouse row KATO leaves, with [`store_image::StoreImage`] to replay them;
 //! - [`redis_float`], [`minhash`], [`py_json`]: the exact arithmetic and formats behind
 //!   them (Redis `HINCRBYFLOAT` text, datasketch MinHash and LSH, Python `json.dumps`);
-//! - [`engine_file`]: the embedded engine's SQLite file as a stream of entries.
+//! - [`engine_file`]: the embedded engine's SQLite file as a stream of entries;
+//! - [`dump`]: the portable dump file; [`stores`]: KATO's Redis and ClickHouse read and
+//!   written; [`location`]: any of those as a source or target; [`stats`] and [`diff`]:
+//!   what `kb status` and `kb diff` compute.
 
 pub mod diff;
 pub mod dump;

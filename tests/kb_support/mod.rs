@@ -23,13 +23,34 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+/// CPU seconds (user + system) a process has used so far, from `/proc/PID/stat`.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Redis and ClickHouse for one test; dropped with it.
 pub struct TestStores {
     pub urls: StoreUrls,
     pub redis_port: u16,
     _dir: tempfile::TempDir,
-    _redis: Server,
-    _clickhouse: Server,
+    pub redis: Server,
+    pub clickhouse: Server,
 }
 
 fn free_port() -> u16 {
@@ -144,8 +165,8 @@ pub fn start(test: &str, policy: &str) -> Option<TestStores> {
         },
         redis_port,
         _dir: dir,
-        _redis: Server(redis),
-        _clickhouse: Server(ch),
+        redis: Server(redis),
+        clickhouse: Server(ch),
     })
 }
 

@@ -18,6 +18,9 @@ use crate::kb::kato_form::PatternRow;
 pub const INSERT_COLUMNS: &str = "kb_id, name, pattern_data, length, token_set, token_count, \
                                   minhash_sig, lsh_bands, first_token, last_token";
 
+/// A pattern's bare name and events, as a page of [`ClickHouse::page`] holds them.
+pub type NamedEvents = (String, Vec<Vec<String>>);
+
 /// A ClickHouse HTTP endpoint.
 pub struct ClickHouse {
     http: Client,
@@ -169,7 +172,7 @@ impl ClickHouse {
         kb: &str,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<(String, Vec<Vec<String>>)>, StoreError> {
+    ) -> Result<Vec<NamedEvents>, StoreError> {
         #[derive(Deserialize)]
         struct R {
             name: String,
@@ -192,18 +195,20 @@ impl ClickHouse {
 
     /// Which of `names` already have a row in `kb`.
     pub fn existing(&self, kb: &str, names: &[&str]) -> Result<HashSet<String>, StoreError> {
-        if names.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let list = serde_json::to_string(names).unwrap_or_default();
         let q = "SELECT name FROM kato.patterns_data WHERE kb_id = {kb:String} \
                  AND has({names:Array(String)}, name) FORMAT TSVRaw";
-        let text = self.run(
-            q,
-            &[("kb", kb), ("names", &list.replace('"', "'"))],
-            Vec::new(),
-        )?;
-        Ok(text.lines().map(str::to_string).collect())
+        let mut found = HashSet::new();
+        // The names travel in the URL: 500 keep it far below the 64 KiB URI limit.
+        for chunk in names.chunks(500) {
+            let list = serde_json::to_string(chunk).unwrap_or_default();
+            let text = self.run(
+                q,
+                &[("kb", kb), ("names", &list.replace('"', "'"))],
+                Vec::new(),
+            )?;
+            found.extend(text.lines().map(str::to_string));
+        }
+        Ok(found)
     }
 
     /// `ALTER TABLE kato.patterns_data DROP PARTITION '<kb>'` (what KATO's own

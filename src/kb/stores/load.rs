@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::mpsc::{sync_channel, SyncSender};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::{StoreError, Stores};
 use crate::kb::dump::DumpItem;
@@ -93,6 +93,8 @@ pub struct LoadReport {
     pub removed: BTreeMap<String, (u64, u64)>,
     /// Seconds spent preparing writes, in ClickHouse inserts, and in Redis transactions.
     pub seconds: (f64, f64, f64),
+    /// Redis commands sent (after folding).
+    pub redis_commands: u64,
 }
 
 /// Loads `items` (records of the KBs `kb_ids`) into `stores`.
@@ -113,23 +115,27 @@ pub fn load(
     let mut committer = stores.redis.another()?;
     let (tx, rx) = sync_channel::<Commit>(1);
     std::thread::scope(|scope| -> Result<()> {
-        let writer = scope.spawn(move || -> Result<f64, StoreError> {
-            let mut busy = 0.0;
+        let writer = scope.spawn(move || -> Result<(f64, u64), StoreError> {
+            let (mut busy, mut commands) = (0.0, 0);
             for (writes, marker) in rx {
                 let t = std::time::Instant::now();
-                committer.apply(writes, &marker)?;
+                commands += committer.apply(writes, &marker)? as u64;
                 busy += t.elapsed().as_secs_f64();
             }
-            Ok(busy)
+            Ok((busy, commands))
         });
         let fed = feed(stores, kb_ids, items, opts, &skip, &mut report, &tx);
         drop(tx);
         let committed = writer
             .join()
             .map_err(|_| anyhow::anyhow!("the Redis writer panicked"))?;
-        report.seconds.2 = committed?;
+        (report.seconds.2, report.redis_commands) = committed?;
         fed
-    })?;
+    })
+    .context(
+        "the load stopped part-way; the batches written are kept and marked (see `katotune \
+         kb status`): load the same source again with --resume, or start over with --replace",
+    )?;
     for kb in kb_ids {
         stores.redis.clear_marker(kb)?;
     }

@@ -115,8 +115,7 @@ impl Stores {
             Ok::<(), StoreError>(())
         })?;
         let symbols = self.redis.distinct_symbols(kb)?;
-        let markers = self.redis.markers()?;
-        let mut note = markers.get(kb).map(describe_marker);
+        let mut note = self.redis.marker(kb)?.as_ref().map(describe_marker);
         if missing > 0 && note.is_none() {
             note = Some(format!(
                 "{missing} ClickHouse rows have no Redis keys: a load or learn was cut; \

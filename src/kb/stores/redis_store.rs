@@ -92,17 +92,19 @@ impl RedisStore {
     }
 
     /// Applies `writes` (folded, see [`fold`]) and then `marker` increments, as one
-    /// `MULTI`/`EXEC` transaction: Redis applies all of it or none.
+    /// `MULTI`/`EXEC` transaction: Redis applies all of it or none. Returns the number
+    /// of commands sent.
     pub fn apply(
         &mut self,
         writes: Vec<RedisWrite>,
         marker: &[(String, &str, i64)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<usize, StoreError> {
         let mut pipe = redis::pipe();
         pipe.atomic();
         for f in fold(writes) {
             add_folded(&mut pipe, f);
         }
+        let commands = pipe.cmd_iter().count() + marker.len();
         for (kb, field, by) in marker {
             pipe.cmd("HINCRBY")
                 .arg(format!("{MARKER_PREFIX}{kb}"))
@@ -110,7 +112,8 @@ impl RedisStore {
                 .arg(*by)
                 .ignore();
         }
-        pipe.query::<()>(&mut self.con).map_err(|e| self.err(e))
+        pipe.query::<()>(&mut self.con).map_err(|e| self.err(e))?;
+        Ok(commands)
     }
 
     /// Every key matching `pattern`, step by step, to `each` (a batch at a time).
@@ -222,6 +225,15 @@ impl RedisStore {
             out.insert(key[MARKER_PREFIX.len()..].to_string(), fields);
         }
         Ok(out)
+    }
+
+    /// `kb`'s load marker, if one is left.
+    pub fn marker(&mut self, kb: &str) -> Result<Option<BTreeMap<String, String>>, StoreError> {
+        let fields: BTreeMap<String, String> = redis::cmd("HGETALL")
+            .arg(format!("{MARKER_PREFIX}{kb}"))
+            .query(&mut self.con)
+            .map_err(|e| self.err(e))?;
+        Ok((!fields.is_empty()).then_some(fields))
     }
 
     /// Writes a fresh marker for `kb`.
