@@ -12,10 +12,28 @@ pub const REGRESSION: i32 = 3;
 pub const STACK_FAILED: i32 = 4;
 /// `compare`: a profile learned a different knowledge base than the reference.
 pub const KB_MISMATCH: i32 = 5;
-/// `kb`: KATO's Redis or ClickHouse could not be reached or failed during the command.
-pub const STORE_FAILED: i32 = 6;
+/// `run`: the corpus was trained to the end, but some samples are at risk (their
+/// learns may have reached KATO partly or twice; the record lists their rows).
+pub const SAMPLES_AT_RISK: i32 = 6;
+/// `kb`, `up`, `run`, `doctor`: KATO's Redis or ClickHouse could not be reached,
+/// failed during the command, or disagree (rows without frequencies or the reverse).
+pub const STORE_FAILED: i32 = 7;
 /// `kb load`: the target was refused before anything was written (it holds data, has
 /// an interrupted load, or its Redis may evict keys); the message says which flag to use.
-pub const KB_REFUSED: i32 = 7;
+pub const KB_REFUSED: i32 = 8;
 /// Stopped by Ctrl-C; the journal and a partial run record were written.
 pub const INTERRUPTED: i32 = 130;
+
+/// Every documented code with its constant's name (the README's table lists each).
+pub const ALL: &[(&str, i32)] = &[
+    ("OK", OK),
+    ("RUN_FAILED", RUN_FAILED),
+    ("BAD_INPUT", BAD_INPUT),
+    ("REGRESSION", REGRESSION),
+    ("STACK_FAILED", STACK_FAILED),
+    ("KB_MISMATCH", KB_MISMATCH),
+    ("SAMPLES_AT_RISK", SAMPLES_AT_RISK),
+    ("STORE_FAILED", STORE_FAILED),
+    ("KB_REFUSED", KB_REFUSED),
+    ("INTERRUPTED", INTERRUPTED),
+];

@@ -18,8 +18,9 @@ fn main() {
     let code = match runtime.block_on(app::run(cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
-            app::exit_code(&err)
+            // `CliError`'s Display is the whole cause chain, secrets masked.
+            eprintln!("error: {err}");
+            err.exit_code()
         }
     };
     std::process::exit(code);
@@ -58,7 +59,7 @@ fn init_logging(cli: &Cli) {
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(katotune::secret::MaskedStderr)
         .with_ansi(ansi)
         .with_target(false)
         .without_time()

@@ -223,7 +223,7 @@ fn a_load_killed_mid_way_leaves_a_marker_and_resume_finishes_it() {
         .arg(&dump)
         .args(["--into", "stores"])
         .assert()
-        .code(7)
+        .code(katotune::exit::KB_REFUSED)
         .stderr(predicates::str::contains("--resume"));
     kt(&s)
         .args(["kb", "load"])
@@ -282,7 +282,7 @@ fn a_corrupt_or_truncated_dump_is_refused_with_its_line() {
         .arg(&bad)
         .args(["--into", "stores"])
         .assert()
-        .code(7)
+        .code(katotune::exit::KB_REFUSED)
         .stderr(predicates::str::contains("--resume").and(predicates::str::contains("--replace")));
     kt(&s)
         .args(["kb", "load"])

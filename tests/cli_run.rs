@@ -176,3 +176,29 @@ fn ctrl_c_stops_cleanly_and_resume_finishes_the_job() {
     assert_eq!(second["status"], "completed");
     assert_eq!(done + second["samples"]["done"].as_u64().unwrap(), 100);
 }
+
+#[test]
+fn run_and_resume_agree_on_what_to_do_with_an_earlier_knowledge_base() {
+    let out = tempfile::tempdir().unwrap();
+    let persistent = ["--set", "stack.ephemeral=false"];
+    run(out.path(), &persistent).success();
+    let journal = out.path().join("quick.journal.json");
+    let rows = out.path().join("quick.journal.rows.log");
+    // Only the row log left (as after a kill before the first journal write): resumable.
+    std::fs::remove_file(&journal).unwrap();
+    run(out.path(), &persistent)
+        .code(2)
+        .stderr(predicate::str::contains("--resume"));
+    run(out.path(), &[&persistent[..], &["--resume"]].concat()).success();
+    // Neither journal nor row log: both say --fresh, neither says --resume.
+    std::fs::remove_file(&journal).unwrap();
+    std::fs::remove_file(&rows).unwrap();
+    run(out.path(), &persistent)
+        .code(2)
+        .stderr(predicate::str::contains("--fresh"))
+        .stderr(predicate::str::contains("cannot be continued"));
+    run(out.path(), &[&persistent[..], &["--resume"]].concat())
+        .code(2)
+        .stderr(predicate::str::contains("nothing to resume"))
+        .stderr(predicate::str::contains("--fresh"));
+}

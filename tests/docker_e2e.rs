@@ -242,7 +242,11 @@ async fn a_killed_engine_container_is_reported_and_the_run_resumes_when_it_is_ba
         RunStatus::Failed,
         "the run stops when the server stays away"
     );
-    let reason = first.stop_reason.clone().unwrap_or_default();
+    let reason = first
+        .stop_reason
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     assert!(
         reason.contains("did not come back")
             || reason.contains("at risk")

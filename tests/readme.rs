@@ -11,25 +11,39 @@ fn readme_carries_the_knob_table_from_the_code() {
 }
 
 #[test]
-fn readme_lists_every_documented_exit_code() {
+fn readme_exit_code_table_matches_src_exit_rs() {
     let readme = std::fs::read_to_string("README.md").unwrap();
-    use katotune::exit::*;
-    for code in [
-        OK,
-        RUN_FAILED,
-        BAD_INPUT,
-        REGRESSION,
-        STACK_FAILED,
-        KB_MISMATCH,
-        STORE_FAILED,
-        KB_REFUSED,
-        INTERRUPTED,
-    ] {
+    let table: Vec<i32> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("| exit code |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let code = l.trim_start_matches('|').split('|').next().unwrap().trim();
+            code.parse()
+                .unwrap_or_else(|_| panic!("README exit table row `{l}` has no code"))
+        })
+        .collect();
+    let documented: Vec<i32> = katotune::exit::ALL.iter().map(|(_, code)| *code).collect();
+    for (name, code) in katotune::exit::ALL {
         assert!(
-            readme.contains(&format!("\n| {code} |")),
-            "exit code {code} missing from the README"
+            table.contains(code),
+            "exit code {code} ({name}) missing from the README table"
         );
     }
+    for code in &table {
+        assert!(
+            documented.contains(code),
+            "the README lists exit code {code}, which src/exit.rs does not define"
+        );
+    }
+    let exit_rs = std::fs::read_to_string("src/exit.rs").unwrap();
+    let constants = exit_rs.matches("pub const ").count() - 1;
+    assert_eq!(
+        constants,
+        documented.len(),
+        "every constant in src/exit.rs is listed in exit::ALL"
+    );
 }
 
 #[test]

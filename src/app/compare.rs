@@ -7,11 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::run::{install_ctrl_c, new_run_id, write_record};
-use super::{load_profile, BadInput};
+use super::{load_profile, BadInput, CliResult};
 use crate::cli::{ColorChoice, CompareArgs, ExportArgs, GlobalArgs, ReportArgs};
 use crate::exit;
 use crate::profile::schema::{Backend, ReportFormat};
@@ -59,7 +59,7 @@ fn export_set(args: &ExportArgs, defaults: Option<(&Path, &str, &[ReportFormat])
     set
 }
 
-fn load_baseline(path: &Option<PathBuf>) -> Result<Option<Comparison>> {
+fn load_baseline(path: &Option<PathBuf>) -> CliResult<Option<Comparison>> {
     let Some(path) = path else { return Ok(None) };
     match load_inputs(std::slice::from_ref(path)).map_err(|e| BadInput(e.to_string()))? {
         Inputs::Comparison(c) => Ok(Some(*c)),
@@ -99,7 +99,7 @@ fn align_samples(profiles: &mut [Profile], reference: usize) {
     }
 }
 
-pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> Result<i32> {
+pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
     let threshold = parse_threshold(&args.threshold)?;
     let mut profiles = Vec::new();
     for name in &args.profiles {
@@ -140,6 +140,8 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> Result<i32> {
     let mut done: Vec<ProfileRuns> = Vec::new();
     let mut comparison = None;
     let mut shared: Option<StackHandle> = None;
+    // The exit code of the first run that did not complete.
+    let mut stopped: Option<i32> = None;
     let total = profiles.len();
     for (i, profile) in profiles.iter().enumerate() {
         let mut records = Vec::new();
@@ -170,7 +172,9 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> Result<i32> {
                 break;
             }
         }
-        let interrupted = records.iter().any(|r| r.status != RunStatus::Completed);
+        let interrupted = records.iter().find(|r| r.status != RunStatus::Completed);
+        let interrupted = interrupted.map(RunRecord::exit_code);
+        stopped = stopped.or(interrupted);
         done.push(ProfileRuns {
             profile: profile.clone(),
             records,
@@ -186,7 +190,7 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> Result<i32> {
         );
         exports.write(&c)?;
         comparison = Some(c);
-        if interrupted {
+        if interrupted.is_some() {
             eprintln!(
                 "{}: the run did not complete; stopping the comparison",
                 profile.name
@@ -198,13 +202,7 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> Result<i32> {
         handle.down(false).await;
     }
     let comparison = comparison.context("no profile was run")?;
-    finish(
-        global,
-        &comparison,
-        &exports,
-        args.allow_kb_diff,
-        done.len() < total,
-    )
+    finish(global, &comparison, &exports, args.allow_kb_diff, stopped)
 }
 
 /// One measured run (after its warm-up) on a fresh stack, or on the shared one.
@@ -215,7 +213,7 @@ async fn measured_run(
     warmup: u64,
     cancel: &CancellationToken,
     shared: Option<&mut Option<StackHandle>>,
-) -> Result<(RunRecord, Vec<crate::train::digest::NodeTally>)> {
+) -> CliResult<(RunRecord, Vec<crate::train::digest::NodeTally>)> {
     eprintln!(
         "{label}: provisioning ({:?} backend)",
         profile.stack.backend
@@ -276,15 +274,16 @@ fn finish(
     c: &Comparison,
     exports: &ExportSet,
     allow_kb_diff: bool,
-    incomplete: bool,
-) -> Result<i32> {
+    stopped: Option<i32>,
+) -> CliResult<i32> {
     let colour = colour_on(global);
-    println!("{}", TerminalTable { colour }.render_text(c));
+    let table = TerminalTable { colour }.render_text(c);
+    println!("{}", crate::secret::mask_text(&table));
     for (path_format, path) in exports.targets() {
         eprintln!("wrote {:?}: {}", path_format, path.display());
     }
-    if incomplete {
-        return Ok(exit::INTERRUPTED);
+    if let Some(code) = stopped {
+        return Ok(code);
     }
     let regressions = c.regressions();
     for (profile, verdict) in &regressions {
@@ -310,10 +309,13 @@ fn finish(
     if c.profiles.iter().any(|p| p.samples.failed > 0) {
         return Ok(exit::RUN_FAILED);
     }
+    if c.profiles.iter().any(|p| p.samples.at_risk > 0) {
+        return Ok(exit::SAMPLES_AT_RISK);
+    }
     Ok(exit::OK)
 }
 
-pub fn report(args: ReportArgs, global: &GlobalArgs) -> Result<i32> {
+pub fn report(args: ReportArgs, global: &GlobalArgs) -> CliResult<i32> {
     let comparison = match load_inputs(&args.inputs).map_err(|e| BadInput(e.to_string()))? {
         Inputs::Comparison(c) => *c,
         Inputs::Runs(runs) => {
@@ -330,13 +332,11 @@ pub fn report(args: ReportArgs, global: &GlobalArgs) -> Result<i32> {
     };
     let exports = export_set(&args.exports, None);
     exports.write(&comparison)?;
-    println!(
-        "{}",
-        TerminalTable {
-            colour: colour_on(global)
-        }
-        .render_text(&comparison)
-    );
+    let table = TerminalTable {
+        colour: colour_on(global),
+    }
+    .render_text(&comparison);
+    println!("{}", crate::secret::mask_text(&table));
     for (_, path) in exports.targets() {
         eprintln!("wrote {}", path.display());
     }

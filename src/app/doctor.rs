@@ -1,15 +1,13 @@
 //! `katotune doctor PROFILE`: verdicts with fixes (see [`crate::stack::doctor`]).
 
-use anyhow::Result;
-
-use super::{load_profile, print_data};
+use super::{load_profile, print_data, CliResult};
 use crate::cli::{DoctorArgs, GlobalArgs, OutputFormat};
 use crate::exit;
 use crate::profile::schema::Backend;
 use crate::profile::Profile;
 use crate::stack::doctor::{self, Level, Verdict, REDIS_BYTES_PER_PATTERN};
 
-pub async fn doctor(args: DoctorArgs, global: &GlobalArgs) -> Result<i32> {
+pub async fn doctor(args: DoctorArgs, global: &GlobalArgs) -> CliResult<i32> {
     let profile = load_profile(&args.profile, &args.overrides)?.profile;
     let (mut verdicts, expected_bytes) = corpus_checks(&profile, args.sample).await?;
     verdicts.extend(doctor::knob_verdicts(&profile));
@@ -26,9 +24,14 @@ pub async fn doctor(args: DoctorArgs, global: &GlobalArgs) -> Result<i32> {
 }
 
 /// Level verdicts, and the Redis bytes the whole run will add (estimated).
-async fn corpus_checks(profile: &Profile, sample: u64) -> Result<(Vec<Verdict>, Option<u64>)> {
+async fn corpus_checks(
+    profile: &Profile,
+    sample: u64,
+) -> CliResult<(Vec<Verdict>, Option<u64>)> {
     let p = profile.clone();
-    let est = tokio::task::spawn_blocking(move || doctor::estimate_corpus(&p, sample)).await??;
+    let est = tokio::task::spawn_blocking(move || doctor::estimate_corpus(&p, sample))
+        .await
+        .map_err(anyhow::Error::from)??;
     let mut verdicts = doctor::level_verdicts(profile, &est);
     let per_sample = match est.sampled {
         0 => 0.0,
@@ -38,7 +41,9 @@ async fn corpus_checks(profile: &Profile, sample: u64) -> Result<(Vec<Verdict>, 
         Some(n) => n,
         None => {
             let p = profile.clone();
-            tokio::task::spawn_blocking(move || doctor::count_samples(&p)).await??
+            tokio::task::spawn_blocking(move || doctor::count_samples(&p))
+                .await
+                .map_err(anyhow::Error::from)??
         }
     };
     let patterns = (per_sample * samples as f64).ceil() as u64;

@@ -123,7 +123,8 @@ fn resolve(word: Option<&str>, flags: &StoreFlags) -> Result<Resolved> {
             profile: None,
         });
     }
-    let loaded = load_profile(word, &ProfileOverrides::default())?;
+    let loaded = load_profile(word, &ProfileOverrides::default())
+        .map_err(|e| anyhow::Error::new(BadInput(e.to_string())))?;
     let profile = loaded.profile;
     let service_name = flag_service.unwrap_or_else(|| profile.stack.service_name.clone());
     let location = if flags.redis.is_some() || flags.clickhouse.is_some() {

@@ -2,21 +2,24 @@
 
 mod compare;
 mod doctor;
+mod error;
 pub mod kb;
 mod profiles;
 pub mod run;
 mod stack;
 
-use anyhow::Result;
 use serde_json::Value;
+
+pub use error::{CliError, CliResult, Failure};
 
 use crate::cli::{Cli, Command, HealthArgs, ProfileOverrides, RenderArgs, RenderAs};
 use crate::exit;
-use crate::profile::{self, FlagOverride, ProfileError};
+use crate::profile::{self, FlagOverride};
 use crate::stack::template;
 
-/// Runs the parsed command line; the error (if any) carries its exit code via [`exit_code`].
-pub async fn run(cli: Cli) -> Result<i32> {
+/// Runs the parsed command line; the error (if any) carries its exit code
+/// ([`CliError::exit_code`]).
+pub async fn run(cli: Cli) -> CliResult<i32> {
     match cli.command {
         Command::Profiles(cmd) => profiles::run(cmd, &cli.global),
         Command::Render(args) => render(args, &cli.global),
@@ -32,69 +35,13 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Logs(args) => stack::logs(args).await,
         Command::Image(crate::cli::ImageCommand::Build(args)) => stack::image_build(args).await,
         Command::Serve(args) => run::serve(args).await,
-        Command::Kb(cmd) => kb::run(cmd, &cli.global).await,
+        Command::Kb(cmd) => kb::run(cmd, &cli.global).await.map_err(error::from_kb),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "katotune", &mut std::io::stdout());
             Ok(exit::OK)
         }
     }
-}
-
-/// The exit code an error means (see the README's table).
-pub fn exit_code(err: &anyhow::Error) -> i32 {
-    for cause in err.chain() {
-        if let Some(code) = kb_exit_code(cause) {
-            return code;
-        }
-        if cause.downcast_ref::<ProfileError>().is_some()
-            || cause.downcast_ref::<BadInput>().is_some()
-        {
-            return exit::BAD_INPUT;
-        }
-        if cause
-            .downcast_ref::<crate::stack::docker::DockerError>()
-            .is_some()
-            || cause
-                .downcast_ref::<crate::stack::template::TemplateError>()
-                .is_some()
-        {
-            return exit::STACK_FAILED;
-        }
-        if let Some(e) = cause.downcast_ref::<crate::stack::StackError>() {
-            return match e {
-                crate::stack::StackError::KbExists(_) | crate::stack::StackError::KbInStores(_) => {
-                    exit::BAD_INPUT
-                }
-                crate::stack::StackError::Store(_)
-                | crate::stack::StackError::StoresDisagree(_) => exit::STORE_FAILED,
-                _ => exit::STACK_FAILED,
-            };
-        }
-    }
-    exit::RUN_FAILED
-}
-
-/// Exit codes of the `kb` commands' errors.
-fn kb_exit_code(cause: &(dyn std::error::Error + 'static)) -> Option<i32> {
-    use crate::kb::stores::{load::LoadRefused, StoreError};
-    if cause.downcast_ref::<LoadRefused>().is_some() {
-        return Some(exit::KB_REFUSED);
-    }
-    if let Some(e) = cause.downcast_ref::<StoreError>() {
-        return Some(match e {
-            StoreError::Eviction { .. } => exit::KB_REFUSED,
-            _ => exit::STORE_FAILED,
-        });
-    }
-    if cause.downcast_ref::<crate::kb::dump::DumpError>().is_some()
-        || cause
-            .downcast_ref::<crate::kb::engine_file::EngineFileError>()
-            .is_some()
-    {
-        return Some(exit::BAD_INPUT);
-    }
-    None
 }
 
 /// A command-line value that cannot be used.
@@ -141,7 +88,7 @@ pub fn flag_overrides(o: &ProfileOverrides) -> Result<Vec<FlagOverride>, BadInpu
 }
 
 /// Loads a profile with overrides and prints its warnings once.
-pub fn load_profile(name: &str, overrides: &ProfileOverrides) -> Result<profile::Loaded> {
+pub fn load_profile(name: &str, overrides: &ProfileOverrides) -> CliResult<profile::Loaded> {
     let flags = flag_overrides(overrides)?;
     let loaded = profile::load(name, &flags)?;
     for w in &loaded.warnings {
@@ -150,7 +97,7 @@ pub fn load_profile(name: &str, overrides: &ProfileOverrides) -> Result<profile:
     Ok(loaded)
 }
 
-fn render(args: RenderArgs, global: &crate::cli::GlobalArgs) -> Result<i32> {
+fn render(args: RenderArgs, global: &crate::cli::GlobalArgs) -> CliResult<i32> {
     let loaded = load_profile(&args.profile, &args.overrides)?;
     let plan = template::render(&loaded.profile, "render")?;
     let mut shown = serde_json::to_value(&plan)?;
@@ -174,23 +121,30 @@ fn render(args: RenderArgs, global: &crate::cli::GlobalArgs) -> Result<i32> {
         RenderAs::Plan => shown,
         RenderAs::Compose => template::to_compose(&plan),
     };
-    print_data(&doc, global)?;
+    print_data(&crate::secret::Redacted(&doc), global)?;
     Ok(exit::OK)
 }
 
 /// Prints a data document as YAML (text) or JSON.
-pub fn print_data(doc: &impl serde::Serialize, global: &crate::cli::GlobalArgs) -> Result<()> {
+pub fn print_data(doc: &impl serde::Serialize, global: &crate::cli::GlobalArgs) -> CliResult<()> {
     match global.format {
         crate::cli::OutputFormat::Json => println!("{}", serde_json::to_string_pretty(doc)?),
-        crate::cli::OutputFormat::Text => print!("{}", serde_saphyr::to_string(doc)?),
+        crate::cli::OutputFormat::Text => print!(
+            "{}",
+            serde_saphyr::to_string(doc).map_err(|e| anyhow::anyhow!("cannot write YAML: {e}"))?
+        ),
     }
     Ok(())
 }
 
-async fn health(args: HealthArgs) -> Result<i32> {
+async fn health(args: HealthArgs) -> CliResult<i32> {
     let timeout = profile::duration::parse(&args.timeout).map_err(BadInput)?;
     let client = crate::stack::probe::check_client(&args.url, timeout)?;
     let body = client.health().await?;
-    println!("{} ({})", body.status, client.base_url());
+    println!(
+        "{} ({})",
+        body.status,
+        crate::secret::mask_url(client.base_url())
+    );
     Ok(exit::OK)
 }

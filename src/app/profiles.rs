@@ -1,14 +1,13 @@
 //! `katotune profiles list|show|validate`.
 
-use anyhow::Result;
 use serde::Serialize;
 
-use super::{load_profile, print_data};
+use super::{load_profile, print_data, CliResult};
 use crate::cli::{GlobalArgs, OutputFormat, ProfilesCommand};
 use crate::exit;
 use crate::profile::{self, explain, load::SHIPPED};
 
-pub fn run(cmd: ProfilesCommand, global: &GlobalArgs) -> Result<i32> {
+pub fn run(cmd: ProfilesCommand, global: &GlobalArgs) -> CliResult<i32> {
     match cmd {
         ProfilesCommand::List => list(global),
         ProfilesCommand::Show(args) => {
@@ -29,7 +28,7 @@ pub fn run(cmd: ProfilesCommand, global: &GlobalArgs) -> Result<i32> {
                     }
                 }
             } else {
-                print_data(&loaded.profile, global)?;
+                print_data(&crate::secret::Redacted(&loaded.profile), global)?;
             }
             Ok(exit::OK)
         }
@@ -55,7 +54,7 @@ struct Entry {
     description: String,
 }
 
-fn list(global: &GlobalArgs) -> Result<i32> {
+fn list(global: &GlobalArgs) -> CliResult<i32> {
     let mut entries: Vec<Entry> = Vec::new();
     let mut local: Vec<_> = std::fs::read_dir("profiles")
         .into_iter()
@@ -115,7 +114,7 @@ fn list(global: &GlobalArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
-fn validate(profiles: &[String]) -> Result<i32> {
+fn validate(profiles: &[String]) -> CliResult<i32> {
     let mut failed = 0;
     for name in profiles {
         match profile::load(name, &[]) {
@@ -127,7 +126,7 @@ fn validate(profiles: &[String]) -> Result<i32> {
             }
             Err(e) => {
                 failed += 1;
-                println!("FAIL  {name}: {e}");
+                println!("FAIL  {name}: {}", crate::secret::mask_text(&e.to_string()));
             }
         }
     }

@@ -4,16 +4,17 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::{load_profile, BadInput};
+use super::{load_profile, BadInput, CliError, CliResult};
 use crate::cli::{RunArgs, ServeArgs};
 use crate::exit;
 use crate::profile::Profile;
+use crate::secret::{self, Redacted};
 use crate::stack::{self, KbStart};
-use crate::train::record::{RunRecord, RunStatus};
-use crate::train::runner::{self, RunError, RunOptions, Target};
+use crate::train::record::RunRecord;
+use crate::train::runner::{self, RunOptions, Target};
 
 /// A fresh run id: UTC time plus a random suffix.
 pub fn new_run_id() -> String {
@@ -47,7 +48,7 @@ pub fn install_ctrl_c(token: CancellationToken, stopping: &'static str) {
     });
 }
 
-pub async fn run(args: RunArgs, global: &crate::cli::GlobalArgs) -> Result<i32> {
+pub async fn run(args: RunArgs, global: &crate::cli::GlobalArgs) -> CliResult<i32> {
     let mut overrides = args.overrides.clone();
     if let Some(policy) = &args.on_bad_sample {
         overrides
@@ -73,11 +74,11 @@ pub async fn run(args: RunArgs, global: &crate::cli::GlobalArgs) -> Result<i32> 
     });
     write_record(&record, &path)?;
     if global.format == crate::cli::OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&record)?);
+        println!("{}", serde_json::to_string_pretty(&Redacted(&record))?);
     }
-    eprint!("{}", record.summary());
+    eprint!("{}", secret::mask_text(&record.summary()));
     eprintln!("run record: {}", path.display());
-    Ok(status_code(&record))
+    Ok(record.exit_code())
 }
 
 /// Brings the stack up, waits until ready, trains, and takes the stack down.
@@ -88,16 +89,19 @@ pub async fn train_once(
     resume: bool,
     keep: bool,
     cancel: CancellationToken,
-) -> Result<RunRecord> {
+) -> CliResult<RunRecord> {
     runner::check_dataset(profile).map_err(|e| BadInput(e.to_string()))?;
+    // One live run per journal (and, taken by the stack, per knowledge base).
+    let journal = journal_path(profile);
+    let _lock = crate::lock::RunLock::acquire(&crate::lock::lock_path(&journal), "resume journal")?;
+    refuse_unresumable_kb(profile, kb, &journal)?;
     let handle = stack::up(profile, kb, run_id, &cancel).await?;
     let ready = stack::probe::ready_for(&handle.url, profile);
     if let Err(e) = ready.await {
         let logs = handle.log_tails().await;
         handle.down(keep).await;
-        return Err(
-            anyhow::Error::new(e).context(format!("the {} stack is not ready{logs}", profile.name))
-        );
+        let context = format!("the {} stack is not ready{logs}", profile.name);
+        return Err(CliError::from(e).context(context));
     }
     tracing::info!("{} is ready at {}", handle.backend.kind, handle.url);
     let target = Target {
@@ -114,42 +118,52 @@ pub async fn train_once(
     };
     let result = runner::run(profile, &target, &opts).await;
     handle.down(keep).await;
-    result.map_err(|e| match e {
-        RunError::Dataset(_) | RunError::Journal(_) => anyhow::Error::new(BadInput(e.to_string())),
-        other => other.into(),
-    })
+    Ok(result?)
 }
 
-/// Writes a run record atomically.
-pub fn write_record(record: &RunRecord, path: &std::path::Path) -> Result<()> {
+/// A KB that holds data but has neither journal nor row log cannot be resumed: say so
+/// here, so `run` never advises a `--resume` that would then find nothing.
+fn refuse_unresumable_kb(
+    profile: &Profile,
+    kb: KbStart,
+    journal: &std::path::Path,
+) -> CliResult<()> {
+    let Some(file) = stack::kb_file(profile) else {
+        return Ok(());
+    };
+    let holds_data = std::fs::metadata(&file).is_ok_and(|m| m.len() > 0);
+    let log = crate::train::journal::RowLog::path_for(journal);
+    let resumable = journal.exists() || std::fs::metadata(&log).is_ok_and(|m| m.len() > 0);
+    if kb == KbStart::RequireEmpty
+        && holds_data
+        && !resumable
+        && profile.stack.backend == crate::profile::schema::Backend::Embedded
+    {
+        return Err(BadInput(format!(
+            "{} already holds a knowledge base, but there is no resume journal ({}) or row log \
+             for it, so it cannot be continued; replace it with --fresh, or set stack.kb_file / \
+             stack.ephemeral",
+            file.display(),
+            journal.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Writes a run record atomically, its secrets masked.
+pub fn write_record(record: &RunRecord, path: &std::path::Path) -> CliResult<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(record)?)
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&Redacted(record))?)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
-/// Exit code of a finished run.
-pub fn status_code(record: &RunRecord) -> i32 {
-    match record.status {
-        RunStatus::Completed => exit::OK,
-        RunStatus::Interrupted => exit::INTERRUPTED,
-        RunStatus::Failed
-            if record
-                .stop_reason
-                .as_deref()
-                .is_some_and(RunRecord::is_bad_data_reason) =>
-        {
-            exit::BAD_INPUT
-        }
-        RunStatus::Failed => exit::RUN_FAILED,
-    }
-}
-
-pub async fn serve(args: ServeArgs) -> Result<i32> {
+pub async fn serve(args: ServeArgs) -> CliResult<i32> {
     let mut config = crate::engine::EngineConfig::from_env()?;
     let host: std::net::IpAddr = args
         .host

@@ -1,9 +1,9 @@
 //! `katotune apply|up|down|status|logs|image build`: the docker stack by hand.
 
-use anyhow::{Context, Result};
+use anyhow::Context;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
-use super::{load_profile, print_data, run::new_run_id};
+use super::{load_profile, print_data, run::new_run_id, CliError, CliResult};
 use crate::cli::{
     DownArgs, GlobalArgs, ImageBuildArgs, LogsArgs, OutputFormat, StackArgs, StatusArgs,
 };
@@ -12,7 +12,7 @@ use crate::profile::schema::Backend;
 use crate::stack::docker::{describe_times, ContainerChange, DockerBackend};
 use crate::stack::{image, probe, stores, template};
 
-fn docker_profile(args: &StackArgs) -> Result<crate::profile::Profile> {
+fn docker_profile(args: &StackArgs) -> CliResult<crate::profile::Profile> {
     let profile = load_profile(&args.profile, &args.overrides)?.profile;
     if profile.stack.backend != Backend::Docker {
         tracing::warn!(
@@ -25,7 +25,7 @@ fn docker_profile(args: &StackArgs) -> Result<crate::profile::Profile> {
     Ok(profile)
 }
 
-pub async fn apply(args: StackArgs, wait: bool) -> Result<i32> {
+pub async fn apply(args: StackArgs, wait: bool) -> CliResult<i32> {
     let profile = docker_profile(&args)?;
     let run_id = new_run_id();
     let plan = template::render(&profile, &run_id)?;
@@ -41,7 +41,11 @@ pub async fn apply(args: StackArgs, wait: bool) -> Result<i32> {
             let url = docker.api_endpoint(&plan).await?;
             let probe_started = std::time::Instant::now();
             probe::ready_for(&url, &profile).await?;
-            println!("{} is ready at {url}", plan.stack);
+            println!(
+                "{} is ready at {}",
+                plan.stack,
+                crate::secret::mask_url(&url)
+            );
             println!(
                 "  ready after: {}; probe {:.1} s",
                 describe_times(&times),
@@ -49,13 +53,16 @@ pub async fn apply(args: StackArgs, wait: bool) -> Result<i32> {
             );
             if stores::has_stores(&plan) {
                 let found = stores::of_plan(&docker, &plan).await?;
-                println!("  redis: {}", found.redis);
-                println!("  clickhouse: {}", found.clickhouse);
+                println!("  redis: {}", crate::secret::mask_url(&found.redis));
+                println!(
+                    "  clickhouse: {}",
+                    crate::secret::mask_url(&found.clickhouse)
+                );
                 println!("  service name: {}", found.service_name);
                 check_stores_agree(&found).await?;
             }
         }
-        anyhow::Ok(())
+        Ok::<(), CliError>(())
     };
     tokio::select! {
         result = work => result.map(|()| exit::OK),
@@ -70,13 +77,14 @@ pub async fn apply(args: StackArgs, wait: bool) -> Result<i32> {
 }
 
 /// `up`: stores that disagree are reported with the fix (the stack stays up).
-async fn check_stores_agree(found: &stores::StoreUrls) -> Result<()> {
+async fn check_stores_agree(found: &stores::StoreUrls) -> CliResult<()> {
     let urls = found.for_kb();
     let bad = tokio::task::spawn_blocking(move || {
         let mut connected = crate::kb::stores::Stores::connect(&urls)?;
         crate::stack::kb_guard::disagreements(&mut connected)
     })
-    .await??;
+    .await
+    .map_err(anyhow::Error::from)??;
     if bad.is_empty() {
         return Ok(());
     }
@@ -99,7 +107,7 @@ fn report_changes(stack: &str, report: &crate::stack::docker::ApplyReport) {
     }
 }
 
-pub async fn down(args: DownArgs) -> Result<i32> {
+pub async fn down(args: DownArgs) -> CliResult<i32> {
     let docker = DockerBackend::connect().await?;
     let stacks: Vec<String> = match (&args.profile, &args.stack, args.all) {
         (Some(p), _, _) => {
@@ -190,7 +198,7 @@ fn list<S: AsRef<str>>(names: &[S]) -> String {
 }
 
 /// `down --all` asks on a terminal, and needs `--yes` without one.
-fn confirm_all(stacks: usize) -> Result<()> {
+fn confirm_all(stacks: usize) -> CliResult<()> {
     use std::io::{BufRead, IsTerminal, Write};
     if !std::io::stdin().is_terminal() {
         return Err(super::BadInput(format!(
@@ -209,7 +217,7 @@ fn confirm_all(stacks: usize) -> Result<()> {
     }
 }
 
-pub async fn status(args: StatusArgs, global: &GlobalArgs) -> Result<i32> {
+pub async fn status(args: StatusArgs, global: &GlobalArgs) -> CliResult<i32> {
     let stack = match &args.profile {
         Some(p) => Some(template::stack_name(
             &load_profile(p, &Default::default())?.profile,
@@ -251,7 +259,7 @@ pub async fn status(args: StatusArgs, global: &GlobalArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
-pub async fn logs(args: LogsArgs) -> Result<i32> {
+pub async fn logs(args: LogsArgs) -> CliResult<i32> {
     let profile = load_profile(&args.profile, &Default::default())?.profile;
     let docker = DockerBackend::connect().await?;
     docker
@@ -265,7 +273,7 @@ pub async fn logs(args: LogsArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
-pub async fn image_build(args: ImageBuildArgs) -> Result<i32> {
+pub async fn image_build(args: ImageBuildArgs) -> CliResult<i32> {
     let binary = match args.binary {
         Some(b) => b,
         None => static_binary()?,
@@ -283,7 +291,7 @@ pub async fn image_build(args: ImageBuildArgs) -> Result<i32> {
 }
 
 /// This binary when it is static; otherwise a static build from the checkout.
-fn static_binary() -> Result<std::path::PathBuf> {
+fn static_binary() -> anyhow::Result<std::path::PathBuf> {
     let me = std::env::current_exe().context("cannot find the running katotune binary")?;
     if std::fs::read(&me).is_ok_and(|b| image::is_static_executable(&b)) {
         return Ok(me);

@@ -269,6 +269,17 @@ impl NodeKb {
         kb.cleared = self.pending.is_some();
     }
 
+    /// Forgets every pattern and change in memory, without marking the node cleared
+    /// (a rollback to the file: the store reloads what it holds).
+    pub fn reset(&self) {
+        let mut kb = self.lock();
+        kb.patterns.clear();
+        kb.dirty.clear();
+        kb.affinity.clear();
+        kb.affinity_dirty.clear();
+        kb.cleared = false;
+    }
+
     /// Snapshots and resets this node's changes for the writer.
     pub fn take_changes(&self) -> Changes {
         let mut kb = self.lock();

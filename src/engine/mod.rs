@@ -5,7 +5,9 @@
 //! names, keeps every node's knowledge base in memory, and writes it behind to one
 //! SQLite file (see [`store`] for the schema). It answers `GET /predictions` with 501:
 //! it does not compute predictions. Beyond KATO it honours the seed knobs for real
-//! ([`EngineLimits`]) and serves `GET /katotune/kb/{node_id}` (names and frequencies).
+//! ([`EngineLimits`]) and serves katotune's own routes: `GET /katotune/kb/{node_id}`
+//! (names and frequencies) and `POST /katotune/checkpoint` (the durability barrier, see
+//! [`store`]).
 //!
 //! [`start`] runs it inside the caller's runtime on a loopback port; [`serve`] runs it
 //! until a shutdown future completes. Both flush the database on the way out.
@@ -95,6 +97,9 @@ pub enum EngineError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    /// Another live process has the database file open.
+    #[error(transparent)]
+    Locked(#[from] crate::lock::LockError),
     /// Some other I/O failure.
     #[error("{what}: {source}")]
     Io {
@@ -186,17 +191,23 @@ pub(crate) struct Engine {
     counters: LimitCounters,
     started: Instant,
     started_unix: f64,
+    /// Random per start: a checkpoint client sees from it that the server restarted.
+    instance: String,
+    /// The run holding commits for its checkpoints, and when it last asked anything.
+    hold_owner: std::sync::Mutex<Option<(String, Instant)>>,
 }
 
 impl Engine {
-    fn open(config: EngineConfig) -> Result<Self, EngineError> {
+    fn open(config: EngineConfig, lock: Option<crate::lock::RunLock>) -> Result<Self, EngineError> {
         let pending = config
             .db_path
             .as_ref()
             .map(|_| Arc::new(PendingChanges::default()));
         let kbs = Arc::new(KnowledgeBases::new(pending.clone()));
         let store = match (&config.db_path, pending) {
-            (Some(path), Some(pending)) => Some(Store::open(path, Arc::clone(&kbs), pending)?),
+            (Some(path), Some(pending)) => {
+                Some(Store::open(path, Arc::clone(&kbs), pending, lock)?)
+            }
             _ => None,
         };
         Ok(Self {
@@ -208,6 +219,8 @@ impl Engine {
             counters: LimitCounters::default(),
             started: Instant::now(),
             started_unix: chrono::Utc::now().timestamp_millis() as f64 / 1000.0,
+            instance: format!("{:016x}", rand::random::<u64>()),
+            hold_owner: std::sync::Mutex::new(None),
         })
     }
 }
@@ -259,10 +272,20 @@ impl Drop for RunningEngine {
     }
 }
 
-/// Starts the engine on `config.bind` inside the current tokio runtime.
+/// Starts the engine on `config.bind` inside the current tokio runtime. A persistent
+/// database is locked (`<db>.lock`): a file another live process has open is refused.
 pub async fn start(config: EngineConfig) -> Result<RunningEngine, EngineError> {
+    start_locked(config, None).await
+}
+
+/// Like [`start`], with the database's lock already taken by the caller (who may have
+/// replaced the file under it).
+pub async fn start_locked(
+    config: EngineConfig,
+    lock: Option<crate::lock::RunLock>,
+) -> Result<RunningEngine, EngineError> {
     let bind = config.bind;
-    let engine = tokio::task::spawn_blocking(move || Engine::open(config))
+    let engine = tokio::task::spawn_blocking(move || Engine::open(config, lock))
         .await
         .map_err(|e| EngineError::Io {
             what: "opening the knowledge base".into(),

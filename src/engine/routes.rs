@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -17,7 +17,8 @@ use crate::kato::api::{PatternLookup, PatternResult};
 use crate::kato::pattern::{bare_hash, kb_id};
 
 use super::kb::parse_digest;
-use super::reply::{method_not_allowed, not_found, ok, session_not_found};
+use super::reply::{detail, method_not_allowed, not_found, ok, session_not_found};
+use super::store::CheckpointOp;
 use super::{limits, session_routes as s, Engine};
 
 /// KATO's version this engine is compatible with.
@@ -50,6 +51,7 @@ pub(crate) fn router(engine: Arc<Engine>) -> Router {
         .route("/sessions/{sid}/predictions", get(s::predictions))
         .route("/pattern/{pattern_id}", get(pattern))
         .route("/katotune/kb/{node_id}", get(kb_frequencies))
+        .route("/katotune/checkpoint", post(checkpoint))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(Arc::clone(&engine), session_gate))
@@ -152,6 +154,7 @@ async fn status(State(engine): State<Arc<Engine>>) -> Response {
             "pending_changes": store.pending(),
             "rows_written": store.stats.rows_written.load(Ordering::Relaxed),
             "write_errors": store.stats.write_errors.load(Ordering::Relaxed),
+            "held_for_checkpoints": store.stats.held.load(Ordering::Relaxed),
         })
     });
     ok(&json!({
@@ -246,6 +249,104 @@ async fn kb_frequencies(
         .map(|(name, frequency)| json!({"name": name, "frequency": frequency}))
         .collect();
     ok(&json!({"kb_id": kb_id, "patterns": patterns}))
+}
+
+/// katotune's own durability barrier (not a KATO route). The JSON body picks the
+/// operation: `{}` commits everything acknowledged so far (`{"label": "..."}` records
+/// a label with it), `{"hold": true, "rollback": true}` makes commits wait for
+/// checkpoints after forgetting what is not committed, `{"hold": false}` commits and
+/// releases; `"instance"` makes any of them refuse (409, nothing done) when this engine
+/// is not that instance (it restarted). 200 answers `{"instance", "persistent", "held",
+/// "label"}` once the state is on disk; 503 `{"detail"}` when the database could not be
+/// written (disk full...).
+async fn checkpoint(State(engine): State<Arc<Engine>>, body: axum::body::Bytes) -> Response {
+    #[derive(serde::Deserialize, Default)]
+    struct Ask {
+        hold: Option<bool>,
+        #[serde(default)]
+        rollback: bool,
+        label: Option<String>,
+        instance: Option<String>,
+        owner: Option<String>,
+    }
+    let ask: Ask = if body.iter().all(u8::is_ascii_whitespace) {
+        Ask::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(ask) => ask,
+            Err(e) => return detail(StatusCode::BAD_REQUEST, format!("bad checkpoint body: {e}")),
+        }
+    };
+    let instance = engine.instance.clone();
+    if ask.instance.as_ref().is_some_and(|i| *i != instance) {
+        return detail(
+            StatusCode::CONFLICT,
+            format!("this engine restarted: it is instance {instance}, not the one asked for"),
+        );
+    }
+    // An in-memory engine has nothing to hold: no run owns it.
+    if engine.store.is_none() {
+        return ok(
+            &json!({"instance": instance, "persistent": false, "held": false, "label": null}),
+        );
+    }
+    if let Err(message) = check_owner(&engine, ask.owner.as_deref(), ask.hold == Some(true)) {
+        return detail(StatusCode::CONFLICT, message);
+    }
+    if ask.hold == Some(false) {
+        // Released: the next run may hold at once, without waiting out the lease.
+        *engine.hold_owner.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+    let op = match ask.hold {
+        Some(true) => CheckpointOp::Hold {
+            rollback: ask.rollback,
+        },
+        Some(false) => CheckpointOp::Release,
+        None => CheckpointOp::Commit { label: ask.label },
+    };
+    let worker = Arc::clone(&engine);
+    let answer = tokio::task::spawn_blocking(move || {
+        worker
+            .store
+            .as_ref()
+            .map(|store| store.checkpoint(op))
+            .unwrap_or_else(|| Err("no database".into()))
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    match answer {
+        Ok(state) => ok(&json!({
+            "instance": instance,
+            "persistent": true,
+            "held": state.held,
+            "label": state.label,
+        })),
+        Err(message) => detail(StatusCode::SERVICE_UNAVAILABLE, message),
+    }
+}
+
+/// How long a run's hold keeps other runs from taking the engine over.
+const HOLD_LEASE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// One run at a time holds commits: a hold by another `owner` is refused while the
+/// holder was active within [`HOLD_LEASE`] (it would roll the holder's work back); a
+/// commit or release by a run that is no longer the holder is refused too.
+fn check_owner(engine: &Engine, owner: Option<&str>, hold: bool) -> Result<(), String> {
+    let Some(owner) = owner else {
+        return Ok(());
+    };
+    let mut slot = engine.hold_owner.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((holder, seen)) = slot.as_ref() {
+        if holder != owner && (!hold || seen.elapsed() < HOLD_LEASE) {
+            return Err(format!(
+                "the knowledge base is held for checkpoints by another katotune run ({holder}, \
+                 active {}s ago); run one training at a time against this server",
+                seen.elapsed().as_secs()
+            ));
+        }
+    }
+    *slot = Some((owner.to_string(), std::time::Instant::now()));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -138,6 +138,71 @@ where
     format!("{PATTERN_PREFIX}{}", pattern_hash(events))
 }
 
+/// Appends Python's `str()` of `symbols` observed one per event: `[['a'], ['b']]`.
+pub fn push_singleton_events_repr<S: AsRef<str>>(out: &mut String, symbols: &[S]) {
+    out.push('[');
+    for (i, symbol) in symbols.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push('[');
+        push_py_repr(out, symbol.as_ref());
+        out.push(']');
+    }
+    out.push(']');
+}
+
+/// Checks the names a server returns against KATO's naming rule, for groups observed
+/// one symbol per event (how katotune trains every level).
+///
+/// The check renders into a reused buffer and compares the 20 SHA-1 bytes with the
+/// server's hex, so it allocates nothing per name.
+#[derive(Debug, Default)]
+pub struct NameCheck {
+    scratch: String,
+}
+
+impl NameCheck {
+    /// Whether `got` is the name KATO gives `symbols` observed one per event: `PTRN|`
+    /// and the lowercase hex SHA-1 for 2 or more symbols; for fewer, KATO stores nothing
+    /// and `got` must be null or empty.
+    pub fn matches<S: AsRef<str>>(&mut self, symbols: &[S], got: Option<&str>) -> bool {
+        let got = got.filter(|g| !g.is_empty());
+        if symbols.len() < 2 {
+            return got.is_none();
+        }
+        let Some(hex) = got.and_then(|g| g.strip_prefix(PATTERN_PREFIX)) else {
+            return false;
+        };
+        let lower_hex = hex.len() == 40
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let mut theirs = [0u8; 20];
+        if !lower_hex || hex::decode_to_slice(hex, &mut theirs).is_err() {
+            return false;
+        }
+        self.scratch.clear();
+        push_singleton_events_repr(&mut self.scratch, symbols);
+        let ours: [u8; 20] = Sha1::digest(self.scratch.as_bytes()).into();
+        ours == theirs
+    }
+
+    /// The name KATO's rule gives `symbols` observed one per event (`None` under 2
+    /// symbols). Allocates: for error messages.
+    pub fn expected<S: AsRef<str>>(symbols: &[S]) -> Option<String> {
+        if symbols.len() < 2 {
+            return None;
+        }
+        let mut text = String::new();
+        push_singleton_events_repr(&mut text, symbols);
+        Some(format!(
+            "{PATTERN_PREFIX}{}",
+            hex::encode(Sha1::digest(text.as_bytes()))
+        ))
+    }
+}
+
 /// Strips `PTRN|` (or its URL-encoded form) from a pattern id, as `GET /pattern` accepts.
 pub fn bare_hash(id: &str) -> &str {
     id.strip_prefix(PATTERN_PREFIX)
@@ -195,6 +260,27 @@ mod tests {
         assert_eq!(r("\u{200d}"), "'\\u200d'");
         assert_eq!(r("\u{e0001}"), "'\\U000e0001'");
         assert_eq!(r("Ġ"), "'Ġ'");
+    }
+
+    #[test]
+    fn name_check_accepts_the_rule_and_nothing_else() {
+        let symbols = ["Ġthe", "'s", "cat"];
+        let events: Vec<Vec<&str>> = symbols.iter().map(|s| vec![*s]).collect();
+        let right = wire_name(&events);
+        assert_eq!(
+            NameCheck::expected(&symbols).as_deref(),
+            Some(right.as_str())
+        );
+        let mut check = NameCheck::default();
+        assert!(check.matches(&symbols, Some(&right)));
+        assert!(!check.matches(&symbols, Some(&right.to_uppercase())));
+        assert!(!check.matches(&symbols, Some(&wire_name(&[vec!["cat", "the"]]))));
+        assert!(!check.matches(&symbols, None));
+        assert!(!check.matches(&symbols, Some("")));
+        assert!(!check.matches(&symbols, Some(&right[5..])));
+        assert!(check.matches(&["alone"], None));
+        assert!(check.matches(&["alone"], Some("")));
+        assert!(!check.matches(&["alone"], Some(&right)));
     }
 
     #[test]

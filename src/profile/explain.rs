@@ -28,9 +28,11 @@ pub fn describe_source(meta: &Metadata, keys: &[&str]) -> String {
     }
 }
 
-/// Every leaf of `profile` with its source, in document order.
+/// Every leaf of `profile` with its source, in document order; secrets are masked
+/// (`crate::secret`).
 pub fn explain(profile: &Profile, figment: &Figment) -> Vec<Origin> {
-    let value = serde_json::to_value(profile).unwrap_or(Value::Null);
+    let mut value = serde_json::to_value(profile).unwrap_or(Value::Null);
+    crate::secret::redact_json(&mut value);
     let mut out = Vec::new();
     leaves(&value, String::new(), &mut |key, v| {
         let keys: Vec<&str> = key.split('.').collect();

@@ -224,6 +224,10 @@ impl Provider for LayerProvider<'_> {
 pub fn load(name: &str, flags: &[FlagOverride]) -> Result<Loaded, ProfileError> {
     let leaf = locate(name)?;
     let chain = resolve_chain(leaf)?;
+    // Before anything can print a value: every secret the files hold is masked from now on.
+    for layer in &chain {
+        crate::secret::remember_all(&layer.value);
+    }
     let mut problems = Vec::new();
     let mut figment = Figment::from(Serialized::defaults(Profile::default()));
     let default_name = chain[0]
@@ -262,6 +266,10 @@ pub fn load(name: &str, flags: &[FlagOverride]) -> Result<Loaded, ProfileError> 
         figment = figment.merge(FlagProvider(flag));
     }
     let profile = extract(&figment, &chain, &mut problems);
+    if let Some(p) = &profile {
+        // Secrets set by environment variables or flags.
+        crate::secret::remember_all(&serde_json::to_value(p).unwrap_or_default());
+    }
     match profile {
         Some(profile) if problems.is_empty() => {
             let more = super::validate::problems(&profile);

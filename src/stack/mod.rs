@@ -145,10 +145,18 @@ pub async fn up(
     match profile.stack.backend {
         Backend::Embedded => {
             let config = engine_config(profile)?;
+            // Locked before anything is replaced: `--fresh` never deletes a file another
+            // live run has open.
+            let mut lock = None;
             if let Some(path) = &config.db_path {
+                let lock_file = crate::lock::lock_path(path);
+                lock = Some(
+                    crate::lock::RunLock::acquire(&lock_file, "knowledge base")
+                        .map_err(engine::EngineError::from)?,
+                );
                 prepare_kb_file(path, kb)?;
             }
-            let engine = engine::start(config).await?;
+            let engine = engine::start_locked(config, lock).await?;
             let url = engine.url();
             Ok(StackHandle {
                 backend: BackendInfo {

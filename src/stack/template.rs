@@ -28,12 +28,10 @@ const FILES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Environment names whose values are secrets and are never printed.
+/// Environment names whose values are secrets and are never printed (the rule is
+/// [`crate::secret::is_secret_key`]).
 pub fn is_secret(name: &str) -> bool {
-    let n = name.to_ascii_uppercase();
-    ["PASSWORD", "TOKEN", "SECRET", "API_KEY"]
-        .iter()
-        .any(|s| n.contains(s))
+    crate::secret::is_secret_key(name)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,13 @@
 //! The dispatcher: feeds workers, collects their outcomes in any order, keeps the
 //! contiguous prefix of finished rows, the journal and the row log, the progress
 //! display and Ctrl-C, and finally turns it all into the run record.
+//!
+//! A finished sample is first *staged*; it counts (tallies, journal, row log `D`) only
+//! once a checkpoint made it durable (see `checkpoint.rs`).
 
-use std::collections::BTreeMap;
+mod checkpoint;
+
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,15 +15,19 @@ use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use super::digest::NodeTally;
+use super::durable::{Barrier, Durability};
 use super::hierarchy::{min_node0_chunks, receptive_field, LevelCounts, TailPolicy};
-use super::journal::{Frontier, Journal, RowLog, RowState, JOURNAL_VERSION};
+use super::journal::{Frontier, Journal, RowLog, RowState};
+use super::outcome::{KbTrust, StopReason};
 use super::progress::ProgressDisplay;
 use super::reader::Feed;
 use super::record::{
-    LevelRecord, ProfileInfo, RunRecord, RunStatus, SampleCounts, SampleIssue, RECORD_VERSION,
+    DurabilityInfo, LevelRecord, ProfileInfo, RunRecord, RunStatus, SampleCounts, SampleIssue,
+    RECORD_VERSION,
 };
 use super::runner::{now, RunOptions, Target};
 use super::segment::SegmentCounts;
+use super::worker::SampleError;
 use super::worker::{PreparedSample, SampleFailure, SampleResult, Worker};
 use crate::kato::client::KatoClient;
 use crate::profile::schema::OnBadSample;
@@ -26,6 +35,11 @@ use crate::profile::Profile;
 
 /// At-risk samples tolerated before the run stops: past this, something is wrong.
 const MAX_AT_RISK: usize = 10;
+
+/// Checkpoints behind a barrier are at least this far apart: each one drains the
+/// workers and syncs the knowledge base, so on a fast server `checkpoint_every` alone
+/// could ask for several a second. A crash loses at most this much training.
+const MIN_CHECKPOINT_SPACING: Duration = Duration::from_secs(1);
 
 type Outcome = (PreparedSample, Result<SampleResult, SampleFailure>);
 
@@ -44,37 +58,56 @@ pub(super) struct RunState<'a> {
     tokens: u64,
     in_flight: BTreeMap<u64, PreparedSample>,
     status: RunStatus,
-    stop_reason: Option<String>,
+    stop_reason: Option<StopReason>,
+    kb_trust: KbTrust,
     progress: ProgressDisplay,
     row_log: RowLog,
+    /// The server's checkpoint barrier, when it has one.
+    barrier: Option<Barrier>,
+    /// Why there is no barrier (for the record).
+    durability_note: String,
+    /// Samples finished but not yet durable.
+    staged: Vec<Staged>,
+    /// Samples lost with a restarted server, to train again.
+    redo: VecDeque<PreparedSample>,
+    /// Stop feeding until in-flight samples finish and a checkpoint is taken.
+    checkpoint_due: bool,
+    /// Checkpoints taken (labels are `RUN_ID/SESSION/N`).
+    checkpoints: u64,
+    /// When the last checkpoint was taken.
+    last_checkpoint: std::time::Instant,
+    /// Random per run, so labels never repeat even when run ids do.
+    session: String,
+}
+
+/// A finished sample waiting for a checkpoint.
+struct Staged {
+    sample: PreparedSample,
+    /// `Ok`: trained; `Err`: settled as at risk.
+    outcome: Result<SampleResult, SampleIssue>,
 }
 
 impl<'a> RunState<'a> {
     pub(super) fn new(
         profile: &Profile,
-        start_row: u64,
-        journal: Option<Journal>,
+        journal: Journal,
         opts: &'a RunOptions,
-        identity: &super::dataset::DatasetIdentity,
-        learning_hash: &str,
         row_log: RowLog,
+        durability: Durability,
     ) -> Self {
         let levels = profile.training.chunk_sizes.len();
-        let resumed = journal.is_some();
-        let journal = journal.unwrap_or_else(|| Journal {
-            version: JOURNAL_VERSION,
-            profile: profile.name.clone(),
-            learning_hash: learning_hash.to_string(),
-            dataset: identity.clone(),
-            next_row: start_row,
-            samples_done: 0,
-            at_risk_rows: Vec::new(),
-            skipped_rows: Vec::new(),
-            run_id: opts.run_id.clone(),
-            updated_at: now(),
-        });
+        let resumed = opts.resume;
+        let start_row = journal.next_row;
         let done_before = journal.samples_done;
         let target = profile.training.samples;
+        let (barrier, durability_note) = match durability {
+            Durability::Barrier(b) => (
+                Some(b),
+                "katotune's engine: a sample is marked done only after a checkpoint stored it"
+                    .to_string(),
+            ),
+            Durability::Unsupported(why) => (None, why),
+        };
         Self {
             opts,
             profile_name: profile.name.clone(),
@@ -90,7 +123,16 @@ impl<'a> RunState<'a> {
             in_flight: BTreeMap::new(),
             status: RunStatus::Completed,
             stop_reason: None,
+            kb_trust: KbTrust::Verified,
             row_log,
+            barrier,
+            durability_note,
+            staged: Vec::new(),
+            redo: VecDeque::new(),
+            checkpoint_due: false,
+            checkpoints: 0,
+            last_checkpoint: std::time::Instant::now(),
+            session: format!("{:08x}", rand::random::<u32>()),
             progress: ProgressDisplay::new(
                 &profile.name,
                 target.map(|t| t.saturating_sub(done_before)),
@@ -134,8 +176,26 @@ impl<'a> RunState<'a> {
         let mut work_tx = Some(work_tx);
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
-            if !feeding && self.in_flight.is_empty() {
+            let idle = self.in_flight.is_empty();
+            let finishing = !feeding && (self.redo.is_empty() || work_tx.is_none());
+            if idle && (self.checkpoint_due || finishing && !self.staged.is_empty()) {
+                self.checkpoint().await;
+                if self.status == RunStatus::Failed && feeding {
+                    feeding = false;
+                    reader_stop.cancel();
+                    work_tx = None;
+                }
+                continue;
+            }
+            if idle && finishing {
                 break;
+            }
+            if !self.checkpoint_due && self.in_flight.len() < capacity {
+                if let (Some(work), Some(sample)) = (work_tx.as_ref(), self.redo.pop_front()) {
+                    self.in_flight.insert(sample.row, sample.clone());
+                    let _ = work.send(sample).await;
+                    continue;
+                }
             }
             tokio::select! {
                 biased;
@@ -143,7 +203,7 @@ impl<'a> RunState<'a> {
                     feeding = false;
                     reader_stop.cancel();
                     work_tx = None;
-                    self.stop(RunStatus::Interrupted, "interrupted (Ctrl-C): in-flight samples were allowed to finish");
+                    self.stop(RunStatus::Interrupted, StopReason::Interrupted);
                     deadline = Some(tokio::time::Instant::now() + self.opts.drain_deadline);
                 }
                 _ = sleep_until(deadline), if deadline.is_some() => {
@@ -159,8 +219,8 @@ impl<'a> RunState<'a> {
                         work_tx = None;
                     }
                 }
-                item = feed.recv(), if feeding && self.in_flight.len() < capacity => match item {
-                    None => { feeding = false; work_tx = None; }
+                item = feed.recv(), if feeding && !self.checkpoint_due && self.in_flight.len() < capacity => match item {
+                    None => { feeding = false; }
                     Some(item) => {
                         if !self.accept(item, work_tx.as_ref()).await {
                             feeding = false;
@@ -171,8 +231,9 @@ impl<'a> RunState<'a> {
                 },
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
+            let settled = self.samples.done + self.staged.len() as u64;
             self.progress
-                .tick(self.samples.done, self.samples.at_risk.len() as u64, || {
+                .tick(settled, self.samples.at_risk.len() as u64, || {
                     client.metrics_snapshot().latency.p95_ms
                 });
         }
@@ -180,6 +241,7 @@ impl<'a> RunState<'a> {
         for h in handles {
             let _ = h.await;
         }
+        self.finish_checkpoints().await;
         self.save_journal();
         self.progress.finish();
     }
@@ -209,12 +271,16 @@ impl<'a> RunState<'a> {
                     self.frontier.settled(bad.row);
                     true
                 } else {
-                    let hint = if bad.is_fatal() {
-                        ""
-                    } else {
-                        " (set training.on_bad_sample: skip to go on past bad rows)"
+                    let hint = (!bad.is_fatal()).then(|| {
+                        "set training.on_bad_sample: skip to go on past bad rows".to_string()
+                    });
+                    let reason = StopReason::BadData {
+                        row: bad.row,
+                        origin: issue.origin,
+                        reason: issue.reason,
+                        hint,
                     };
-                    self.stop(RunStatus::Failed, &RunRecord::bad_data_reason(&bad, hint));
+                    self.stop(RunStatus::Failed, reason);
                     false
                 }
             }
@@ -230,54 +296,57 @@ impl<'a> RunState<'a> {
 
     fn settle(&mut self, sample: PreparedSample, result: Result<SampleResult, SampleFailure>) {
         self.in_flight.remove(&sample.row);
-        match result {
-            Ok(r) => {
-                for (total, t) in self.tallies.iter_mut().zip(r.tallies) {
-                    total.merge(t);
-                }
-                for (total, c) in self.counts.iter_mut().zip(&r.counts) {
-                    total.add(c);
-                }
-                self.tokens += sample.tokens;
-                self.samples.done += 1;
-                self.row_log.record(sample.row, RowState::Done);
-                self.frontier.completed(sample.row);
-            }
+        let outcome = match result {
+            Ok(r) => Ok(r),
             Err(failure) => {
                 let issue = SampleIssue {
                     row: sample.row,
                     origin: sample.origin.clone(),
                     reason: failure.error.to_string(),
                 };
-                if failure.at_risk {
+                if let SampleError::WrongName(wrong) = failure.error {
+                    tracing::error!(
+                        "sample {} taught the server a wrongly named pattern",
+                        sample.origin
+                    );
+                    self.kb_trust = KbTrust::Untrusted;
+                    let reason = StopReason::WrongName {
+                        row: sample.row,
+                        origin: sample.origin.clone(),
+                        node: wrong.node,
+                        expected: wrong.expected,
+                        got: wrong.got,
+                    };
+                    self.stop(RunStatus::Failed, reason);
+                    Err(issue)
+                } else if failure.at_risk {
                     tracing::error!(
                         "sample {} is at risk (its learns may have reached KATO partly): {}",
                         sample.origin,
                         failure.error
                     );
-                    self.journal.at_risk_rows.push(sample.row);
-                    self.samples.at_risk.push(issue);
-                    self.row_log.record(sample.row, RowState::AtRisk);
-                    self.frontier.completed(sample.row);
-                    if self.samples.at_risk.len() > MAX_AT_RISK {
-                        self.stop(
-                            RunStatus::Failed,
-                            &format!(
-                                "more than {MAX_AT_RISK} samples at risk; last: {}",
-                                failure.error
-                            ),
-                        );
-                    }
+                    Err(issue)
                 } else {
                     self.samples.failed.push(issue);
                     self.row_log.record(sample.row, RowState::Failed);
-                    self.stop(
-                        RunStatus::Failed,
-                        &format!("sample {} failed: {}", sample.origin, failure.error),
-                    );
+                    let reason = StopReason::SampleFailed {
+                        row: sample.row,
+                        origin: sample.origin.clone(),
+                        error: failure.error.to_string(),
+                    };
+                    self.stop(RunStatus::Failed, reason);
+                    return;
                 }
             }
+        };
+        self.staged.push(Staged { sample, outcome });
+        if self.barrier.is_some() {
+            self.checkpoint_due |= self.staged.len() as u64 >= self.checkpoint_every
+                && self.last_checkpoint.elapsed() >= MIN_CHECKPOINT_SPACING;
+            return;
         }
+        // No barrier: what the server acknowledged is all there is to know.
+        self.confirm_staged();
         let settled = self.samples.done + self.samples.at_risk.len() as u64;
         if settled.is_multiple_of(self.checkpoint_every) {
             self.save_journal();
@@ -286,21 +355,29 @@ impl<'a> RunState<'a> {
 
     fn abandon_in_flight(&mut self) {
         for (row, sample) in std::mem::take(&mut self.in_flight) {
-            self.journal.at_risk_rows.push(row);
-            self.row_log.record(row, RowState::AtRisk);
-            self.samples.at_risk.push(SampleIssue {
+            let issue = SampleIssue {
                 row,
-                origin: sample.origin,
+                origin: sample.origin.clone(),
                 reason: "abandoned at the Ctrl-C deadline while training".into(),
+            };
+            self.staged.push(Staged {
+                sample,
+                outcome: Err(issue),
             });
-            self.frontier.completed(row);
+        }
+        if self.barrier.is_none() {
+            self.confirm_staged();
         }
     }
 
-    fn stop(&mut self, status: RunStatus, reason: &str) {
-        if self.status == RunStatus::Completed {
+    /// Records why the run stops; the first reason wins, except that a wrong name
+    /// (the KB cannot be trusted) wins over anything else.
+    fn stop(&mut self, status: RunStatus, reason: StopReason) {
+        let wrong = |r: &StopReason| matches!(r, StopReason::WrongName { .. });
+        let overrides = wrong(&reason) && !self.stop_reason.as_ref().is_some_and(wrong);
+        if self.status == RunStatus::Completed || overrides {
             self.status = status;
-            self.stop_reason = Some(reason.to_string());
+            self.stop_reason = Some(reason);
         }
     }
 
@@ -340,6 +417,7 @@ impl<'a> RunState<'a> {
             run_id: self.opts.run_id.clone(),
             status: self.status,
             stop_reason: self.stop_reason,
+            kb_trust: self.kb_trust,
             profile: ProfileInfo {
                 name: self.profile_name,
                 hash: profile.hash(),
@@ -360,7 +438,17 @@ impl<'a> RunState<'a> {
             calls,
             segmentation,
             levels,
+            durability: DurabilityInfo {
+                guaranteed: self.barrier.is_some(),
+                note: self.durability_note,
+                digests_from_kb: false,
+            },
         }
+    }
+
+    /// The barrier, to read the knowledge base's digests after the run.
+    pub(super) fn barrier(&self) -> Option<&Barrier> {
+        self.barrier.as_ref()
     }
 }
 

@@ -44,7 +44,7 @@ pub enum JournalError {
     },
     #[error("the resume journal {} is damaged ({reason}); delete it to start over", path.display())]
     Damaged { path: PathBuf, reason: String },
-    #[error("no resume journal at {}: nothing to resume; run without --resume to start", path.display())]
+    #[error("no resume journal at {} and no row log beside it: nothing to resume; run without --resume to start (with --fresh if a knowledge base from an earlier run is in the way)", path.display())]
     Missing { path: PathBuf },
     #[error("the resume journal {} belongs to {what}; resuming would mix two trainings in one knowledge base. Run without --resume to start over, or use the matching profile and dataset", path.display())]
     Mismatch { path: PathBuf, what: String },
@@ -206,6 +206,29 @@ mod tests {
         f.completed(12);
         assert_eq!(f.next_row(), 14);
     }
+
+    #[test]
+    fn rows_staged_under_the_stored_label_count_as_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.log");
+        let mut log = RowLog::open(&path, true).unwrap();
+        for row in 0..4 {
+            log.record(row, RowState::Started);
+        }
+        log.stage("run/a/1", &[(0, RowState::Done), (1, RowState::AtRisk)]);
+        log.stage("run/a/2", &[(2, RowState::Done)]);
+        let (states, applied) = RowLog::load_with(&path, Some("run/a/1")).unwrap();
+        assert_eq!(states[&0], RowState::Done);
+        assert_eq!(states[&1], RowState::AtRisk);
+        assert_eq!(
+            states[&2],
+            RowState::Started,
+            "its checkpoint never reached the KB"
+        );
+        assert_eq!(applied, vec![(0, RowState::Done), (1, RowState::AtRisk)]);
+        let (states, _) = RowLog::load_with(&path, None).unwrap();
+        assert_eq!(states[&0], RowState::Started);
+    }
 }
 
 /// What happened to one row, as the row log says.
@@ -272,6 +295,68 @@ impl RowLog {
         if let Err(e) = self.file.write_all(format!("{tag} {row}\n").as_bytes()) {
             tracing::error!("cannot append to {}: {e}", self.path.display());
         }
+    }
+
+    /// Writes (and syncs) the rows a labelled checkpoint is about to commit, with the
+    /// state each gets once it is durable: `P LABEL ROWd ROWr ...`. A resume whose
+    /// knowledge base holds that label applies them even if the process died before
+    /// writing their own lines.
+    pub fn stage(&mut self, label: &str, rows: &[(u64, RowState)]) {
+        let mut line = format!("P {label}");
+        for (row, state) in rows {
+            let tag = if *state == RowState::AtRisk { 'r' } else { 'd' };
+            line.push_str(&format!(" {row}{tag}"));
+        }
+        line.push('\n');
+        let written = self
+            .file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            tracing::error!("cannot append to {}: {e}", self.path.display());
+        }
+    }
+
+    /// The last state of every row, with the rows staged under `durable_label` (the
+    /// label the knowledge base holds) applied as done or at risk.
+    /// Also returns the rows the label settled, to be written down again.
+    #[allow(clippy::type_complexity)]
+    pub fn load_with(
+        path: &Path,
+        durable_label: Option<&str>,
+    ) -> Result<
+        (
+            std::collections::BTreeMap<u64, RowState>,
+            Vec<(u64, RowState)>,
+        ),
+        JournalError,
+    > {
+        let mut states = Self::load(path)?;
+        let mut applied = Vec::new();
+        let Some(label) = durable_label else {
+            return Ok((states, applied));
+        };
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        for line in text.lines() {
+            let mut parts = line.split(' ');
+            if parts.next() != Some("P") || parts.next() != Some(label) {
+                continue;
+            }
+            for entry in parts {
+                let (row, state) = match entry.split_at(entry.len().saturating_sub(1)) {
+                    (row, "r") => (row, RowState::AtRisk),
+                    (row, _) => (row, RowState::Done),
+                };
+                if let Ok(row) = row.parse::<u64>() {
+                    let slot = states.entry(row).or_insert(RowState::Started);
+                    if matches!(slot, RowState::Started) {
+                        *slot = state;
+                        applied.push((row, state));
+                    }
+                }
+            }
+        }
+        Ok((states, applied))
     }
 
     /// The last state of every row in the log (a torn last line is ignored).

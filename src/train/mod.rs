@@ -7,8 +7,10 @@
 pub mod dataset;
 pub mod digest;
 mod dispatch;
+pub mod durable;
 pub mod hierarchy;
 pub mod journal;
+pub mod outcome;
 pub mod progress;
 mod reader;
 pub mod record;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dataset::DatasetIdentity;
 use super::digest::KbDigest;
+use super::outcome::{KbTrust, StopReason};
 use super::segment::SegmentCounts;
 use crate::kato::metrics::MetricsSnapshot;
 use crate::profile::Profile;
@@ -22,9 +23,17 @@ pub struct RunRecord {
     pub run_id: String,
     /// `completed`, `interrupted` or `failed`.
     pub status: RunStatus,
-    /// Why the run stopped early, when it did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_reason: Option<String>,
+    /// Why the run stopped early, when it did (an object tagged by `kind`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::outcome::read_stop_reason"
+    )]
+    pub stop_reason: Option<StopReason>,
+    /// Whether every pattern name the server returned was the one katotune computed:
+    /// `verified`, `untrusted` (see `stop_reason`) or `unchecked` (older records).
+    #[serde(default)]
+    pub kb_trust: KbTrust,
     pub profile: ProfileInfo,
     pub backend: BackendInfo,
     pub dataset: DatasetIdentity,
@@ -43,6 +52,21 @@ pub struct RunRecord {
     pub calls: MetricsSnapshot,
     pub segmentation: SegmentCounts,
     pub levels: Vec<LevelRecord>,
+    /// What katotune could promise about the knowledge base surviving a crash.
+    #[serde(default)]
+    pub durability: DurabilityInfo,
+}
+
+/// What a run could guarantee about durability (see `train::durable`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DurabilityInfo {
+    /// True when every sample counted as done is stored in the knowledge-base file.
+    pub guaranteed: bool,
+    /// How, or why not.
+    pub note: String,
+    /// True when the level digests were read from the knowledge base itself (all
+    /// sessions of a resumed run); false when they count this session's learns.
+    pub digests_from_kb: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,20 +135,7 @@ pub struct LevelRecord {
     pub note: Option<String>,
 }
 
-/// How the stop reason of a run that hit an unusable row begins.
-const BAD_DATA: &str = "bad data at ";
-
 impl RunRecord {
-    /// The stop reason for an unusable row at `origin`.
-    pub fn bad_data_reason(bad: impl std::fmt::Display, hint: &str) -> String {
-        format!("{BAD_DATA}{bad}{hint}")
-    }
-
-    /// Whether a stop reason says the run hit an unusable row (bad input, exit 2).
-    pub fn is_bad_data_reason(reason: &str) -> bool {
-        reason.starts_with(BAD_DATA)
-    }
-
     /// The terminal summary.
     pub fn summary(&self) -> String {
         let mut s = String::new();
@@ -146,6 +157,25 @@ impl RunRecord {
         );
         if let Some(reason) = &self.stop_reason {
             let _ = writeln!(s, "  stopped: {reason}");
+        }
+        if self.kb_trust == KbTrust::Untrusted {
+            let _ = writeln!(
+                s,
+                "  the knowledge base is NOT trustworthy: the server named patterns differently"
+            );
+        }
+        if self.status == RunStatus::Completed && !self.samples.at_risk.is_empty() {
+            let _ = writeln!(
+                s,
+                "  {} samples at risk (rows {}): their learns may be partial or doubled",
+                self.samples.at_risk.len(),
+                self.samples
+                    .at_risk
+                    .iter()
+                    .map(|i| i.row.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
         let _ = writeln!(
             s,

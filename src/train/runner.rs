@@ -16,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 use super::dataset::{Dataset, DatasetError, DatasetSpec};
 use super::digest::NodeTally;
 use super::dispatch::RunState;
+use super::durable::{Durability, DurableError};
 use super::hierarchy::{Flow, TailPolicy};
-use super::journal::{Journal, JournalError, RowLog, RowState};
+use super::journal::{Journal, JournalError, RowLog, RowState, JOURNAL_VERSION};
 use super::reader::Reader;
 use super::record::{BackendInfo, RunRecord, SampleIssue};
 use super::segment::Segmenter;
@@ -61,6 +62,76 @@ pub enum RunError {
     Tokenizer(String),
     #[error("cannot start training against {url}: {source}")]
     Start { url: String, source: KatoError },
+    #[error(transparent)]
+    Durable(#[from] DurableError),
+}
+
+/// The journal to continue from: `None` for a fresh run, and for a resume that has
+/// only a row log (killed before its first checkpoint): the row log says what is done.
+fn resume_journal(
+    opts: &RunOptions,
+    learning_hash: &str,
+    identity: &super::dataset::DatasetIdentity,
+) -> Result<Option<Journal>, JournalError> {
+    if !opts.resume {
+        return Ok(None);
+    }
+    match Journal::load(&opts.journal_path) {
+        Ok(j) => {
+            j.check(&opts.journal_path, learning_hash, identity)?;
+            Ok(Some(j))
+        }
+        Err(JournalError::Missing { path }) => {
+            let log = RowLog::path_for(&path);
+            if std::fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
+                tracing::warn!(
+                    "no resume journal at {}; resuming from the row log {}",
+                    path.display(),
+                    log.display()
+                );
+                Ok(None)
+            } else {
+                Err(JournalError::Missing { path })
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// What an earlier run's row log means for this one.
+struct ResumePlan {
+    /// Rows at or past the start that are settled (done or at risk): not trained again.
+    skip: HashSet<u64>,
+    /// Rows left half-way on a server without a barrier: reported at risk.
+    half_done: Vec<u64>,
+    /// Samples settled by earlier runs.
+    settled: u64,
+}
+
+impl ResumePlan {
+    /// With a `barrier`, a row started but never marked done was not stored (the
+    /// server was rolled back to its last checkpoint): it is trained again. Without
+    /// one, its learns may have reached KATO partly, so it is reported at risk.
+    fn new(previous: &BTreeMap<u64, RowState>, start_row: u64, barrier: bool) -> Self {
+        let settled_state = |s: RowState| match s {
+            RowState::Done | RowState::AtRisk => true,
+            RowState::Started => !barrier,
+            RowState::Failed => false,
+        };
+        Self {
+            skip: previous
+                .iter()
+                .filter(|(row, state)| **row >= start_row && settled_state(**state))
+                .map(|(row, _)| *row)
+                .collect(),
+            half_done: previous
+                .iter()
+                .filter(|(_, state)| !barrier && **state == RowState::Started)
+                .map(|(row, _)| *row)
+                .collect(),
+            settled: previous.values().filter(|s| settled_state(**s)).count() as u64,
+        }
+    }
 }
 
 /// Opens the profile's dataset (and nothing else), so a bad path or format is
@@ -103,47 +174,34 @@ pub async fn run_detailed(
     let mut dataset = Dataset::open(&spec)?;
     let identity = dataset.identity();
     let learning_hash = profile.learning_hash();
-    let journal = if opts.resume {
-        let j = Journal::load(&opts.journal_path)?;
-        j.check(&opts.journal_path, &learning_hash, &identity)?;
-        Some(j)
-    } else {
-        None
-    };
+    let journal = resume_journal(opts, &learning_hash, &identity)?;
     let start_row = journal.as_ref().map_or(t.skip, |j| j.next_row);
+    let rollback = target.backend.kind != "embedded";
+    let owner = std::path::absolute(&opts.journal_path)
+        .unwrap_or_else(|_| opts.journal_path.clone())
+        .display()
+        .to_string();
+    let (durability, durable_label) =
+        Durability::negotiate(&target.url, &owner, rollback, profile.health.timeout).await?;
+    let barrier = matches!(durability, Durability::Barrier(_));
     let log_path = RowLog::path_for(&opts.journal_path);
-    let previous = if opts.resume {
-        RowLog::load(&log_path)?
+    let (previous, applied) = if opts.resume {
+        RowLog::load_with(&log_path, durable_label.as_deref())?
     } else {
-        BTreeMap::new()
+        Default::default()
     };
     let mut row_log = RowLog::open(&log_path, !opts.resume)?;
-    // Rows the previous run settled beyond the resume point (out of order), or left
-    // half-way: neither is trained again.
-    let skip: HashSet<u64> = previous
-        .iter()
-        .filter(|(row, state)| **row >= start_row && **state != RowState::Failed)
-        .map(|(row, _)| *row)
-        .collect();
-    let half_done: Vec<u64> = previous
-        .iter()
-        .filter(|(_, state)| **state == RowState::Started)
-        .map(|(row, _)| *row)
-        .collect();
-    for row in &half_done {
+    for (row, state) in applied {
+        row_log.record(row, state);
+    }
+    let plan = ResumePlan::new(&previous, start_row, barrier);
+    for row in &plan.half_done {
         row_log.record(*row, RowState::AtRisk);
     }
-    let already_done = match journal.as_ref() {
-        Some(j) if !previous.is_empty() => {
-            let settled = previous
-                .values()
-                .filter(|s| **s != RowState::Failed)
-                .count();
-            (settled as u64).max(j.samples_done)
-        }
-        Some(j) => j.samples_done,
-        None => 0,
-    };
+    let already_done = journal
+        .as_ref()
+        .map_or(plan.settled, |j| plan.settled.max(j.samples_done));
+    let (skip, half_done) = (plan.skip, plan.half_done);
     dataset.skip_rows(start_row)?;
     let client = KatoClient::new(client_config(profile, &target.url))
         .map_err(|e| RunError::Tokenizer(e.to_string()))?;
@@ -173,15 +231,25 @@ pub async fn run_detailed(
     };
     let (feed_rx, seg_counts) = reader.spawn(dataset, t.workers * 2, reader_stop.clone());
 
-    let mut state = RunState::new(
-        profile,
-        start_row,
-        journal,
-        opts,
-        &identity,
-        &learning_hash,
-        row_log,
-    );
+    let journal = match journal {
+        Some(mut j) => {
+            j.samples_done = already_done;
+            j
+        }
+        None => Journal {
+            version: JOURNAL_VERSION,
+            profile: profile.name.clone(),
+            learning_hash: learning_hash.clone(),
+            dataset: identity.clone(),
+            next_row: start_row,
+            samples_done: already_done,
+            at_risk_rows: Vec::new(),
+            skipped_rows: Vec::new(),
+            run_id: opts.run_id.clone(),
+            updated_at: now(),
+        },
+    };
+    let mut state = RunState::new(profile, journal, opts, row_log, durability);
     for row in half_done {
         state.samples.at_risk.push(SampleIssue {
             row,
@@ -195,7 +263,14 @@ pub async fn run_detailed(
     let wall = started.elapsed().as_secs_f64();
     let segmentation = *seg_counts.lock().await;
     let tallies = state.tallies.clone();
-    let record = state.into_record(
+    let whole_kb = match state.barrier() {
+        Some(barrier) if opts.resume => barrier
+            .kb_digests(&train_settings(profile).node_ids)
+            .await
+            .ok(),
+        _ => None,
+    };
+    let mut record = state.into_record(
         profile,
         target,
         identity,
@@ -205,6 +280,12 @@ pub async fn run_detailed(
         client.metrics_snapshot(),
         segmentation,
     );
+    if let Some(digests) = whole_kb {
+        for (level, kb) in record.levels.iter_mut().zip(digests) {
+            level.kb = kb;
+        }
+        record.durability.digests_from_kb = true;
+    }
     Ok((record, tallies))
 }
 
@@ -243,4 +324,28 @@ pub fn train_settings(profile: &Profile) -> TrainSettings {
 /// Current time, RFC 3339 in UTC.
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_never_marked_done_is_retrained_behind_a_barrier_and_at_risk_without_one() {
+        let previous: BTreeMap<u64, RowState> = [
+            (0, RowState::Done),
+            (1, RowState::Started),
+            (2, RowState::AtRisk),
+            (3, RowState::Failed),
+        ]
+        .into();
+        let durable = ResumePlan::new(&previous, 1, true);
+        assert_eq!(durable.skip, HashSet::from([2]));
+        assert!(durable.half_done.is_empty());
+        assert_eq!(durable.settled, 2);
+        let plain = ResumePlan::new(&previous, 1, false);
+        assert_eq!(plain.skip, HashSet::from([1, 2]));
+        assert_eq!(plain.half_done, vec![1]);
+        assert_eq!(plain.settled, 3);
+    }
 }

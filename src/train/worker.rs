@@ -22,9 +22,11 @@ use serde_json::{Map, Value};
 
 use super::digest::NodeTally;
 use super::hierarchy::{Flow, Hierarchy, LearnRequest, LevelCounts, TailPolicy};
+pub use super::outcome::{SampleError, WrongName};
 use crate::kato::api::{Observation, ObserveSequence, SessionConfig, StmMode};
 use crate::kato::client::{KatoClient, Replay, Session};
 use crate::kato::error::{ErrorKind, KatoError};
+use crate::kato::pattern::NameCheck;
 
 /// What every worker needs to know, derived once from the profile.
 #[derive(Debug, Clone)]
@@ -76,7 +78,7 @@ pub struct SampleResult {
 /// A sample that did not finish.
 #[derive(Debug)]
 pub struct SampleFailure {
-    pub error: KatoError,
+    pub error: SampleError,
     /// Some of its learns may have reached KATO: re-running it could double them.
     pub at_risk: bool,
 }
@@ -91,6 +93,8 @@ pub struct Worker {
     /// only when batching.
     auto: Vec<Session>,
     hierarchy: Hierarchy,
+    /// Checks every returned name against the naming rule.
+    names: NameCheck,
 }
 
 /// One group of symbols to learn at a level, and whether it carries the metadata.
@@ -139,6 +143,7 @@ impl Worker {
             sessions,
             auto,
             hierarchy,
+            names: NameCheck::default(),
         })
     }
 
@@ -178,7 +183,7 @@ impl Worker {
         &mut self,
         sample: &PreparedSample,
         p: &mut Progress,
-    ) -> Result<(), KatoError> {
+    ) -> Result<(), SampleError> {
         let meta = self.settings.metadata.then(|| book_metadata(sample));
         let batch = self.settings.node0_batch.max(1);
         for (i, chunks) in sample.chunks.chunks(batch).enumerate() {
@@ -214,7 +219,7 @@ impl Worker {
         mut due: Vec<LearnRequest>,
         meta: Option<&Map<String, Value>>,
         p: &mut Progress,
-    ) -> Result<(), KatoError> {
+    ) -> Result<(), SampleError> {
         while !due.is_empty() {
             let level = due[0].level;
             let split = due
@@ -251,7 +256,7 @@ impl Worker {
         groups: &[Group<'_>],
         meta: Option<&Map<String, Value>>,
         p: &mut Progress,
-    ) -> Result<Vec<String>, KatoError> {
+    ) -> Result<Vec<String>, SampleError> {
         let size = self.settings.chunk_sizes[level];
         let mut names: Vec<Option<String>> = vec![None; groups.len()];
         let uniform: Vec<usize> = if self.auto.is_empty() {
@@ -262,9 +267,8 @@ impl Worker {
                 .collect()
         };
         for ids in uniform.chunks(self.settings.node0_batch.max(1)) {
-            let found = self
-                .auto_learn(level, ids.iter().map(|&i| groups[i].symbols), p)
-                .await?;
+            let batch: Vec<&[String]> = ids.iter().map(|&i| groups[i].symbols).collect();
+            let found = self.auto_learn(level, &batch, p).await?;
             for (&i, name) in ids.iter().zip(found) {
                 names[i] = Some(name);
             }
@@ -279,17 +283,19 @@ impl Worker {
     }
 
     /// One observe-sequence of whole groups on `level`'s auto-learn session: KATO
-    /// learns each group as its last event arrives.
-    async fn auto_learn<'s>(
+    /// learns each group as its last event arrives, and names it in that event's result.
+    async fn auto_learn(
         &mut self,
         level: usize,
-        groups: impl Iterator<Item = &'s [String]>,
+        groups: &[&[String]],
         p: &mut Progress,
-    ) -> Result<Vec<String>, KatoError> {
+    ) -> Result<Vec<String>, SampleError> {
         let observations: Vec<Observation> = groups
+            .iter()
             .flat_map(|g| g.iter().map(|t| Observation::symbol(t.clone())))
             .collect();
-        let expected = observations.len() / self.settings.chunk_sizes[level];
+        let sent = observations.len();
+        let size = self.settings.chunk_sizes[level];
         let request = ObserveSequence {
             observations,
             ..Default::default()
@@ -300,15 +306,38 @@ impl Worker {
             .observe_sequence(session, &request, Replay::OnFreshSession)
             .await?;
         p.applied = true;
-        let learned: Vec<String> = answer
-            .results
-            .iter()
-            .filter_map(|r| r.auto_learned_pattern.clone())
-            .collect();
-        if learned.len() != expected {
-            return Err(unexpected_answer(session, expected, learned.len()));
+        if answer.results.len() != sent {
+            let got = answer.results.iter().flat_map(|r| &r.auto_learned_pattern);
+            return Err(unexpected_answer(session, groups.len(), got.count()).into());
+        }
+        // Group k's name is in the result of its last observation.
+        let mut learned = Vec::with_capacity(groups.len());
+        let ends = answer.results.into_iter().skip(size - 1).step_by(size);
+        for (group, result) in groups.iter().zip(ends) {
+            let got = result.auto_learned_pattern;
+            self.check_name(level, group, got.as_deref())?;
+            learned.push(got.unwrap_or_default());
         }
         Ok(learned)
+    }
+
+    /// Stops the sample when `got` is not the name KATO's rule gives `symbols`.
+    /// Kept out of line: inlined, it bloats every async learn's state machine.
+    #[inline(never)]
+    fn check_name(
+        &mut self,
+        level: usize,
+        symbols: &[String],
+        got: Option<&str>,
+    ) -> Result<(), SampleError> {
+        if self.names.matches(symbols, got) {
+            return Ok(());
+        }
+        Err(SampleError::WrongName(WrongName {
+            node: self.settings.node_ids[level].clone(),
+            expected: NameCheck::expected(symbols),
+            got: got.filter(|g| !g.is_empty()).map(str::to_string),
+        }))
     }
 
     /// One observe-sequence with `learn_at_end` on `level`'s session.
@@ -318,7 +347,7 @@ impl Worker {
         symbols: &[String],
         meta: Option<&Map<String, Value>>,
         p: &mut Progress,
-    ) -> Result<String, KatoError> {
+    ) -> Result<String, SampleError> {
         let mut observations: Vec<Observation> = symbols
             .iter()
             .map(|s| Observation::symbol(s.clone()))
@@ -340,7 +369,9 @@ impl Worker {
         if meta.is_some() {
             self.client.clear_stm(session).await?;
         }
-        Ok(answer.final_learned_pattern.unwrap_or_default())
+        let got = answer.final_learned_pattern;
+        self.check_name(level, symbols, got.as_deref())?;
+        Ok(got.unwrap_or_default())
     }
 }
 

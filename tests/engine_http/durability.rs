@@ -100,6 +100,134 @@ async fn the_knowledge_base_survives_a_restart_on_the_same_file() {
     assert_eq!((freq, data.as_str()), (2, r#"[["a"],["b"],["c"]]"#));
 }
 
+/// The frequency of `disk_kato`'s only pattern as the file holds it (None: no row).
+fn stored_frequency(db: &std::path::Path) -> Option<i64> {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    conn.query_row(
+        "SELECT frequency FROM patterns WHERE kb_id = 'disk_kato'",
+        [],
+        |r| r.get(0),
+    )
+    .ok()
+}
+
+#[tokio::test]
+async fn the_checkpoint_barrier_commits_only_when_asked_and_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("kb.sqlite");
+    let config = EngineConfig {
+        db_path: Some(db.clone()),
+        ..EngineConfig::default()
+    };
+    let abc: &[&[&str]] = &[&["a"], &["b"], &["c"]];
+    let engine = start(config.clone()).await.expect("start");
+    let kato = Kato::new(&engine);
+    let held = kato
+        .post("/katotune/checkpoint", json!({"hold": true}))
+        .await;
+    assert_eq!(
+        (held["held"].as_bool(), held["persistent"].as_bool()),
+        (Some(true), Some(true))
+    );
+    let sid = kato.session("disk", training()).await;
+    kato.observe_seq(&sid, abc, json!({"learn_at_end": true}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        stored_frequency(&db),
+        None,
+        "held: nothing is written before a checkpoint"
+    );
+    let committed = kato
+        .post("/katotune/checkpoint", json!({"label": "one"}))
+        .await;
+    assert_eq!(committed["label"], "one");
+    assert_eq!(
+        stored_frequency(&db),
+        Some(1),
+        "the barrier answers once it is on disk"
+    );
+    let (status, _) = kato
+        .send(
+            "POST",
+            "/katotune/checkpoint",
+            Some(json!({"instance": "another"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a restarted server is told apart"
+    );
+    kato.observe_seq(&sid, abc, json!({"learn_at_end": true}))
+        .await;
+    engine.shutdown().await;
+    // The hold outlives the process; what no checkpoint covered is gone, as after a crash.
+    let engine = start(config.clone()).await.expect("restart");
+    let kato = Kato::new(&engine);
+    assert_eq!(kato.frequency("disk", &name(abc)).await, 1);
+    let status = kato.get("/status").await;
+    assert_eq!(status["engine"]["store"]["held_for_checkpoints"], true);
+    let released = kato
+        .post("/katotune/checkpoint", json!({"hold": false}))
+        .await;
+    assert_eq!(
+        (released["held"].as_bool(), released["label"].as_str()),
+        (Some(false), Some("one"))
+    );
+    let sid = kato.session("disk", training()).await;
+    kato.observe_seq(&sid, abc, json!({"learn_at_end": true}))
+        .await;
+    engine.shutdown().await;
+    assert_eq!(
+        stored_frequency(&db),
+        Some(2),
+        "released: written behind again"
+    );
+}
+
+#[tokio::test]
+async fn a_second_run_cannot_take_over_a_held_engine_from_a_live_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = start(EngineConfig {
+        db_path: Some(dir.path().join("kb.sqlite")),
+        ..EngineConfig::default()
+    })
+    .await
+    .expect("start");
+    let kato = Kato::new(&engine);
+    let checkpoint = |body: Value| kato.send("POST", "/katotune/checkpoint", Some(body));
+    let (status, _) = checkpoint(json!({"hold": true, "rollback": true, "owner": "run-a"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, refused) =
+        checkpoint(json!({"hold": true, "rollback": true, "owner": "run-b"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("run-a"),
+        "{refused}"
+    );
+    let (status, _) = checkpoint(json!({"label": "b/1", "owner": "run-b"})).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a commit by a run that does not hold it"
+    );
+    let (status, _) = checkpoint(json!({"hold": true, "rollback": true, "owner": "run-a"})).await;
+    assert_eq!(status, StatusCode::OK, "the holder itself may resume");
+    let (status, _) = checkpoint(json!({"hold": false, "owner": "run-a"})).await;
+    assert_eq!(status, StatusCode::OK, "the holder releases");
+    let (status, _) = checkpoint(json!({"hold": true, "rollback": true, "owner": "run-b"})).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "after a release the next run holds at once, without waiting out the lease"
+    );
+    engine.shutdown().await;
+}
+
 /// Opens a raw connection and sends a request whose body never completes.
 async fn stuck_request(engine: &RunningEngine, path: &str) -> tokio::net::TcpStream {
     let mut stream = tokio::net::TcpStream::connect(engine.addr)

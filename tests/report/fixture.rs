@@ -181,6 +181,7 @@ fn record(shape: Shape<'_>) -> RunRecord {
         run_id: format!("{}-r{}", shape.profile.name, shape.repeat),
         status: RunStatus::Completed,
         stop_reason: None,
+        kb_trust: katotune::train::outcome::KbTrust::Verified,
         profile: ProfileInfo {
             name: shape.profile.name.clone(),
             hash: shape.profile.hash(),
@@ -222,6 +223,7 @@ fn record(shape: Shape<'_>) -> RunRecord {
         calls: metrics(shape.latency_scale, shape.errors),
         segmentation: SegmentCounts::default(),
         levels: levels(shape.kb),
+        durability: Default::default(),
     }
 }
 

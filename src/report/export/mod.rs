@@ -97,11 +97,20 @@ impl ExportSet {
         self.targets.is_empty()
     }
 
-    /// Writes every file. Call it again after each profile: each file is replaced
-    /// atomically, so a crash leaves the previous complete version, never half a file.
+    /// Writes every file, secrets masked (`crate::secret`). Call it again after each
+    /// profile: each file is replaced atomically, so a crash leaves the previous
+    /// complete version, never half a file.
     pub fn write(&self, comparison: &Comparison) -> Result<(), ExportError> {
+        // Masked by key and URL in the data; should the copy fail (a value JSON cannot
+        // hold), the rendered text is still masked below.
+        let clean = crate::secret::redacted(comparison);
+        let comparison = clean.as_ref().unwrap_or(comparison);
         for (format, path) in &self.targets {
             let bytes = exporter_for(*format).render(comparison)?;
+            let bytes = match String::from_utf8(bytes) {
+                Ok(text) => crate::secret::mask_text(&text).into_owned().into_bytes(),
+                Err(e) => e.into_bytes(),
+            };
             write_atomically(path, &bytes)?;
         }
         Ok(())

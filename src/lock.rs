@@ -1,0 +1,156 @@
+//! Advisory file locks: one live process per knowledge base and per resume journal.
+//!
+//! A lock is an exclusive `flock` on a small file beside the thing it guards
+//! (`<kb>.lock`, `<journal>.lock`) taken with the standard library's `File::try_lock`
+//! (Rust 1.89; no crate needed). The file holds the owner's pid and command line, so a
+//! refusal can name the other process. The kernel drops the lock when its process
+//! dies, however it dies, so a lock left by a dead process is simply taken over (and
+//! said so); nothing is ever deleted on the strength of a pid that may be reused.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+/// Why a lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another live process holds it.
+    #[error(
+        "the {what} {} is in use by another katotune process ({owner}); wait for it to finish \
+         or stop it, then try again",
+        guarded.display()
+    )]
+    Held {
+        what: &'static str,
+        guarded: PathBuf,
+        owner: String,
+    },
+    /// The lock file could not be created or locked.
+    #[error("cannot lock {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The lock file for `guarded`: `<guarded>.lock`.
+pub fn lock_path(guarded: &Path) -> PathBuf {
+    let mut name = guarded.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// An exclusive lock, held until dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl RunLock {
+    /// Takes the lock at `path` (see [`lock_path`]) for a `what` (named in errors),
+    /// or refuses at once when another live process holds it.
+    pub fn acquire(path: &Path, what: &'static str) -> Result<Self, LockError> {
+        let io = |source| LockError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let guarded = PathBuf::from(path.to_string_lossy().trim_end_matches(".lock"));
+                return Err(LockError::Held {
+                    what,
+                    guarded,
+                    owner: owner_of(&mut file),
+                });
+            }
+            Err(TryLockError::Error(source)) => return Err(io(source)),
+        }
+        let previous = owner_text(&mut file);
+        if !previous.is_empty() {
+            tracing::warn!(
+                "taking over {} from a process that is no longer running ({})",
+                path.display(),
+                previous.replace('\n', ", ")
+            );
+        }
+        let me = format!(
+            "pid {}\ncommand {}\nsince {}\n",
+            std::process::id(),
+            std::env::args().collect::<Vec<_>>().join(" "),
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        file.write_all(me.as_bytes()).map_err(io)?;
+        file.sync_data().map_err(io)?;
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // An empty file tells the next owner that this one finished cleanly.
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+    }
+}
+
+fn owner_text(file: &mut File) -> String {
+    let mut text = String::new();
+    let _ = file.rewind();
+    let _ = file.read_to_string(&mut text);
+    text.trim().to_string()
+}
+
+/// The holder as its file describes it (it may still be writing: try a few times).
+fn owner_of(file: &mut File) -> String {
+    for _ in 0..20 {
+        let text = owner_text(file);
+        if !text.is_empty() {
+            return text.replace('\n', ", ");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    "pid unknown".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_is_refused_naming_the_owner_and_freed_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = lock_path(&dir.path().join("kb.db"));
+        let first = RunLock::acquire(&path, "knowledge base").unwrap();
+        let refused = RunLock::acquire(&path, "knowledge base").unwrap_err();
+        let message = refused.to_string();
+        assert!(
+            message.contains(&format!("pid {}", std::process::id())),
+            "{message}"
+        );
+        assert!(message.contains("kb.db"), "{message}");
+        drop(first);
+        RunLock::acquire(&path, "knowledge base").expect("free again");
+    }
+}
