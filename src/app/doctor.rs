@@ -24,10 +24,7 @@ pub async fn doctor(args: DoctorArgs, global: &GlobalArgs) -> CliResult<i32> {
 }
 
 /// Level verdicts, and the Redis bytes the whole run will add (estimated).
-async fn corpus_checks(
-    profile: &Profile,
-    sample: u64,
-) -> CliResult<(Vec<Verdict>, Option<u64>)> {
+async fn corpus_checks(profile: &Profile, sample: u64) -> CliResult<(Vec<Verdict>, Option<u64>)> {
     let p = profile.clone();
     let est = tokio::task::spawn_blocking(move || doctor::estimate_corpus(&p, sample))
         .await
