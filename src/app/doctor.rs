@@ -11,6 +11,10 @@ pub async fn doctor(args: DoctorArgs, global: &GlobalArgs) -> CliResult<i32> {
     let profile = load_profile(&args.profile, &args.overrides)?.profile;
     let (mut verdicts, expected_bytes) = corpus_checks(&profile, args.sample).await?;
     verdicts.extend(doctor::knob_verdicts(&profile));
+    if profile.target() == crate::profile::validate::Target::Kato {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        verdicts.extend(doctor::server_verdicts(&profile, cores));
+    }
     verdicts.extend(store_checks(&profile, expected_bytes).await);
     if global.format == OutputFormat::Json {
         print_data(&verdicts, global)?;

@@ -230,6 +230,26 @@ pub fn knob_verdicts(profile: &Profile) -> Vec<Verdict> {
         .collect()
 }
 
+/// Server settings against this machine: KATO workers vs cores, and predictions on
+/// by default for every session (katotune's sessions send `false` anyway).
+pub fn server_verdicts(profile: &Profile, cores: usize) -> Vec<Verdict> {
+    let env = profile.server_env();
+    let mut out = Vec::new();
+    if let Some(workers) = env
+        .get("KATO_WORKERS")
+        .and_then(|w| w.parse::<usize>().ok())
+    {
+        out.push(match workers > 2 * cores {
+            true => verdict(Level::Warn, "server workers", format!("KATO_WORKERS={workers} on {cores} cores: workers beyond about 2 per core only add memory and contention"), "set stack.tuning.workers to at most twice the cores"),
+            false => verdict(Level::Ok, "server workers", format!("KATO_WORKERS={workers} on {cores} cores"), ""),
+        });
+    }
+    if env.get("PROCESS_PREDICTIONS").map(String::as_str) == Some("true") {
+        out.push(verdict(Level::Warn, "predictions default", "PROCESS_PREDICTIONS=true: every session that does not say otherwise computes predictions (about 80x slower); katotune's training sessions send false".into(), "leave PROCESS_PREDICTIONS unset unless other clients need it"));
+    }
+    out
+}
+
 /// Every verdict on the running stack's stores, given the bytes the run will add.
 pub fn store_verdicts(urls: &StoreUrls, expected_bytes: Option<u64>) -> Vec<Verdict> {
     let mut stores = match Stores::connect(urls) {
@@ -287,6 +307,15 @@ mod tests {
         assert_eq!(patterns_from(1, 7), 0);
         assert_eq!(patterns_from(15, 7), 2, "a tail of 1 stores nothing");
         assert_eq!(level_inputs(9, 2, &[5]), vec![9]);
+    }
+
+    #[test]
+    fn too_many_workers_for_the_cores_are_a_warning() {
+        let mut profile = crate::profile::load("docker-kato", &[]).unwrap().profile;
+        profile.stack.tuning.workers = Some(16);
+        let v = server_verdicts(&profile, 2);
+        assert_eq!(v[0].level, Level::Warn, "{v:?}");
+        assert_eq!(server_verdicts(&profile, 8)[0].level, Level::Ok);
     }
 
     #[test]
