@@ -171,6 +171,9 @@ pub async fn up(
         }
         Backend::External => {
             let url = profile.stack.url.clone().unwrap_or_default();
+            if let Some(found) = external_stores(profile) {
+                guard_stores(profile, &found, kb).await?;
+            }
             Ok(StackHandle {
                 backend: BackendInfo {
                     kind: "external".into(),
@@ -260,6 +263,18 @@ pub fn profile_kb_ids(profile: &Profile, service_name: &str) -> Vec<String> {
     (0..profile.training.chunk_sizes.len())
         .map(|level| crate::kato::pattern::kb_id(&profile.node_id(level), service_name))
         .collect()
+}
+
+/// The stores of an external KATO, when katotune is told where they are (env
+/// `KATOTUNE_REDIS_URL` and `KATOTUNE_CLICKHOUSE_URL`, as for the `kb` commands); the
+/// KB ids use the profile's `stack.service_name`. Without both, nothing is checked.
+pub fn external_stores(profile: &Profile) -> Option<StoreUrls> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    Some(StoreUrls {
+        redis: var("KATOTUNE_REDIS_URL")?,
+        clickhouse: var("KATOTUNE_CLICKHOUSE_URL")?,
+        service_name: profile.stack.service_name.clone(),
+    })
 }
 
 /// [`kb_guard::guard`] on a blocking thread; says what `--fresh` removed.
