@@ -76,6 +76,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Check that a KATO server answers /health (exit 0 when it does).
     Health(HealthArgs),
+    /// Say what will go wrong with a profile on its stack: Redis eviction, persistence
+    /// and memory against the corpus, ClickHouse schema, stores that disagree, levels
+    /// that can never learn, knobs KATO ignores. Exit 1 when a check fails.
+    Doctor(DoctorArgs),
     /// Knowledge bases: status, dump, load, diff, reset (engine KB files, profiles,
     /// KATO's Redis and ClickHouse).
     #[command(subcommand)]
@@ -238,6 +242,20 @@ pub struct DownArgs {
     /// Remove the stack's volumes (its data) too.
     #[arg(long)]
     pub volumes: bool,
+    /// Do not ask: needed for `--all` without a terminal.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Profile name or file.
+    pub profile: String,
+    /// Samples of the corpus to read for the estimates.
+    #[arg(long, default_value_t = 200)]
+    pub sample: u64,
+    #[command(flatten)]
+    pub overrides: ProfileOverrides,
 }
 
 #[derive(Debug, Args)]

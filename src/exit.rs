@@ -15,7 +15,9 @@ pub const KB_MISMATCH: i32 = 5;
 /// `run`: the corpus was trained to the end, but some samples are at risk (their
 /// learns may have reached KATO partly or twice; the record lists their rows).
 pub const SAMPLES_AT_RISK: i32 = 6;
-/// `kb`: KATO's Redis or ClickHouse could not be reached or failed during the command.
+/// `kb`, `up`, `run`, `run --into`, `doctor`: KATO's Redis or ClickHouse could not be
+/// reached, failed during the command, or disagree (rows without frequencies or the
+/// reverse).
 pub const STORE_FAILED: i32 = 7;
 /// `kb load`, `run --into`: the target was refused before anything was written (it holds
 /// data, has an interrupted load, or its Redis may evict keys); the message says which

@@ -187,7 +187,7 @@ async fn missing_images_fail_fast_all_named_with_how_to_get_them_and_nothing_cre
     let mut kato = sleeper(&stack, "kato", &[]);
     kato.image = "kato-katotune-test-absent:never".into();
     let mut engine = sleeper(&stack, "engine", &[]);
-    engine.image = "katotune-test-absent-engine:never".into();
+    engine.image = "katotune-absent-engine:never".into();
     let present = sleeper(&stack, "redis", &[]);
 
     let err = backend
@@ -203,7 +203,7 @@ async fn missing_images_fail_fast_all_named_with_how_to_get_them_and_nothing_cre
         images,
         [
             "kato-katotune-test-absent:never",
-            "katotune-test-absent-engine:never"
+            "katotune-absent-engine:never"
         ]
     );
     assert!(message.contains("in a KATO checkout"), "{message}");

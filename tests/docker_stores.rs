@@ -1,8 +1,10 @@
 //! The KATO-shaped docker stack (profile `docker-stores`) on images built here:
 //! `katotune up` brings Redis, ClickHouse and katotune's engine (in KATO's place) up,
-//! both stores answer on the loopback ports `up` prints, ClickHouse keeps its data on
-//! the stack's volume across `down` and the library's `stack::up` (whose handle names
-//! the same stores), and `down --volumes` removes everything the stack created.
+//! both stores answer on the loopback ports `up` prints, with the time each service
+//! took; Redis and ClickHouse keep one KB whole across `down`/`up` (`kb status`
+//! digests equal); a second `run` is refused and `--fresh` removes only the profile's
+//! nodes; stores that disagree and a misconfigured Redis are reported (`up`,
+//! `doctor`); `down --volumes` removes everything the stack created.
 //!
 //! Needs a Docker engine, the test images (`scripts/test-images.sh`) and a static
 //! katotune (`make test` builds it and sets `KATOTUNE_STATIC_BINARY`). Without them
@@ -17,7 +19,7 @@ use std::path::Path;
 use assert_cmd::Command;
 use katotune::profile;
 use katotune::stack::docker::{DockerBackend, DockerError};
-use katotune::stack::{self, stores, template, KbStart, StackError, StoreUrls};
+use katotune::stack::{self, stores, template, StackError, StoreUrls};
 
 use docker_support::{
     backend_or_skip, plan, publish, sleeper, sleeper_image, stack_name, Bystander, ImageGuard,
@@ -120,8 +122,75 @@ async fn stack_resources(backend: &DockerBackend, stack: &str) -> (usize, usize,
     )
 }
 
+/// `katotune ARGS`: exit code, stdout, stderr (whatever the outcome).
+fn katotune_any(args: &[&str]) -> (i32, String, String) {
+    let out = Command::cargo_bin("katotune")
+        .unwrap()
+        .env("NO_COLOR", "1")
+        .args(args)
+        .output()
+        .expect("run katotune");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A pattern of `kb` in both stores, as KATO leaves it: the ClickHouse row and the
+/// Redis frequency.
+async fn seed(stores: &StoreUrls, kb: &str, name: &str, frequency: u64) {
+    clickhouse(
+        &stores.clickhouse,
+        &format!(
+            "INSERT INTO kato.patterns_data (kb_id, name, pattern_data, length) \
+             VALUES ('{kb}', '{name}', [['a'], ['b']], 2)"
+        ),
+    )
+    .await;
+    assert_eq!(
+        redis(
+            &stores.redis,
+            &format!("SET {kb}:frequency:{name} {frequency}")
+        ),
+        "+OK\r\n"
+    );
+}
+
+/// `kb status` of the stores, per KB id: (patterns, digest).
+fn kb_status(stores: &StoreUrls) -> HashMap<String, (u64, String)> {
+    let (code, out, err) = katotune_any(&[
+        "--format",
+        "json",
+        "kb",
+        "status",
+        "stores",
+        "--redis",
+        &stores.redis,
+        "--clickhouse",
+        &stores.clickhouse,
+    ]);
+    assert_eq!(code, 0, "kb status: {out}\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).expect("kb status JSON");
+    doc["kbs"]
+        .as_array()
+        .expect("kbs")
+        .iter()
+        .map(|kb| {
+            let id = kb["kb_id"].as_str().unwrap().to_string();
+            let digest = kb["digest"].as_str().unwrap().to_string();
+            (id, (kb["patterns"].as_u64().unwrap(), digest))
+        })
+        .collect()
+}
+
+/// One stack for every assertion (each docker stack costs CI minutes): up prints its
+/// stores and how long each service took; the KB survives down/up whole; a second
+/// run is refused; --fresh removes only the profile's nodes; the probe leaves no
+/// session; stores that disagree are reported at up; doctor fails a misconfigured
+/// Redis; down --volumes removes everything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn up_publishes_both_stores_on_loopback_keeps_clickhouse_data_and_down_removes_the_stack() {
+async fn one_kato_shaped_stack_keeps_its_kb_whole_and_says_what_is_wrong() {
     let Some((backend, binary)) = prerequisites("docker stores").await else {
         return;
     };
@@ -138,7 +207,15 @@ async fn up_publishes_both_stores_on_loopback_keeps_clickhouse_data_and_down_rem
     let stack_name = template::stack_name(&loaded);
     let _guard = StackGuard(vec![stack_name.clone()]);
 
-    let printed = printed_stores(&katotune(&["up", &file]));
+    let up = katotune(&["up", &file]);
+    let timing = up
+        .lines()
+        .find(|l| l.trim().starts_with("ready after:"))
+        .unwrap_or_else(|| panic!("up prints how long each service took:\n{up}"));
+    for service in ["clickhouse", "redis", "kato", "probe"] {
+        assert!(timing.contains(&format!("{service} ")), "{timing}");
+    }
+    let printed = printed_stores(&up);
     let stores: StoreUrls = stack::stores_of(&loaded)
         .await
         .expect("stores of the stack");
@@ -155,15 +232,13 @@ async fn up_publishes_both_stores_on_loopback_keeps_clickhouse_data_and_down_rem
     );
     assert_eq!(printed.get("clickhouse"), Some(&stores.clickhouse));
     assert_eq!(printed.get("service name"), Some(&stores.service_name));
-
-    assert_eq!(redis(&stores.redis, "PING"), "+PONG\r\n");
     let policy = redis(&stores.redis, "CONFIG GET maxmemory-policy");
     assert!(
-        policy.contains("allkeys-lru"),
-        "KATO's redis.conf is in use: {policy}"
+        policy.contains("noeviction"),
+        "katotune's redis.conf: {policy}"
     );
-    let count = "SELECT count() FROM kato.patterns_data";
-    assert_eq!(clickhouse(&stores.clickhouse, count).await, "0\n");
+    let aof = redis(&stores.redis, "CONFIG GET appendonly");
+    assert!(aof.contains("yes"), "Redis persists: {aof}");
     let columns = clickhouse(
         &stores.clickhouse,
         "SELECT name FROM system.columns WHERE database = 'kato' AND table = 'patterns_data'",
@@ -181,35 +256,117 @@ async fn up_publishes_both_stores_on_loopback_keeps_clickhouse_data_and_down_rem
             "init SQL ran: {columns}"
         );
     }
-    clickhouse(
-        &stores.clickhouse,
-        "INSERT INTO kato.patterns_data (kb_id, name, pattern_data, length) \
-         VALUES ('node0_kato', 'PTRN|test', [['a'], ['b']], 2)",
-    )
-    .await;
-
-    // `down` keeps the data volume; the next `up` serves the same rows.
-    assert!(
-        katotune(&["down", &file]).contains("removed 3 container(s), 1 network(s), 0 volume(s)")
-    );
-    assert_eq!(stack_resources(&backend, &stack_name).await, (0, 0, 1));
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let handle = stack::up(&loaded, KbStart::Continue, "run-2", &cancel)
+    let kato = printed_kato_url(&up);
+    let sessions: serde_json::Value = reqwest::get(format!("{kato}/sessions/count"))
         .await
-        .expect("up again");
-    let again = handle.stores().expect("a kato stack has stores").clone();
-    assert_eq!(again, stack::stores_of(&loaded).await.expect("stores"));
-    assert_eq!(clickhouse(&again.clickhouse, count).await, "1\n");
-    handle.down(false).await;
-    assert_eq!(stack_resources(&backend, &stack_name).await, (0, 0, 1));
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions["active_session_count"], 0,
+        "the probe left a session"
+    );
 
-    // `down --volumes` removes everything the stack created, and nothing else is left.
+    // Two of the profile's nodes and one KB of someone else's, in both stores.
+    let a = "a".repeat(40);
+    let b = "b".repeat(40);
+    seed(&stores, "node0_kato", &a, 3).await;
+    seed(&stores, "node1_kato", &b, 2).await;
+    seed(&stores, "other_kato", &a, 5).await;
+    let before = kb_status(&stores);
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    // down keeps both stores' volumes; the next up serves the same KB, whole.
+    let down = katotune(&["down", &file]);
+    assert!(
+        down.contains("removed 3 container(s), 1 network(s), 0 volume(s)"),
+        "{down}"
+    );
+    assert!(
+        down.contains(&format!(
+            "keeps volumes {stack_name}-clickhouse-data, {stack_name}-redis-data"
+        )),
+        "down lists what it keeps: {down}"
+    );
+    assert_eq!(stack_resources(&backend, &stack_name).await, (0, 0, 2));
+    katotune(&["up", &file]);
+    let stores = stack::stores_of(&loaded).await.expect("stores again");
+    assert_eq!(kb_status(&stores), before, "down/up kept every KB whole");
+
+    // A run into nodes that hold data is refused, like the embedded backend's.
+    let (code, _, err) = katotune_any(&["run", &file, "--samples", "1"]);
+    assert_eq!(code, 2, "refused as bad input: {err}");
+    assert!(
+        err.contains("node0_kato") && err.contains("--resume") && err.contains("--fresh"),
+        "{err}"
+    );
+
+    // --fresh removes the profile's nodes and nothing else.
+    let (code, _, err) = katotune_any(&["run", &file, "--samples", "1", "--fresh"]);
+    assert_eq!(code, 0, "run --fresh: {err}");
+    assert!(err.contains("--fresh: removed node0_kato"), "{err}");
+    let after = kb_status(&stores);
+    assert_eq!(
+        after.get("other_kato"),
+        before.get("other_kato"),
+        "{after:?}"
+    );
+    assert!(
+        !after.contains_key("node0_kato") && !after.contains_key("node1_kato"),
+        "{after:?}"
+    );
+
+    // A frequency without its row: up says the stores disagree, and how to fix it.
+    assert_eq!(
+        redis(&stores.redis, "SET other_kato:frequency:ghost 1"),
+        "+OK\r\n"
+    );
+    let (code, _, err) = katotune_any(&["up", &file]);
+    assert_eq!(code, katotune::exit::STORE_FAILED, "{err}");
+    assert!(
+        err.contains("disagree") && err.contains("1 Redis frequencies have no ClickHouse row"),
+        "{err}"
+    );
+    assert!(err.contains("--fresh"), "says the fix: {err}");
+
+    // doctor on a Redis that evicts and forgets.
+    for command in [
+        "CONFIG SET maxmemory-policy allkeys-lru",
+        "CONFIG SET appendonly no",
+        "CONFIG SET save \"\"",
+    ] {
+        assert_eq!(redis(&stores.redis, command), "+OK\r\n", "{command}");
+    }
+    let (code, out, _) = katotune_any(&["doctor", &file, "--sample", "5"]);
+    assert_eq!(code, 1, "doctor fails a misconfigured Redis:\n{out}");
+    for verdict in [
+        "FAIL redis eviction",
+        "FAIL redis persistence",
+        "FAIL stores agree",
+        "ok   clickhouse schema",
+    ] {
+        assert!(out.contains(verdict), "doctor says {verdict}:\n{out}");
+    }
+
+    // down --volumes removes everything the stack created.
     katotune(&["down", &file, "--volumes"]);
     assert_eq!(stack_resources(&backend, &stack_name).await, (0, 0, 0));
     let err = stack::stores_of(&loaded)
         .await
         .expect_err("no stack, no stores");
     assert!(err.to_string().contains("katotune apply"), "{err}");
+}
+
+/// The "... is ready at URL" line of `up`.
+fn printed_kato_url(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| {
+            l.split_once(" is ready at ")
+                .map(|(_, url)| url.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("up prints the URL:\n{stdout}"))
 }
 
 /// A stack shaped like the `kato` template's (redis, clickhouse, kato) made of the
@@ -292,4 +449,64 @@ async fn stores_are_read_only_from_the_containers_katotune_labelled_for_the_stac
         .unwrap();
     let err = stores::of_plan(&backend, &plan).await.expect_err("stopped");
     assert!(err.to_string().contains("katotune apply"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_lists_what_it_removes_and_leaves_alone_what_katotune_did_not_create() {
+    let Some(backend) = backend_or_skip("down by record").await else {
+        return;
+    };
+    let image = sleeper_image(&backend).await;
+    let stack = stack_name("down-record");
+    let _guard = StackGuard(vec![stack.clone()]);
+    backend
+        .apply(&plan(&stack, vec![sleeper(&stack, "api", &[])]), "run-1")
+        .await
+        .expect("apply");
+    // Someone else's container wearing every katotune label of the stack.
+    let stranger = format!("{stack}-stranger");
+    let _stranger = Bystander(stranger.clone());
+    let labels = HashMap::from([
+        ("io.katotune.stack".to_string(), stack.clone()),
+        ("io.katotune.service".to_string(), "api".to_string()),
+        ("io.katotune.run-id".to_string(), "run-1".to_string()),
+    ]);
+    let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
+        .name(&stranger)
+        .build();
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(image.into()),
+        labels: Some(labels),
+        ..Default::default()
+    };
+    backend
+        .docker()
+        .create_container(Some(options), body)
+        .await
+        .expect("labelled container");
+
+    // Without a terminal, --all removes nothing and asks for --yes (it only lists).
+    let (code, out, err) = katotune_any(&["down", "--all"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(err.contains("--yes"), "{err}");
+    assert!(
+        out.contains(&format!("{stack}: removes containers {stack}-api")),
+        "{out}"
+    );
+    assert_eq!(backend.status(Some(&stack)).await.unwrap().len(), 2);
+
+    let out = katotune(&["down", "--stack", &stack]);
+    assert!(
+        out.contains(&format!("{stack}: removes containers {stack}-api")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("leaves alone {stranger}")), "{out}");
+    let left: Vec<String> = backend
+        .status(Some(&stack))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(left, vec![stranger.clone()], "only the stranger is left");
 }

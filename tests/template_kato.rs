@@ -38,10 +38,14 @@ fn kato_service_gets_the_environment_kato_needs_plus_the_tuning() {
         ("SESSION_AUTO_EXTEND", "true"),
         ("KATO_WORKERS", "4"),
         ("KATO_LIMIT_CONCURRENCY", "100"),
-        ("PROCESS_PREDICTIONS", "false"),
     ] {
         assert_eq!(kato.env.get(key).map(String::as_str), Some(value), "{key}");
     }
+    assert_eq!(
+        kato.env.get("PROCESS_PREDICTIONS"),
+        None,
+        "katotune's training default goes in the session config, not the server's env"
+    );
     assert_eq!(kato.ports.len(), 1);
     assert_eq!(kato.ports[0].container, 8000);
     assert_eq!(kato.ports[0].host_ip, "127.0.0.1");
@@ -77,25 +81,57 @@ fn stores_match_katos_compose_file() {
         .iter()
         .find(|f| f.path.ends_with("init.sql"))
         .expect("init.sql copied in");
-    assert!(init.contents.contains("kato.patterns_data"));
-    assert!(init.contents.contains("PARTITION BY kb_id"));
+    // KATO's config/clickhouse/init.sql: its tables, sort key and skip indexes.
+    let sql: String = init
+        .contents
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for needed in [
+        "CREATE TABLE IF NOT EXISTS kato.patterns_data",
+        "PARTITION BY kb_id ORDER BY (kb_id, length, name) SETTINGS index_granularity = 8192",
+        "ADD INDEX IF NOT EXISTS idx_length length TYPE minmax GRANULARITY 4",
+        "ADD INDEX IF NOT EXISTS idx_token_bloom token_set TYPE bloom_filter(0.01) GRANULARITY 4",
+        "ADD INDEX IF NOT EXISTS idx_token_count token_count TYPE minmax GRANULARITY 4",
+        "CREATE TABLE IF NOT EXISTS kato.lsh_buckets",
+        "ORDER BY (kb_id, band_hash, pattern_name)",
+        "CREATE TABLE IF NOT EXISTS kato.pattern_stats",
+        "ORDER BY (kb_id, date)",
+    ] {
+        assert!(sql.contains(needed), "init.sql lacks {needed}");
+    }
     let redis = service(&plan, "redis");
     assert_eq!(redis.image, "redis:7-alpine");
     let h = redis.health.as_ref().unwrap();
     assert_eq!(h.test, ["CMD", "redis-cli", "ping"]);
     assert_eq!((h.interval, h.retries), (Duration::from_secs(10), 5));
     let conf = &redis.files[0].contents;
+    // KATO's cap, with persistence on (its compose's REDIS_PERSISTENCE file names)
+    // and eviction off, so a KB outlives `down` whole.
     for line in [
         "maxmemory 8gb",
-        "maxmemory-policy allkeys-lru",
-        "save \"\"",
-        "appendonly no",
+        "maxmemory-policy noeviction",
+        "dir /data",
+        "appendonly yes",
+        "appendfilename kato_patterns.aof",
+        "dbfilename kato_patterns.rdb",
     ] {
         assert!(
             conf.lines().any(|l| l.trim() == line),
             "redis.conf lacks {line}"
         );
     }
+    let data = redis
+        .mounts
+        .iter()
+        .find(|m| m.target == "/data")
+        .expect("Redis keeps /data on a volume");
+    assert!(
+        plan.volumes.contains(&data.volume)
+            && plan.volumes.iter().any(|v| v.ends_with("clickhouse-data")),
+        "both stores' volumes are the stack's: {:?}",
+        plan.volumes
+    );
     assert!(
         plan.containers.iter().all(|c| c.service != "qdrant"),
         "Qdrant only when asked"

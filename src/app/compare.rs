@@ -229,7 +229,7 @@ async fn measured_run(
         (None, None) => unreachable!("a stack is either owned or shared"),
     };
     eprintln!("{label}: health");
-    stack::probe::ready(&handle.url, profile.health.timeout, profile.health.interval).await?;
+    stack::probe::ready_for(&handle.url, profile).await?;
     let target = Target {
         url: handle.url.clone(),
         backend: handle.backend.clone(),

@@ -8,6 +8,7 @@
 use std::fmt;
 
 use crate::exit;
+use crate::kb::stores::StoreError;
 use crate::profile::ProfileError;
 use crate::stack::docker::DockerError;
 use crate::stack::template::TemplateError;
@@ -112,16 +113,6 @@ failure_from!(
 );
 failure_from!(Failure::KbRefused => crate::kb::stores::load::LoadRefused);
 
-impl From<crate::kb::stores::StoreError> for CliError {
-    fn from(e: crate::kb::stores::StoreError) -> Self {
-        let failure = match e {
-            crate::kb::stores::StoreError::Eviction { .. } => Failure::KbRefused,
-            _ => Failure::StoreFailed,
-        };
-        Self::new(failure, e)
-    }
-}
-
 impl CliError {
     /// A `kb` command's failure, by the typed error at its root (anyhow's `downcast`
     /// sees through the context the kb layer adds; nothing else is inspected).
@@ -141,6 +132,10 @@ impl CliError {
             || e.downcast_ref::<crate::profile::ProfileError>().is_some()
         {
             Failure::BadInput
+        } else if e.downcast_ref::<StackError>().is_some()
+            || e.downcast_ref::<DockerError>().is_some()
+        {
+            Failure::StackFailed
         } else {
             Failure::RunFailed
         };
@@ -163,8 +158,19 @@ failure_from!(
 impl From<StackError> for CliError {
     fn from(e: StackError) -> Self {
         let failure = match e {
-            StackError::KbExists(_) => Failure::BadInput,
+            StackError::KbExists(_) | StackError::KbInStores(_) => Failure::BadInput,
+            StackError::Store(_) | StackError::StoresDisagree(_) => Failure::StoreFailed,
             _ => Failure::StackFailed,
+        };
+        Self::new(failure, e)
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        let failure = match e {
+            StoreError::Eviction { .. } => Failure::KbRefused,
+            _ => Failure::StoreFailed,
         };
         Self::new(failure, e)
     }

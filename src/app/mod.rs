@@ -2,6 +2,7 @@
 
 mod compare;
 mod deliver;
+mod doctor;
 mod error;
 pub mod kb;
 mod profiles;
@@ -30,6 +31,7 @@ pub async fn run(cli: Cli) -> CliResult<i32> {
         Command::Apply(args) => stack::apply(args, false).await,
         Command::Up(args) => stack::apply(args, true).await,
         Command::Down(args) => stack::down(args).await,
+        Command::Doctor(args) => doctor::doctor(args, &cli.global).await,
         Command::Status(args) => stack::status(args, &cli.global).await,
         Command::Logs(args) => stack::logs(args).await,
         Command::Image(crate::cli::ImageCommand::Build(args)) => stack::image_build(args).await,

@@ -100,7 +100,7 @@ pub async fn train_once(
     let _lock = crate::lock::RunLock::acquire(&crate::lock::lock_path(&journal), "resume journal")?;
     refuse_unresumable_kb(profile, kb, &journal)?;
     let handle = stack::up(profile, kb, run_id, &cancel).await?;
-    let ready = stack::probe::ready(&handle.url, profile.health.timeout, profile.health.interval);
+    let ready = stack::probe::ready_for(&handle.url, profile);
     if let Err(e) = ready.await {
         let logs = handle.log_tails().await;
         handle.down(keep).await;

@@ -9,7 +9,7 @@ use crate::cli::{
 };
 use crate::exit;
 use crate::profile::schema::Backend;
-use crate::stack::docker::{ContainerChange, DockerBackend};
+use crate::stack::docker::{describe_times, ContainerChange, DockerBackend};
 use crate::stack::{image, probe, stores, template};
 
 fn docker_profile(args: &StackArgs) -> CliResult<crate::profile::Profile> {
@@ -37,13 +37,19 @@ pub async fn apply(args: StackArgs, wait: bool) -> CliResult<i32> {
         let report = docker.apply(&plan, &run_id).await?;
         report_changes(&plan.stack, &report);
         if wait {
-            docker.wait_healthy(&plan, profile.health.timeout).await?;
+            let times = docker.wait_healthy(&plan, profile.health.timeout).await?;
             let url = docker.api_endpoint(&plan).await?;
-            probe::ready(&url, profile.health.timeout, profile.health.interval).await?;
+            let probe_started = std::time::Instant::now();
+            probe::ready_for(&url, &profile).await?;
             println!(
                 "{} is ready at {}",
                 plan.stack,
                 crate::secret::mask_url(&url)
+            );
+            println!(
+                "  ready after: {}; probe {:.1} s",
+                describe_times(&times),
+                probe_started.elapsed().as_secs_f64()
             );
             if stores::has_stores(&plan) {
                 let found = stores::of_plan(&docker, &plan).await?;
@@ -53,6 +59,7 @@ pub async fn apply(args: StackArgs, wait: bool) -> CliResult<i32> {
                     crate::secret::mask_url(&found.clickhouse)
                 );
                 println!("  service name: {}", found.service_name);
+                check_stores_agree(&found).await?;
             }
         }
         Ok::<(), CliError>(())
@@ -67,6 +74,21 @@ pub async fn apply(args: StackArgs, wait: bool) -> CliResult<i32> {
             Ok(exit::INTERRUPTED)
         }
     }
+}
+
+/// `up`: stores that disagree are reported with the fix (the stack stays up).
+async fn check_stores_agree(found: &stores::StoreUrls) -> CliResult<()> {
+    let urls = found.for_kb();
+    let bad = tokio::task::spawn_blocking(move || {
+        let mut connected = crate::kb::stores::Stores::connect(&urls)?;
+        crate::stack::kb_guard::disagreements(&mut connected)
+    })
+    .await
+    .map_err(anyhow::Error::from)??;
+    if bad.is_empty() {
+        return Ok(());
+    }
+    Err(crate::stack::StackError::StoresDisagree(bad).into())
 }
 
 fn report_changes(stack: &str, report: &crate::stack::docker::ApplyReport) {
@@ -105,20 +127,94 @@ pub async fn down(args: DownArgs) -> CliResult<i32> {
             all
         }
     };
-    for stack in stacks {
-        let r = docker.down(&stack, args.volumes).await?;
-        if r.containers.is_empty() && r.networks.is_empty() && r.volumes.is_empty() {
-            println!("{stack}: nothing to remove");
-        } else {
-            println!(
-                "{stack}: removed {} container(s), {} network(s), {} volume(s)",
-                r.containers.len(),
-                r.networks.len(),
-                r.volumes.len()
-            );
+    let mut plans = Vec::new();
+    for stack in &stacks {
+        plans.push(docker.plan_down(stack).await?);
+    }
+    for plan in &plans {
+        print_down_plan(plan, args.volumes);
+    }
+    if args.all && !args.yes && plans.iter().any(|p| !p.containers.is_empty()) {
+        confirm_all(plans.len())?;
+    }
+    for plan in &plans {
+        if plan.containers.is_empty() && plan.networks.is_empty() && plan.volumes.is_empty() {
+            continue;
         }
+        let r = docker.execute_down(plan, args.volumes).await?;
+        println!(
+            "{}: removed {} container(s), {} network(s), {} volume(s)",
+            plan.stack,
+            r.containers.len(),
+            r.networks.len(),
+            r.volumes.len()
+        );
     }
     Ok(exit::OK)
+}
+
+/// `STACK: removes containers a, b; network n; keeps volumes v (...)`, and what is
+/// left alone because katotune did not record creating it.
+fn print_down_plan(plan: &crate::stack::docker::DownPlan, volumes: bool) {
+    if plan.is_empty() {
+        println!("{}: nothing to remove", plan.stack);
+        return;
+    }
+    let names: Vec<&str> = plan.containers.iter().map(|(n, _)| n.as_str()).collect();
+    let mut parts = vec![format!("containers {}", list(&names))];
+    if plan.strangers.is_empty() {
+        parts.push(format!("network {}", list(&plan.networks)));
+    }
+    match volumes {
+        true => parts.push(format!("volumes {}", list(&plan.volumes))),
+        false if !plan.volumes.is_empty() => parts.push(format!(
+            "keeps volumes {} (their data; --volumes removes them)",
+            list(&plan.volumes)
+        )),
+        false => {}
+    }
+    println!("{}: removes {}", plan.stack, parts.join("; "));
+    if !plan.strangers.is_empty() {
+        println!(
+            "{}: leaves alone {}: labelled for this stack, but katotune has no record of \
+             creating them here ({}); remove them with `docker rm -f` / `docker volume rm` \
+             if they are yours",
+            plan.stack,
+            plan.strangers.join(", "),
+            crate::stack::docker::record::state_dir().display()
+        );
+    }
+}
+
+fn list<S: AsRef<str>>(names: &[S]) -> String {
+    match names.is_empty() {
+        true => "(none)".into(),
+        false => names
+            .iter()
+            .map(|n| n.as_ref())
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// `down --all` asks on a terminal, and needs `--yes` without one.
+fn confirm_all(stacks: usize) -> CliResult<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(super::BadInput(format!(
+            "down --all would remove the {stacks} stack(s) listed above; pass --yes to do it \
+             without a terminal"
+        ))
+        .into());
+    }
+    print!("remove the {stacks} stack(s) listed above? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    match answer.trim().eq_ignore_ascii_case("y") || answer.trim().eq_ignore_ascii_case("yes") {
+        true => Ok(()),
+        false => Err(super::BadInput("down --all: nothing removed (not confirmed)".into()).into()),
+    }
 }
 
 pub async fn status(args: StatusArgs, global: &GlobalArgs) -> CliResult<i32> {

@@ -398,7 +398,14 @@ impl KatoClient {
             session_id: Some(info.session_id.clone()),
             ..site
         };
-        check_config_taken(&site, &config, &info.session_config)?;
+        if let Err(ignored) = check_config_taken(&site, &config, &info.session_config) {
+            // The server made a session katotune will not use: delete it at once
+            // rather than leave it open until its TTL.
+            let path = format!("/sessions/{}", segment(&info.session_id));
+            let gone = site.clone();
+            let _ = self.json::<Value>(gone, Method::DELETE, path, None).await;
+            return Err(ignored);
+        }
         session.id = info.session_id;
         Ok(())
     }

@@ -217,6 +217,12 @@ impl KatoError {
         self.kind.class()
     }
 
+    /// True when the server dropped or changed the session config sent (API.md 2.2):
+    /// a permanent answer from this server, not worth retrying.
+    pub fn is_config_ignored(&self) -> bool {
+        matches!(self.kind, ErrorKind::ConfigIgnored { .. })
+    }
+
     /// True for `SessionNotFound`.
     pub fn is_session_not_found(&self) -> bool {
         matches!(self.kind, ErrorKind::SessionNotFound { .. })

@@ -7,6 +7,7 @@
 //! stack's label, so katotune never touches anything else on the engine.
 
 mod apply;
+mod check;
 mod down;
 mod error;
 mod files;
@@ -14,13 +15,16 @@ mod health;
 mod observe;
 mod published;
 mod pull;
+pub mod record;
 
 use std::time::Duration;
 
 use bollard::Docker;
 use serde::Serialize;
 
+pub use down::DownPlan;
 pub use error::{DockerError, MissingImage};
+pub use health::{describe_times, ServiceReady};
 pub use observe::{ContainerStatus, PublishedPort};
 
 /// How long `connect` waits for the engine to answer.

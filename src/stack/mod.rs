@@ -6,7 +6,9 @@
 
 pub mod compose;
 pub mod docker;
+pub mod doctor;
 pub mod image;
+pub mod kb_guard;
 pub mod plan;
 pub mod probe;
 pub mod stores;
@@ -70,6 +72,20 @@ pub enum StackError {
          knowledge base; use a profile with `stack.template: kato`"
     )]
     NoStores { stack: String, template: String },
+    #[error(transparent)]
+    Store(crate::kb::stores::StoreError),
+    #[error(
+        "the knowledge base in the stack's stores already holds data for {}; continue it \
+         with --resume, or replace those nodes (only them) with --fresh",
+        .0.join(", ")
+    )]
+    KbInStores(Vec<String>),
+    #[error(
+        "the stack's Redis and ClickHouse disagree: {}; {}",
+        .0.iter().map(kb_guard::Disagreement::describe).collect::<Vec<_>>().join("; "),
+        kb_guard::DISAGREE_FIX
+    )]
+    StoresDisagree(Vec<kb_guard::Disagreement>),
 }
 
 /// How to treat an embedded knowledge base left by an earlier run.
@@ -155,6 +171,9 @@ pub async fn up(
         }
         Backend::External => {
             let url = profile.stack.url.clone().unwrap_or_default();
+            if let Some(found) = external_stores(profile) {
+                guard_stores(profile, &found, kb).await?;
+            }
             Ok(StackHandle {
                 backend: BackendInfo {
                     kind: "external".into(),
@@ -166,12 +185,13 @@ pub async fn up(
                 running: Running::External,
             })
         }
-        Backend::Docker => up_docker(profile, run_id, cancel).await,
+        Backend::Docker => up_docker(profile, kb, run_id, cancel).await,
     }
 }
 
 async fn up_docker(
     profile: &Profile,
+    kb: KbStart,
     run_id: &str,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<StackHandle, StackError> {
@@ -183,12 +203,20 @@ async fn up_docker(
         for c in &report.containers {
             tracing::info!("{}: {:?}", c.name, c.change);
         }
-        backend.wait_healthy(&plan, profile.health.timeout).await?;
+        let times = backend.wait_healthy(&plan, profile.health.timeout).await?;
+        eprintln!(
+            "{}: services ready after {}",
+            plan.stack,
+            docker::describe_times(&times)
+        );
         let url = backend.api_endpoint(&plan).await?;
         let stores = match stores::has_stores(&plan) {
             true => Some(stores::of_plan(&backend, &plan).await?),
             false => None,
         };
+        if let Some(found) = &stores {
+            guard_stores(profile, found, kb).await?;
+        }
         Ok::<_, StackError>((url, stores))
     };
     let (url, stores) = tokio::select! {
@@ -228,6 +256,38 @@ async fn up_docker(
             created: !existed,
         },
     })
+}
+
+/// The KB ids of the profile's nodes under `service_name` (KATO's rule, API.md 2.2).
+pub fn profile_kb_ids(profile: &Profile, service_name: &str) -> Vec<String> {
+    (0..profile.training.chunk_sizes.len())
+        .map(|level| crate::kato::pattern::kb_id(&profile.node_id(level), service_name))
+        .collect()
+}
+
+/// The stores of an external KATO, when katotune is told where they are (env
+/// `KATOTUNE_REDIS_URL` and `KATOTUNE_CLICKHOUSE_URL`, as for the `kb` commands); the
+/// KB ids use the profile's `stack.service_name`. Without both, nothing is checked.
+pub fn external_stores(profile: &Profile) -> Option<StoreUrls> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    Some(StoreUrls {
+        redis: var("KATOTUNE_REDIS_URL")?,
+        clickhouse: var("KATOTUNE_CLICKHOUSE_URL")?,
+        service_name: profile.stack.service_name.clone(),
+    })
+}
+
+/// [`kb_guard::guard`] on a blocking thread; says what `--fresh` removed.
+async fn guard_stores(profile: &Profile, found: &StoreUrls, kb: KbStart) -> Result<(), StackError> {
+    let urls = found.for_kb();
+    let ids = profile_kb_ids(profile, &found.service_name);
+    let report = tokio::task::spawn_blocking(move || kb_guard::guard(&urls, &ids, kb))
+        .await
+        .map_err(|e| StackError::NotReady(format!("the store check stopped: {e}")))??;
+    for (kb_id, rows, keys) in report.removed {
+        eprintln!("--fresh: removed {kb_id} ({rows} ClickHouse rows, {keys} Redis keys)");
+    }
+    Ok(())
 }
 
 fn prepare_kb_file(path: &std::path::Path, kb: KbStart) -> Result<(), StackError> {

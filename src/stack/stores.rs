@@ -20,6 +20,17 @@ pub const KATO_DEFAULT_SERVICE_NAME: &str = "kato";
 /// The stores' URLs: one type for the docker stack and the `kb` commands.
 pub use crate::kb::stores::StoreUrls;
 
+impl StoreUrls {
+    /// The same stores as the `kb` commands' client takes them.
+    pub fn for_kb(&self) -> crate::kb::stores::StoreUrls {
+        crate::kb::stores::StoreUrls {
+            redis: self.redis.clone(),
+            clickhouse: self.clickhouse.clone(),
+            service_name: self.service_name.clone(),
+        }
+    }
+}
+
 /// Whether the plan has both KATO stores (the `kato` template does; `embedded` not).
 pub fn has_stores(plan: &StackPlan) -> bool {
     [REDIS_SERVICE, CLICKHOUSE_SERVICE]

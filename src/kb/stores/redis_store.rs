@@ -150,6 +150,39 @@ impl RedisStore {
         Ok(found)
     }
 
+    /// `CONFIG GET key`: the value, or `None` when the server has no such setting.
+    pub fn config_get(&mut self, key: &str) -> Result<Option<String>, StoreError> {
+        let pairs: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(key)
+            .query(&mut self.con)
+            .map_err(|e| self.err(e))?;
+        Ok(pairs.into_iter().nth(1))
+    }
+
+    /// `used_memory` from `INFO memory`, in bytes.
+    pub fn used_memory(&mut self) -> Result<u64, StoreError> {
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query(&mut self.con)
+            .map_err(|e| self.err(e))?;
+        Ok(info
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// How many keys match the glob `pattern` (counted by `SCAN`, never `KEYS`).
+    pub fn count_keys(&mut self, pattern: &str) -> Result<u64, StoreError> {
+        let mut n = 0u64;
+        self.scan(pattern, |_, keys| {
+            n += keys.len() as u64;
+            Ok(true)
+        })?;
+        Ok(n)
+    }
+
     /// Deletes every key `<kb>:*` (`UNLINK` per scanned batch); returns how many.
     pub fn delete_kb_keys(&mut self, kb: &str) -> Result<u64, StoreError> {
         let mut removed = 0u64;

@@ -97,6 +97,9 @@ impl DockerBackend {
                     .create_volume(request)
                     .await
                     .map_err(DockerError::api("create volume", volume))?;
+                if let Err(e) = super::record::remember_volume(&plan.stack, volume) {
+                    tracing::warn!("could not record volume {volume}: {e}; `down --volumes` will leave it alone");
+                }
                 Ok(true)
             }
             Err(err) => Err(DockerError::api("inspect volume", volume)(err)),
@@ -161,10 +164,18 @@ impl DockerBackend {
         let options = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();
-        self.docker
+        let created = self
+            .docker
             .create_container(Some(options), create_body(plan, spec, shared))
             .await
             .map_err(DockerError::api("create container", &spec.name))?;
+        if let Err(e) = super::record::remember(&plan.stack, &spec.name, &created.id) {
+            tracing::warn!(
+                "could not record container {} in {}: {e}; `katotune down` will leave it alone",
+                spec.name,
+                super::record::state_dir().display()
+            );
+        }
         self.copy_files(spec).await?;
         self.start(plan, spec, true).await
     }

@@ -1,0 +1,334 @@
+//! `katotune doctor PROFILE`: what will go wrong with this profile on this stack,
+//! before hours of training find out.
+//!
+//! Checks, each a [`Verdict`] with a fix: Redis eviction policy, persistence and
+//! `maxmemory` against the knowledge base the corpus will make (estimated from a
+//! sample of it), ClickHouse's `kato.patterns_data` table, KBs whose stores disagree,
+//! levels that can never learn from this corpus, and knobs KATO ignores that the
+//! profile sets anyway. The corpus and knob checks need no running stack.
+
+use serde::Serialize;
+
+use crate::kb::stores::{StoreError, StoreUrls, Stores};
+use crate::profile::knobs::KatoEffect;
+use crate::profile::validate::tuning_values;
+use crate::profile::Profile;
+use crate::train::dataset::{Dataset, DatasetSpec};
+use crate::train::segment::Segmenter;
+use crate::train::tokenizer::Gpt2Tokenizer;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// One check's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub level: Level,
+    /// What was checked (`redis eviction`, `level node4`, ...).
+    pub check: String,
+    pub finding: String,
+    /// What to do (empty when nothing is wrong).
+    pub fix: String,
+}
+
+fn verdict(level: Level, check: &str, finding: String, fix: &str) -> Verdict {
+    Verdict {
+        level,
+        check: check.into(),
+        finding,
+        fix: fix.into(),
+    }
+}
+
+/// Rough Redis bytes per stored pattern: KATO writes a frequency, emotives and
+/// metadata key per pattern and adds the name to a set per symbol (API.md 9); about
+/// 300 bytes with Redis's per-key overhead. An estimate, said as one.
+pub const REDIS_BYTES_PER_PATTERN: u64 = 300;
+
+/// What a sample of the corpus says about the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CorpusEstimate {
+    /// Samples read.
+    pub sampled: u64,
+    /// Per level, how many sampled samples give it at least 2 items (so it can learn).
+    pub samples_reaching: Vec<u64>,
+    /// Patterns per sample at each level, summed over the sampled samples.
+    pub patterns: Vec<u64>,
+}
+
+/// Patterns a level stores from `items` in chunks of `size`: whole chunks, plus a
+/// tail of 2 items or more (TRAINING.md 3.A step 5; a learn of fewer than 2 symbols
+/// stores nothing, API.md 3.4).
+pub fn patterns_from(items: u64, size: usize) -> u64 {
+    let size = size.max(1) as u64;
+    items / size + u64::from(items % size >= 2)
+}
+
+/// Items each level receives for one sample: level 0 its `tokens`, level 1 the
+/// sample's `node0_chunks` names, level k+1 one name per pattern level k stores (the
+/// hierarchy runs per sample and nothing carries over, TRAINING.md 3.A).
+pub fn level_inputs(tokens: u64, node0_chunks: u64, chunk_sizes: &[usize]) -> Vec<u64> {
+    let mut inputs = vec![tokens];
+    if chunk_sizes.len() > 1 {
+        inputs.push(node0_chunks);
+    }
+    for size in chunk_sizes
+        .iter()
+        .skip(1)
+        .take(chunk_sizes.len().saturating_sub(2))
+    {
+        let below = *inputs.last().unwrap_or(&0);
+        inputs.push(patterns_from(below, *size));
+    }
+    inputs
+}
+
+/// Reads up to `sample` samples of the profile's corpus and counts, per level, how
+/// many could learn and how many patterns they would make.
+pub fn estimate_corpus(profile: &Profile, sample: u64) -> anyhow::Result<CorpusEstimate> {
+    let t = &profile.training;
+    let d = &t.dataset;
+    let dataset = Dataset::open(&DatasetSpec {
+        path: d.path.clone(),
+        format: d.format,
+        text_field: d.text_field.clone(),
+    })?;
+    let tokenizer = Gpt2Tokenizer::new()?;
+    let segmenter = Segmenter::new(t.segmentation, t.chunk_sizes[0])?
+        .with_paragraph_token_cap(t.paragraph_token_cap)?;
+    let levels = t.chunk_sizes.len();
+    let mut est = CorpusEstimate {
+        sampled: 0,
+        samples_reaching: vec![0; levels],
+        patterns: vec![0; levels],
+    };
+    for raw in dataset.flatten().take(sample as usize) {
+        let tokenize = |text: &str| tokenizer.tokenize(text);
+        let plan = segmenter.plan(&raw.text, &tokenize);
+        let tokens: u64 = plan.chunks.iter().map(|c| c.len() as u64).sum();
+        let inputs = level_inputs(tokens, plan.chunks.len() as u64, &t.chunk_sizes);
+        for (level, items) in inputs.iter().enumerate() {
+            let stored = match level {
+                0 => plan.chunks.iter().filter(|c| c.len() >= 2).count() as u64,
+                _ => patterns_from(*items, t.chunk_sizes[level]),
+            };
+            if stored > 0 {
+                est.samples_reaching[level] += 1;
+                est.patterns[level] += stored;
+            }
+        }
+        est.sampled += 1;
+    }
+    Ok(est)
+}
+
+/// Rows of the profile's corpus that are samples (what a run without
+/// `training.samples` trains).
+pub fn count_samples(profile: &Profile) -> anyhow::Result<u64> {
+    let d = &profile.training.dataset;
+    let dataset = Dataset::open(&DatasetSpec {
+        path: d.path.clone(),
+        format: d.format,
+        text_field: d.text_field.clone(),
+    })?;
+    Ok(dataset.flatten().count() as u64)
+}
+
+/// Verdicts on the levels: a level no sampled sample reaches with 2 items never learns.
+pub fn level_verdicts(profile: &Profile, est: &CorpusEstimate) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    for (level, reaching) in est.samples_reaching.iter().enumerate() {
+        let node = profile.node_id(level);
+        let check = format!("level {node}");
+        let size = profile.training.chunk_sizes[level];
+        out.push(match (*reaching, est.sampled) {
+            (_, 0) => verdict(Level::Warn, &check, "the corpus sample is empty".into(), ""),
+            (0, n) => verdict(
+                Level::Fail,
+                &check,
+                format!("none of {n} sampled samples gives {node} the 2 items it needs to learn (chunk size {size}): it will never learn"),
+                "drop this level from training.chunk_sizes, lower the chunk sizes below it, or use longer samples",
+            ),
+            (r, n) => verdict(Level::Ok, &check, format!("{r} of {n} sampled samples reach it"), ""),
+        });
+    }
+    out
+}
+
+/// Redis settings that matter to a knowledge base.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RedisFacts {
+    pub maxmemory: u64,
+    pub policy: String,
+    pub appendonly: bool,
+    /// The `save` setting (empty: no RDB snapshots).
+    pub save: String,
+    pub used_memory: u64,
+}
+
+/// Reads [`RedisFacts`] from a connected store.
+pub fn redis_facts(stores: &mut Stores) -> Result<RedisFacts, StoreError> {
+    let r = &mut stores.redis;
+    Ok(RedisFacts {
+        maxmemory: r
+            .config_get("maxmemory")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        policy: r.config_get("maxmemory-policy")?.unwrap_or_default(),
+        appendonly: r.config_get("appendonly")?.as_deref() == Some("yes"),
+        save: r.config_get("save")?.unwrap_or_default(),
+        used_memory: r.used_memory()?,
+    })
+}
+
+/// Verdicts on Redis: eviction, persistence, and room for `expected_bytes` more.
+pub fn redis_verdicts(f: &RedisFacts, expected_bytes: Option<u64>) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    out.push(if f.policy.starts_with("allkeys") {
+        verdict(Level::Fail, "redis eviction", format!("maxmemory-policy is {}: when Redis fills up it silently evicts pattern frequencies and sessions", f.policy), "set `maxmemory-policy noeviction` in the stack's redis.conf (katotune's kato template does)")
+    } else {
+        verdict(Level::Ok, "redis eviction", format!("maxmemory-policy is {}", f.policy), "")
+    });
+    out.push(if !f.appendonly && f.save.trim().is_empty() {
+        verdict(Level::Fail, "redis persistence", "appendonly is no and save is empty: a restart forgets every frequency while ClickHouse keeps the rows".into(), "set `appendonly yes` and keep /data on a volume (katotune's kato template does)")
+    } else {
+        verdict(Level::Ok, "redis persistence", format!("appendonly {}, save \"{}\"", if f.appendonly { "yes" } else { "no" }, f.save), "")
+    });
+    let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+    out.push(match (f.maxmemory, expected_bytes) {
+        (0, _) => verdict(Level::Warn, "redis memory", "maxmemory is 0 (no cap): Redis can grow until the host kills it".into(), "set maxmemory to what the host can give"),
+        (cap, Some(need)) if f.used_memory + need > cap => verdict(Level::Fail, "redis memory", format!("the run will need about {:.2} GiB more (estimated from the corpus sample) on top of {:.2} GiB used, over maxmemory {:.2} GiB", gib(need), gib(f.used_memory), gib(cap)), "raise maxmemory, or train fewer samples per stack"),
+        (cap, need) => verdict(Level::Ok, "redis memory", format!("{:.2} GiB used of maxmemory {:.2} GiB; the run adds about {:.2} GiB", gib(f.used_memory), gib(cap), gib(need.unwrap_or(0))), ""),
+    });
+    out
+}
+
+/// Knobs the profile sets that KATO does not use (`knobs.rs`, API.md 5.3).
+pub fn knob_verdicts(profile: &Profile) -> Vec<Verdict> {
+    tuning_values(&profile.stack.tuning)
+        .into_iter()
+        .filter(|(knob, _)| knob.kato != KatoEffect::ChangesBehaviour)
+        .map(|(knob, value)| {
+            verdict(
+                Level::Warn,
+                &format!("knob {}", knob.env),
+                format!(
+                    "{}={value} is set, but KATO: {} ({})",
+                    knob.env,
+                    knob.kato.label(),
+                    knob.kato_note
+                ),
+                "remove it from the profile, or tune a knob that does something",
+            )
+        })
+        .collect()
+}
+
+/// Server settings against this machine: KATO workers vs cores, and predictions on
+/// by default for every session (katotune's sessions send `false` anyway).
+pub fn server_verdicts(profile: &Profile, cores: usize) -> Vec<Verdict> {
+    let env = profile.server_env();
+    let mut out = Vec::new();
+    if let Some(workers) = env
+        .get("KATO_WORKERS")
+        .and_then(|w| w.parse::<usize>().ok())
+    {
+        out.push(match workers > 2 * cores {
+            true => verdict(Level::Warn, "server workers", format!("KATO_WORKERS={workers} on {cores} cores: workers beyond about 2 per core only add memory and contention"), "set stack.tuning.workers to at most twice the cores"),
+            false => verdict(Level::Ok, "server workers", format!("KATO_WORKERS={workers} on {cores} cores"), ""),
+        });
+    }
+    if env.get("PROCESS_PREDICTIONS").map(String::as_str) == Some("true") {
+        out.push(verdict(Level::Warn, "predictions default", "PROCESS_PREDICTIONS=true: every session that does not say otherwise computes predictions (about 80x slower); katotune's training sessions send false".into(), "leave PROCESS_PREDICTIONS unset unless other clients need it"));
+    }
+    out
+}
+
+/// Every verdict on the running stack's stores, given the bytes the run will add.
+pub fn store_verdicts(urls: &StoreUrls, expected_bytes: Option<u64>) -> Vec<Verdict> {
+    let mut stores = match Stores::connect(urls) {
+        Ok(s) => s,
+        Err(e) => {
+            return vec![verdict(
+                Level::Fail,
+                "stores",
+                e.to_string(),
+                "bring the stack up with `katotune up PROFILE`",
+            )]
+        }
+    };
+    let mut out = vec![verdict(
+        Level::Ok,
+        "clickhouse schema",
+        "kato.patterns_data exists".into(),
+        "",
+    )];
+    match redis_facts(&mut stores) {
+        Ok(f) => out.extend(redis_verdicts(&f, expected_bytes)),
+        Err(e) => out.push(verdict(Level::Fail, "redis", e.to_string(), "")),
+    }
+    out.push(match super::kb_guard::disagreements(&mut stores) {
+        Ok(bad) if bad.is_empty() => verdict(
+            Level::Ok,
+            "stores agree",
+            "every ClickHouse row has its Redis frequency and the reverse".into(),
+            "",
+        ),
+        Ok(bad) => verdict(
+            Level::Fail,
+            "stores agree",
+            bad.iter()
+                .map(|d| d.describe())
+                .collect::<Vec<_>>()
+                .join("; "),
+            super::kb_guard::DISAGREE_FIX,
+        ),
+        Err(e) => verdict(Level::Fail, "stores agree", e.to_string(), ""),
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_level_gets_one_item_per_chunk_of_the_level_below() {
+        // 100 tokens in 20 node0 chunks of 5; node1 stores 20/7 = 2 whole chunks and
+        // a tail of 6 (3 names for node2); node2 stores one pattern from a tail of 3
+        // (1 name for node3), so node3 can never learn (TRAINING.md 3.A step 5).
+        assert_eq!(level_inputs(100, 20, &[5, 7, 7, 7]), vec![100, 20, 3, 1]);
+        assert_eq!(patterns_from(1, 7), 0);
+        assert_eq!(patterns_from(15, 7), 2, "a tail of 1 stores nothing");
+        assert_eq!(level_inputs(9, 2, &[5]), vec![9]);
+    }
+
+    #[test]
+    fn too_many_workers_for_the_cores_are_a_warning() {
+        let mut profile = crate::profile::load("docker-kato", &[]).unwrap().profile;
+        profile.stack.tuning.workers = Some(16);
+        let v = server_verdicts(&profile, 2);
+        assert_eq!(v[0].level, Level::Warn, "{v:?}");
+        assert_eq!(server_verdicts(&profile, 8)[0].level, Level::Ok);
+    }
+
+    #[test]
+    fn a_misconfigured_redis_gets_failing_verdicts_with_fixes() {
+        let facts = RedisFacts {
+            maxmemory: 1 << 20,
+            policy: "allkeys-lru".into(),
+            appendonly: false,
+            save: String::new(),
+            used_memory: 900_000,
+        };
+        let v = redis_verdicts(&facts, Some(500_000));
+        assert!(v.iter().all(|v| v.level == Level::Fail), "{v:?}");
+        assert!(v.iter().all(|v| !v.fix.is_empty()));
+    }
+}
