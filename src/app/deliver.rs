@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
-use super::error::{CliError, CliResult};
+use super::error::{CliError, CliResult, Failure};
 use super::run::{new_run_id, train_once, write_record};
 use super::{load_profile, BadInput};
 use crate::cli::{OutputFormat, ProfileOverrides, RunArgs};
@@ -29,7 +29,7 @@ use crate::exit;
 use crate::kato::pattern::kb_id;
 use crate::kb::dump::DumpItem;
 use crate::kb::location::{self, Location};
-use crate::kb::stores::load::{LoadMode, LoadOptions, LoadRefused, DEFAULT_BATCH};
+use crate::kb::stores::load::{LoadMode, LoadOptions, DEFAULT_BATCH};
 use crate::kb::stores::{StoreUrls, Stores};
 use crate::profile::schema::{Backend, DeliverMode};
 use crate::profile::Profile;
@@ -130,7 +130,18 @@ async fn deliver(
         .collect();
     let mode = profile.deliver.mode;
     let checked = (urls.clone(), kb_ids.clone(), args.allow_eviction);
-    blocking(move || precheck(&checked.0, &checked.1, mode, checked.2)).await?;
+    let holding = blocking(move || precheck(&checked.0, &checked.1, mode, checked.2)).await?;
+    if let Some(kb) = holding {
+        return Err(CliError::new(
+            Failure::KbRefused,
+            anyhow::anyhow!(
+                "{} already holds {kb}: nothing was trained; add to it with --set \
+                 deliver.mode=merge, start these nodes over with --set deliver.mode=replace, \
+                 or deliver into another stack",
+                target.name
+            ),
+        ));
+    }
 
     let kb = match (args.resume, args.fresh) {
         (true, _) => KbStart::Continue,
@@ -167,29 +178,24 @@ async fn deliver(
     })
 }
 
-/// Refuses before training what the load would refuse after it.
+/// Checks before training what the load would refuse after it: an evicting Redis is an
+/// error; a node KB that holds data (with `deliver.mode: refuse`) is returned.
 fn precheck(
     urls: &StoreUrls,
     kb_ids: &[String],
     mode: DeliverMode,
     allow_eviction: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<String>> {
     let mut stores = Stores::connect(urls)?;
     stores.redis.check_eviction(allow_eviction)?;
     if mode == DeliverMode::Refuse {
         for kb in kb_ids {
             if !stores.kb_is_empty(kb)? {
-                return Err(
-                    anyhow::Error::new(LoadRefused::NotEmpty { kb: kb.clone() }).context(
-                        "the target already holds this node's KB: set deliver.mode (--set \
-                     deliver.mode=merge to add, or =replace to start it over); nothing was \
-                     trained",
-                    ),
-                );
+                return Ok(Some(kb.clone()));
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Loads the profile's nodes from the engine file into the stores and reads them back.

@@ -121,7 +121,10 @@ fn resolve(word: Option<&str>, flags: &StoreFlags) -> Result<Resolved> {
         Some(w) => w,
     };
     let path = PathBuf::from(word);
-    if path.is_file() || (!path.exists() && looks_like_path(word)) {
+    let profile_file = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
+    if !profile_file && (path.is_file() || (!path.exists() && looks_like_path(word))) {
         let location = if is_dump(&path) {
             Location::Dump(path)
         } else {
