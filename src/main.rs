@@ -7,6 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 fn main() {
     let cli = Cli::parse();
+    app::output::set_quiet(cli.global.quiet);
     init_logging(&cli);
     let runtime = match runtime(&cli) {
         Ok(rt) => rt,

@@ -2,6 +2,7 @@
 
 mod compare;
 mod error;
+pub mod output;
 mod profiles;
 pub mod run;
 mod stack;

@@ -90,7 +90,9 @@ pub async fn train_once(
     keep: bool,
     cancel: CancellationToken,
 ) -> CliResult<RunRecord> {
-    runner::check_dataset(profile).map_err(|e| BadInput(e.to_string()))?;
+    for note in runner::check_dataset(profile).map_err(|e| BadInput(e.to_string()))? {
+        super::output::note(note);
+    }
     let handle = stack::up(profile, kb, run_id, &cancel).await?;
     let ready = stack::probe::ready(&handle.url, profile.health.timeout, profile.health.interval);
     if let Err(e) = ready.await {

@@ -64,10 +64,10 @@ pub enum RunError {
 }
 
 /// Opens the profile's dataset (and nothing else), so a bad path or format is
-/// reported before any stack is started.
-pub fn check_dataset(profile: &Profile) -> Result<(), DatasetError> {
-    Dataset::open(&dataset_spec(profile))?;
-    Ok(())
+/// reported before any stack is started. Returns what the reader does beyond
+/// reading plain UTF-8 (decompressing, decoding UTF-16), to say on the terminal.
+pub fn check_dataset(profile: &Profile) -> Result<Vec<String>, DatasetError> {
+    Ok(Dataset::open(&dataset_spec(profile))?.notes().to_vec())
 }
 
 fn dataset_spec(profile: &Profile) -> DatasetSpec {
