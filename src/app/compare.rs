@@ -191,7 +191,7 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
         exports.write(&c)?;
         comparison = Some(c);
         if interrupted.is_some() {
-            eprintln!(
+            noteln!(
                 "{}: the run did not complete; stopping the comparison",
                 profile.name
             );
@@ -214,9 +214,9 @@ async fn measured_run(
     cancel: &CancellationToken,
     shared: Option<&mut Option<StackHandle>>,
 ) -> CliResult<(RunRecord, Vec<crate::train::digest::NodeTally>)> {
-    eprintln!(
-        "{label}: provisioning ({:?} backend)",
-        profile.stack.backend
+    noteln!(
+        "{label}: provisioning ({} backend)",
+        super::output::user_name(&profile.stack.backend)
     );
     let run_id = new_run_id();
     let own = match &shared {
@@ -228,7 +228,7 @@ async fn measured_run(
         (None, Some(slot)) => slot.as_ref().context("shared stack")?,
         (None, None) => unreachable!("a stack is either owned or shared"),
     };
-    eprintln!("{label}: health");
+    noteln!("{label}: health");
     stack::probe::ready(&handle.url, profile.health.timeout, profile.health.interval).await?;
     let target = Target {
         url: handle.url.clone(),
@@ -236,7 +236,7 @@ async fn measured_run(
     };
     let mut measured = profile.clone();
     if warmup > 0 {
-        eprintln!("{label}: warm-up ({warmup} samples, not counted)");
+        noteln!("{label}: warm-up ({warmup} samples, not counted)");
         let mut warm = profile.clone();
         warm.training.samples = Some(warmup);
         let opts = run_options(&run_id, &dir.join("warmup"), cancel);
@@ -244,12 +244,12 @@ async fn measured_run(
         let journal = Journal::load(&opts.journal_path)?;
         measured.training.skip = journal.next_row;
     }
-    eprintln!("{label}: training");
+    noteln!("{label}: training");
     let result = runner::run_detailed(&measured, &target, &run_options(&run_id, dir, cancel)).await;
     match (own, shared) {
         (Some(h), Some(slot)) => *slot = Some(h),
         (Some(h), None) => {
-            eprintln!("{label}: teardown");
+            noteln!("{label}: teardown");
             h.down(false).await;
         }
         _ => {}
@@ -278,9 +278,15 @@ fn finish(
 ) -> CliResult<i32> {
     let colour = colour_on(global);
     let table = TerminalTable { colour }.render_text(c);
-    println!("{}", crate::secret::mask_text(&table));
+    if !super::output::is_quiet() {
+        outln!("{}", crate::secret::mask_text(&table));
+    }
     for (path_format, path) in exports.targets() {
-        eprintln!("wrote {:?}: {}", path_format, path.display());
+        noteln!(
+            "wrote {}: {}",
+            super::output::user_name(path_format),
+            path.display()
+        );
     }
     if let Some(code) = stopped {
         return Ok(code);
@@ -336,9 +342,9 @@ pub fn report(args: ReportArgs, global: &GlobalArgs) -> CliResult<i32> {
         colour: colour_on(global),
     }
     .render_text(&comparison);
-    println!("{}", crate::secret::mask_text(&table));
+    outln!("{}", crate::secret::mask_text(&table));
     for (_, path) in exports.targets() {
-        eprintln!("wrote {}", path.display());
+        noteln!("wrote {}", path.display());
     }
     Ok(exit::OK)
 }

@@ -1,5 +1,27 @@
 //! Carrying out commands: each subcommand is one function returning an exit code.
 
+/// `println!` through the output layer: data on standard output, secrets masked,
+/// a closed pipe ending the command quietly ([`output::data`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::app::output::data(format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` through the output layer ([`output::data`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::app::output::data(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` for remarks: silenced by `-q`, secrets masked ([`output::note`]).
+macro_rules! noteln {
+    ($($arg:tt)*) => {
+        $crate::app::output::note(format_args!($($arg)*))
+    };
+}
+
 mod compare;
 mod error;
 pub mod output;
@@ -35,7 +57,9 @@ pub async fn run(cli: Cli) -> CliResult<i32> {
         Command::Serve(args) => run::serve(args).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "katotune", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "katotune", &mut script);
+            out!("{}", String::from_utf8_lossy(&script));
             Ok(exit::OK)
         }
     }
@@ -125,8 +149,8 @@ fn render(args: RenderArgs, global: &crate::cli::GlobalArgs) -> CliResult<i32> {
 /// Prints a data document as YAML (text) or JSON.
 pub fn print_data(doc: &impl serde::Serialize, global: &crate::cli::GlobalArgs) -> CliResult<()> {
     match global.format {
-        crate::cli::OutputFormat::Json => println!("{}", serde_json::to_string_pretty(doc)?),
-        crate::cli::OutputFormat::Text => print!(
+        crate::cli::OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(doc)?),
+        crate::cli::OutputFormat::Text => out!(
             "{}",
             serde_saphyr::to_string(doc).map_err(|e| anyhow::anyhow!("cannot write YAML: {e}"))?
         ),
@@ -138,7 +162,7 @@ async fn health(args: HealthArgs) -> CliResult<i32> {
     let timeout = profile::duration::parse(&args.timeout).map_err(BadInput)?;
     let client = crate::stack::probe::check_client(&args.url, timeout)?;
     let body = client.health().await?;
-    println!(
+    outln!(
         "{} ({})",
         body.status,
         crate::secret::mask_url(client.base_url())

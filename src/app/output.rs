@@ -52,3 +52,13 @@ pub fn closed_or_failed(e: std::io::Error) -> ! {
     );
     std::process::exit(crate::exit::RUN_FAILED);
 }
+
+/// The name a user writes for `value` in a profile (its serde name, e.g. `embedded`
+/// for `Backend::Embedded`), so labels never show Rust spellings.
+pub fn user_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        Ok(other) => other.to_string(),
+        Err(_) => "?".into(),
+    }
+}

@@ -15,11 +15,11 @@ pub fn run(cmd: ProfilesCommand, global: &GlobalArgs) -> CliResult<i32> {
             if args.explain {
                 let origins = explain::explain(&loaded.profile, &loaded.figment);
                 if global.format == OutputFormat::Json {
-                    println!("{}", serde_json::to_string_pretty(&origins)?);
+                    outln!("{}", serde_json::to_string_pretty(&origins)?);
                 } else {
                     let width = origins.iter().map(|o| o.key.len()).max().unwrap_or(0);
                     for o in origins {
-                        println!(
+                        outln!(
                             "{:width$}  {:<28}  {}",
                             o.key,
                             o.value.to_string(),
@@ -35,12 +35,12 @@ pub fn run(cmd: ProfilesCommand, global: &GlobalArgs) -> CliResult<i32> {
         ProfilesCommand::Validate { profiles } => validate(&profiles),
         ProfilesCommand::Knobs => {
             if global.format == OutputFormat::Json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(crate::profile::knobs::KNOBS)?
                 );
             } else {
-                print!("{}", crate::profile::knobs::markdown_table());
+                out!("{}", crate::profile::knobs::markdown_table());
             }
             Ok(exit::OK)
         }
@@ -103,13 +103,13 @@ fn list(global: &GlobalArgs) -> CliResult<i32> {
         });
     }
     if global.format == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        outln!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(exit::OK);
     }
     let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(0);
     let owidth = entries.iter().map(|e| e.origin.len()).max().unwrap_or(0);
     for e in entries {
-        println!("{:width$}  {:owidth$}  {}", e.name, e.origin, e.description);
+        outln!("{:width$}  {:owidth$}  {}", e.name, e.origin, e.description);
     }
     Ok(exit::OK)
 }
@@ -119,19 +119,19 @@ fn validate(profiles: &[String]) -> CliResult<i32> {
     for name in profiles {
         match profile::load(name, &[]) {
             Ok(loaded) => {
-                println!("ok    {name}");
+                outln!("ok    {name}");
                 for w in loaded.warnings {
-                    println!("      warning: {w}");
+                    outln!("      warning: {w}");
                 }
             }
             Err(e) => {
                 failed += 1;
-                println!("FAIL  {name}: {}", crate::secret::mask_text(&e.to_string()));
+                outln!("FAIL  {name}: {}", crate::secret::mask_text(&e.to_string()));
             }
         }
     }
     if failed > 0 {
-        eprintln!("{failed} of {} profiles have problems", profiles.len());
+        noteln!("{failed} of {} profiles have problems", profiles.len());
         return Ok(exit::BAD_INPUT);
     }
     Ok(exit::OK)

@@ -11,7 +11,7 @@ use super::{load_profile, BadInput, CliError, CliResult};
 use crate::cli::{RunArgs, ServeArgs};
 use crate::exit;
 use crate::profile::Profile;
-use crate::secret::{self, Redacted};
+use crate::secret::Redacted;
 use crate::stack::{self, KbStart};
 use crate::train::record::RunRecord;
 use crate::train::runner::{self, RunOptions, Target};
@@ -74,10 +74,10 @@ pub async fn run(args: RunArgs, global: &crate::cli::GlobalArgs) -> CliResult<i3
     });
     write_record(&record, &path)?;
     if global.format == crate::cli::OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&Redacted(&record))?);
+        outln!("{}", serde_json::to_string_pretty(&Redacted(&record))?);
     }
-    eprint!("{}", secret::mask_text(&record.summary()));
-    eprintln!("run record: {}", path.display());
+    noteln!("{}", record.summary().trim_end());
+    noteln!("run record: {}", path.display());
     Ok(record.exit_code())
 }
 

@@ -16,10 +16,10 @@ fn docker_profile(args: &StackArgs) -> CliResult<crate::profile::Profile> {
     let profile = load_profile(&args.profile, &args.overrides)?.profile;
     if profile.stack.backend != Backend::Docker {
         tracing::warn!(
-            "profile {} uses the {:?} backend; applying its docker stack anyway (template {:?})",
+            "profile {} uses the {} backend; applying its docker stack anyway (template {})",
             profile.name,
-            profile.stack.backend,
-            profile.stack.template
+            super::output::user_name(&profile.stack.backend),
+            super::output::user_name(&profile.stack.template)
         );
     }
     Ok(profile)
@@ -40,19 +40,19 @@ pub async fn apply(args: StackArgs, wait: bool) -> CliResult<i32> {
             docker.wait_healthy(&plan, profile.health.timeout).await?;
             let url = docker.api_endpoint(&plan).await?;
             probe::ready(&url, profile.health.timeout, profile.health.interval).await?;
-            println!(
+            outln!(
                 "{} is ready at {}",
                 plan.stack,
                 crate::secret::mask_url(&url)
             );
             if stores::has_stores(&plan) {
                 let found = stores::of_plan(&docker, &plan).await?;
-                println!("  redis: {}", crate::secret::mask_url(&found.redis));
-                println!(
+                outln!("  redis: {}", crate::secret::mask_url(&found.redis));
+                outln!(
                     "  clickhouse: {}",
                     crate::secret::mask_url(&found.clickhouse)
                 );
-                println!("  service name: {}", found.service_name);
+                outln!("  service name: {}", found.service_name);
             }
         }
         Ok::<(), CliError>(())
@@ -71,7 +71,7 @@ pub async fn apply(args: StackArgs, wait: bool) -> CliResult<i32> {
 
 fn report_changes(stack: &str, report: &crate::stack::docker::ApplyReport) {
     if report.is_unchanged() {
-        println!("{}: nothing to do, every container is up to date", stack);
+        outln!("{}: nothing to do, every container is up to date", stack);
     } else {
         for c in &report.containers {
             let what = match c.change {
@@ -80,7 +80,7 @@ fn report_changes(stack: &str, report: &crate::stack::docker::ApplyReport) {
                 ContainerChange::Started => "started",
                 ContainerChange::Unchanged => "unchanged",
             };
-            println!("{}: {what}", c.name);
+            outln!("{}: {what}", c.name);
         }
     }
 }
@@ -108,9 +108,9 @@ pub async fn down(args: DownArgs) -> CliResult<i32> {
     for stack in stacks {
         let r = docker.down(&stack, args.volumes).await?;
         if r.containers.is_empty() && r.networks.is_empty() && r.volumes.is_empty() {
-            println!("{stack}: nothing to remove");
+            outln!("{stack}: nothing to remove");
         } else {
-            println!(
+            outln!(
                 "{stack}: removed {} container(s), {} network(s), {} volume(s)",
                 r.containers.len(),
                 r.networks.len(),
@@ -135,7 +135,7 @@ pub async fn status(args: StatusArgs, global: &GlobalArgs) -> CliResult<i32> {
         return Ok(exit::OK);
     }
     if containers.is_empty() {
-        println!("no katotune containers");
+        outln!("no katotune containers");
         return Ok(exit::OK);
     }
     let mut table = Table::new();
@@ -159,7 +159,7 @@ pub async fn status(args: StatusArgs, global: &GlobalArgs) -> CliResult<i32> {
             c.image,
         ]);
     }
-    println!("{table}");
+    outln!("{table}");
     Ok(exit::OK)
 }
 
@@ -171,7 +171,7 @@ pub async fn logs(args: LogsArgs) -> CliResult<i32> {
             &template::stack_name(&profile),
             args.tail,
             args.follow,
-            |line| println!("{line}"),
+            |line| outln!("{line}"),
         )
         .await?;
     Ok(exit::OK)
@@ -184,7 +184,7 @@ pub async fn image_build(args: ImageBuildArgs) -> CliResult<i32> {
     };
     let docker = DockerBackend::connect().await?;
     let info = image::build_engine_image(docker.docker(), &binary, &args.tag).await?;
-    println!(
+    outln!(
         "built {} ({}, {} bytes) from {}",
         info.tag,
         info.id,

@@ -224,6 +224,9 @@ pub enum BadReason {
     /// The text field is absent.
     #[error("no `{0}` field; set `training.dataset.text_field` to the field that holds the text")]
     MissingField(String),
+    /// The text field is there but `null`: the row has no document.
+    #[error("field `{0}` is null: this row has no text; remove the row, or let the trainer skip rows without text")]
+    NullText(String),
     /// The text field is not a string.
     #[error("field `{field}` is {kind}, not a string; set `training.dataset.text_field` to the field that holds the text")]
     FieldNotString {
@@ -404,6 +407,7 @@ fn split_text_field(
 ) -> Result<(String, Map<String, Value>), BadReason> {
     match fields.shift_remove(field) {
         Some(Value::String(text)) => Ok((text, fields)),
+        Some(Value::Null) => Err(BadReason::NullText(field.to_string())),
         Some(other) => Err(BadReason::FieldNotString {
             field: field.to_string(),
             kind: json_kind(&other),

@@ -146,3 +146,20 @@ fn utf32_and_binary_files_are_refused_before_anything_starts() {
         .to_string();
     assert!(err.contains("b.txt") && err.contains("binary"), "{err}");
 }
+
+#[test]
+fn a_null_text_says_the_row_has_no_text_not_to_change_the_field() {
+    let dir = TempDir::new().unwrap();
+    let path = write(
+        &dir,
+        "corpus.jsonl",
+        b"{\"text\": null, \"id\": 1}\n{\"text\": \"a document of some length\"}\n",
+    );
+    let rows: Vec<_> = open(&path, DatasetFormat::Auto).collect();
+    let bad = rows[0].as_ref().unwrap_err();
+    assert_eq!(bad.reason, BadReason::NullText("text".into()));
+    let message = bad.to_string();
+    assert!(message.contains("corpus.jsonl:1: field `text` is null: this row has no text"));
+    assert!(!message.contains("text_field"), "{message}");
+    assert_eq!(rows[1].as_ref().unwrap().text, "a document of some length");
+}
