@@ -166,3 +166,21 @@ fn a_closed_pipe_ends_the_command_quietly() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_document_over_the_paragraph_cap_is_said_on_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corpus.txt");
+    let long = "and the earth was without form and void ".repeat(200);
+    std::fs::write(&path, format!("{long}\n")).unwrap();
+    run(
+        &dir.path().join("out"),
+        &path,
+        &["--set", "training.paragraph_token_cap=50"],
+    )
+    .success()
+    .stderr(predicate::str::contains("tokens were NOT trained"))
+    .stderr(predicate::str::contains(
+        "training.paragraph_token_cap (50)",
+    ));
+}

@@ -271,6 +271,8 @@ pub struct DatasetSection {
     pub format: DatasetFormat,
     /// JSON Lines / Parquet: the field holding the text.
     pub text_field: String,
+    /// Hugging Face dataset folders: which split's files to read.
+    pub split: String,
 }
 
 impl Default for DatasetSection {
@@ -279,6 +281,7 @@ impl Default for DatasetSection {
             path: PathBuf::from("data/kjv-100.jsonl"),
             format: DatasetFormat::Auto,
             text_field: "text".into(),
+            split: "train".into(),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! lets it refuse a different corpus.
 
 pub mod decode;
+mod hf_split;
 mod identity;
 mod lines;
 mod parquet_files;
@@ -35,6 +36,13 @@ pub struct DatasetSpec {
     /// The JSON field or Parquet column that holds the text.
     #[serde(default = "default_text_field")]
     pub text_field: String,
+    /// Hugging Face folders: the split to read (`train`, as `load_dataset` reads).
+    #[serde(default = "default_split")]
+    pub split: String,
+}
+
+fn default_split() -> String {
+    "train".to_string()
 }
 
 fn default_text_field() -> String {
@@ -48,6 +56,7 @@ impl DatasetSpec {
             path: path.into(),
             format: DatasetFormat::Auto,
             text_field: default_text_field(),
+            split: default_split(),
         }
     }
 }
@@ -130,6 +139,16 @@ pub enum DatasetError {
         path: PathBuf,
         /// What it is and what to do, e.g. `holds NUL bytes, so it is binary data...`.
         what: String,
+    },
+    /// A Hugging Face folder has no file of the configured split.
+    #[error("{path} has no files of split `{split}` (splits there: {found}); set `training.dataset.split` to one of them")]
+    NoSplit {
+        /// The folder searched.
+        path: PathBuf,
+        /// The configured split.
+        split: String,
+        /// The splits found, comma-separated.
+        found: String,
     },
     /// A Parquet file could not be opened.
     #[error("{path} is not a readable Parquet file: {message}")]
@@ -260,7 +279,7 @@ impl Dataset {
     /// Opens `spec`, checking the path, the files and (for Parquet) the text column.
     pub fn open(spec: &DatasetSpec) -> Result<Self, DatasetError> {
         let format = resolve_format(&spec.path, spec.format)?;
-        let files = identity::data_files(&spec.path, format)?;
+        let files = identity::data_files(&spec.path, format, &spec.split)?;
         let identity = DatasetIdentity::of(&spec.path, format, &files)?;
         let field = spec.text_field.clone();
         let mut decodings = Vec::new();

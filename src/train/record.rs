@@ -162,6 +162,15 @@ impl RunRecord {
                     .join(", ")
             );
         }
+        if self.segmentation.tokens_over_cap > 0 {
+            let _ = writeln!(
+                s,
+                "  {} of {} tokens were NOT trained: paragraphs longer than training.paragraph_token_cap ({}) are cut there; raise the cap or split the documents",
+                self.segmentation.tokens_over_cap,
+                self.segmentation.tokens,
+                self.profile.resolved.training.paragraph_token_cap
+            );
+        }
         let _ = writeln!(s, "  {}", self.rates());
         for level in &self.levels {
             let _ = write!(

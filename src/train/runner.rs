@@ -76,6 +76,7 @@ fn dataset_spec(profile: &Profile) -> DatasetSpec {
         path: d.path.clone(),
         format: d.format,
         text_field: d.text_field.clone(),
+        split: d.split.clone(),
     }
 }
 
