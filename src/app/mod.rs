@@ -83,8 +83,12 @@ pub fn flag_overrides(o: &ProfileOverrides) -> Result<Vec<FlagOverride>, BadInpu
     if let Some(b) = &o.backend {
         push("--backend", "stack.backend", Value::from(b.clone()));
     }
-    if let Some(v) = o.samples {
-        push("--samples", "training.samples", Value::from(v));
+    match o.samples {
+        Some(crate::cli::SampleCount::Count(n)) => {
+            push("--samples", "training.samples", Value::from(n))
+        }
+        Some(crate::cli::SampleCount::All) => push("--samples", "training.samples", "all".into()),
+        None => {}
     }
     if let Some(v) = o.skip {
         push("--skip", "training.skip", Value::from(v));
@@ -101,9 +105,20 @@ pub fn flag_overrides(o: &ProfileOverrides) -> Result<Vec<FlagOverride>, BadInpu
                 "--set `{item}`: write it as KEY=VALUE, e.g. training.workers=4"
             ))
         })?;
-        let value: Value = serde_saphyr::from_str(raw)
-            .map_err(|e| BadInput(format!("--set {key}: `{raw}` is not a YAML value: {e}")))?;
-        push(&format!("--set {key}"), key.trim(), value);
+        let key = key.trim();
+        if raw.trim().is_empty() {
+            return Err(BadInput(format!(
+                "--set {key}= has no value; write one after `=` (e.g. --set {key}=VALUE), or leave the flag out to keep the profile's value"
+            )));
+        }
+        let value: Value = if profile::is_text_key(key) {
+            Value::String(raw.to_string())
+        } else {
+            serde_saphyr::from_str(raw).map_err(|e| {
+                BadInput(format!("--set {key}: `{raw}` is not a YAML value: {e}; quote text that holds `:` or `#`"))
+            })?
+        };
+        push(&format!("--set {key}"), key, value);
     }
     Ok(out)
 }

@@ -119,6 +119,11 @@ fn validate(profiles: &[String]) -> CliResult<i32> {
     for name in profiles {
         match profile::load(name, &[]) {
             Ok(loaded) => {
+                if let Err(e) = crate::train::runner::check_dataset(&loaded.profile) {
+                    failed += 1;
+                    outln!("FAIL  {name}: training.dataset.path: {e}");
+                    continue;
+                }
                 outln!("ok    {name}");
                 for w in loaded.warnings {
                     outln!("      warning: {w}");

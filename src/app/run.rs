@@ -56,6 +56,10 @@ pub async fn run(args: RunArgs, global: &crate::cli::GlobalArgs) -> CliResult<i3
             .push(format!("training.on_bad_sample={policy}"));
     }
     let loaded = load_profile(&args.profile, &overrides)?;
+    let cap_source = loaded
+        .figment
+        .find_metadata("training.samples")
+        .map(|m| crate::profile::explain::describe_source(m, &["training", "samples"]));
     let profile = loaded.profile;
     let cancel = CancellationToken::new();
     install_ctrl_c(cancel.clone(), "finishing in-flight samples");
@@ -78,6 +82,15 @@ pub async fn run(args: RunArgs, global: &crate::cli::GlobalArgs) -> CliResult<i3
     }
     noteln!("{}", record.summary().trim_end());
     noteln!("run record: {}", path.display());
+    if let Some(cap) = profile.training.samples {
+        if record.samples.done >= cap && record.status == crate::train::record::RunStatus::Completed
+        {
+            noteln!(
+                "stopped at the sample cap: training.samples = {cap} (set by {}); --samples all trains every sample",
+                cap_source.as_deref().unwrap_or("default")
+            );
+        }
+    }
     Ok(record.exit_code())
 }
 

@@ -73,7 +73,9 @@ pub fn check_dataset(profile: &Profile) -> Result<Vec<String>, DatasetError> {
 fn dataset_spec(profile: &Profile) -> DatasetSpec {
     let d = &profile.training.dataset;
     DatasetSpec {
-        path: d.path.clone(),
+        // A cache directory that cannot be written leaves the path as it is, and
+        // the dataset error names it.
+        path: super::shipped_data::resolve(&d.path).unwrap_or_else(|_| d.path.clone()),
         format: d.format,
         text_field: d.text_field.clone(),
         split: d.split.clone(),
