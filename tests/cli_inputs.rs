@@ -184,3 +184,38 @@ fn a_document_over_the_paragraph_cap_is_said_on_the_terminal() {
         "training.paragraph_token_cap (50)",
     ));
 }
+
+#[test]
+fn resume_refuses_an_in_memory_kb_and_a_finished_run_has_nothing_to_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corpus.jsonl");
+    std::fs::write(&path, corpus_text()).unwrap();
+    let out = dir.path().join("out");
+    run(&out, &path, &["--resume"])
+        .code(2)
+        .stderr(predicate::str::contains(
+            "keeps it in memory (stack.ephemeral: true)",
+        ));
+    let persistent = ["--set", "stack.ephemeral=false"];
+    run(&out, &path, &persistent).success();
+    let records = std::fs::read_dir(&out).unwrap().count();
+    run(&out, &path, &[&persistent[..], &["--resume"]].concat())
+        .success()
+        .stderr(predicate::str::contains("nothing to resume: the run in"))
+        .stderr(predicate::str::contains(
+            "already read the whole dataset (3 samples trained)",
+        ))
+        .stderr(predicate::str::contains("calls/sample").not());
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        records,
+        "no new record"
+    );
+    run(
+        &out,
+        &path,
+        &[&persistent[..], &["--resume", "--samples", "2"]].concat(),
+    )
+    .success()
+    .stderr(predicate::str::contains("the training.samples cap (2)"));
+}

@@ -33,6 +33,41 @@ pub fn journal_path(profile: &Profile) -> PathBuf {
         .join(format!("{}.journal.json", profile.name))
 }
 
+/// Before anything starts, for `--resume`: refuses a knowledge base that did not
+/// outlive the last run (in memory), and says when the journal's run already
+/// finished (`Some(message)`), so nothing is started for nothing.
+fn nothing_to_resume(profile: &Profile) -> CliResult<Option<String>> {
+    let s = &profile.stack;
+    if s.ephemeral && s.backend == crate::profile::schema::Backend::Embedded {
+        return Err(CliError::bad_input(
+            "--resume needs the knowledge base of the run it continues, but this profile keeps it in memory (stack.ephemeral: true), so it is gone; set stack.ephemeral=false (and stack.kb_file) for runs you want to resume, or run without --resume",
+        ));
+    }
+    let path = journal_path(profile);
+    let journal = crate::train::journal::Journal::load(&path)?;
+    if let Some(cap) = profile
+        .training
+        .samples
+        .filter(|cap| journal.samples_done >= *cap)
+    {
+        return Ok(Some(format!(
+            "nothing to resume: the run in {} already trained {} samples, the training.samples cap ({cap}); raise it (--samples N or all) to train more",
+            path.display(),
+            journal.samples_done
+        )));
+    }
+    let mut dataset = crate::train::dataset::Dataset::open(&runner::dataset_spec(profile))?;
+    let skipped = dataset.skip_rows(journal.next_row)?;
+    if skipped < journal.next_row || dataset.next().is_none() {
+        return Ok(Some(format!(
+            "nothing to resume: the run in {} already read the whole dataset ({} samples trained)",
+            path.display(),
+            journal.samples_done
+        )));
+    }
+    Ok(None)
+}
+
 /// Cancels `token` on the first Ctrl-C (saying `stopping`) and exits at once on the
 /// second.
 pub fn install_ctrl_c(token: CancellationToken, stopping: &'static str) {
@@ -68,6 +103,12 @@ pub async fn run(args: RunArgs, global: &crate::cli::GlobalArgs) -> CliResult<i3
         (_, true) => KbStart::Replace,
         _ => KbStart::RequireEmpty,
     };
+    if args.resume {
+        if let Some(done) = nothing_to_resume(&profile)? {
+            noteln!("{done}");
+            return Ok(exit::OK);
+        }
+    }
     let run_id = new_run_id();
     let record = train_once(&profile, kb, &run_id, args.resume, args.keep, cancel).await?;
     let path = args.record.unwrap_or_else(|| {

@@ -70,7 +70,8 @@ pub fn check_dataset(profile: &Profile) -> Result<Vec<String>, DatasetError> {
     Ok(Dataset::open(&dataset_spec(profile))?.notes().to_vec())
 }
 
-fn dataset_spec(profile: &Profile) -> DatasetSpec {
+/// The dataset section of `profile` as a reader spec (shipped corpus resolved).
+pub fn dataset_spec(profile: &Profile) -> DatasetSpec {
     let d = &profile.training.dataset;
     DatasetSpec {
         // A cache directory that cannot be written leaves the path as it is, and
