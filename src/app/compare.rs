@@ -276,11 +276,7 @@ fn finish(
     allow_kb_diff: bool,
     stopped: Option<i32>,
 ) -> CliResult<i32> {
-    let colour = colour_on(global);
-    let table = TerminalTable { colour }.render_text(c);
-    if !super::output::is_quiet() {
-        outln!("{}", crate::secret::mask_text(&table));
-    }
+    print_comparison(global, c)?;
     for (path_format, path) in exports.targets() {
         noteln!(
             "wrote {}: {}",
@@ -338,15 +334,31 @@ pub fn report(args: ReportArgs, global: &GlobalArgs) -> CliResult<i32> {
     };
     let exports = export_set(&args.exports, None);
     exports.write(&comparison)?;
-    let table = TerminalTable {
-        colour: colour_on(global),
-    }
-    .render_text(&comparison);
-    outln!("{}", crate::secret::mask_text(&table));
-    for (_, path) in exports.targets() {
-        noteln!("wrote {}", path.display());
+    print_comparison(global, &comparison)?;
+    for (path_format, path) in exports.targets() {
+        noteln!(
+            "wrote {}: {}",
+            super::output::user_name(path_format),
+            path.display()
+        );
     }
     Ok(exit::OK)
+}
+
+/// The comparison on standard output: the document of
+/// `schema/comparison.schema.json` with `--format json`, else the terminal table
+/// (left out with `-q`; the exports still have it).
+fn print_comparison(global: &GlobalArgs, c: &Comparison) -> CliResult<()> {
+    if global.format == crate::cli::OutputFormat::Json {
+        outln!("{}", serde_json::to_string_pretty(c)?);
+    } else if !super::output::is_quiet() {
+        let table = TerminalTable {
+            colour: colour_on(global),
+        }
+        .render_text(c);
+        outln!("{table}");
+    }
+    Ok(())
 }
 
 /// Whether stdout gets colour: `--color`, else a terminal without `NO_COLOR`.

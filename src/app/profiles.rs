@@ -32,7 +32,7 @@ pub fn run(cmd: ProfilesCommand, global: &GlobalArgs) -> CliResult<i32> {
             }
             Ok(exit::OK)
         }
-        ProfilesCommand::Validate { profiles } => validate(&profiles),
+        ProfilesCommand::Validate { profiles } => validate(&profiles, global),
         ProfilesCommand::Knobs => {
             if global.format == OutputFormat::Json {
                 outln!(
@@ -114,27 +114,54 @@ fn list(global: &GlobalArgs) -> CliResult<i32> {
     Ok(exit::OK)
 }
 
-fn validate(profiles: &[String]) -> CliResult<i32> {
-    let mut failed = 0;
-    for name in profiles {
-        match profile::load(name, &[]) {
-            Ok(loaded) => {
-                if let Err(e) = crate::train::runner::check_dataset(&loaded.profile) {
-                    failed += 1;
-                    outln!("FAIL  {name}: training.dataset.path: {e}");
-                    continue;
-                }
-                outln!("ok    {name}");
-                for w in loaded.warnings {
-                    outln!("      warning: {w}");
-                }
+/// One profile's verdict, as `profiles validate --format json` prints it
+/// (`schema/validation.schema.json`).
+#[derive(Serialize)]
+struct Verdict {
+    profile: String,
+    ok: bool,
+    /// Each problem, as the text line says it.
+    problems: Vec<String>,
+    warnings: Vec<String>,
+}
+
+fn verdict(name: &str) -> Verdict {
+    let mut v = Verdict {
+        profile: name.to_string(),
+        ok: false,
+        problems: Vec::new(),
+        warnings: Vec::new(),
+    };
+    match profile::load(name, &[]) {
+        Ok(loaded) => match crate::train::runner::check_dataset(&loaded.profile) {
+            Ok(_) => {
+                v.ok = true;
+                v.warnings = loaded.warnings;
             }
-            Err(e) => {
-                failed += 1;
-                outln!("FAIL  {name}: {}", crate::secret::mask_text(&e.to_string()));
+            Err(e) => v.problems.push(format!("training.dataset.path: {e}")),
+        },
+        Err(e) => v.problems.push(e.to_string()),
+    }
+    v
+}
+
+fn validate(profiles: &[String], global: &GlobalArgs) -> CliResult<i32> {
+    let verdicts: Vec<Verdict> = profiles.iter().map(|n| verdict(n)).collect();
+    if global.format == OutputFormat::Json {
+        outln!("{}", serde_json::to_string_pretty(&verdicts)?);
+    } else {
+        for v in &verdicts {
+            if v.ok {
+                outln!("ok    {}", v.profile);
+            } else {
+                outln!("FAIL  {}: {}", v.profile, v.problems.join("; "));
+            }
+            for w in &v.warnings {
+                outln!("      warning: {w}");
             }
         }
     }
+    let failed = verdicts.iter().filter(|v| !v.ok).count();
     if failed > 0 {
         noteln!("{failed} of {} profiles have problems", profiles.len());
         return Ok(exit::BAD_INPUT);
