@@ -219,3 +219,32 @@ fn resume_refuses_an_in_memory_kb_and_a_finished_run_has_nothing_to_resume() {
     .success()
     .stderr(predicate::str::contains("the training.samples cap (2)"));
 }
+
+#[test]
+fn run_writes_every_report_format_the_profile_asks_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corpus.jsonl");
+    std::fs::write(&path, corpus_text()).unwrap();
+    let out = dir.path().join("out");
+    run(
+        &out,
+        &path,
+        &["--set", "report.formats=[json, csv, markdown]"],
+    )
+    .success()
+    .stderr(predicate::str::contains("wrote csv: "))
+    .stderr(predicate::str::contains("Csv").not());
+    let mut extensions: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("quick-")
+        })
+        .map(|p| p.extension().unwrap().to_string_lossy().into_owned())
+        .collect();
+    extensions.sort();
+    assert_eq!(extensions, ["csv", "json", "md"]);
+}

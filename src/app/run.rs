@@ -33,6 +33,37 @@ pub fn journal_path(profile: &Profile) -> PathBuf {
         .join(format!("{}.journal.json", profile.name))
 }
 
+/// Writes the run's report in every `report.formats` besides JSON (the record is
+/// the JSON), next to the record with the same name: `quick-<run id>.csv`...
+fn write_report_formats(profile: &Profile, record: &std::path::Path) -> CliResult<()> {
+    use crate::profile::schema::ReportFormat;
+    use crate::report::load::{load_inputs, Inputs};
+    let others: Vec<ReportFormat> = (profile.report.formats.iter())
+        .copied()
+        .filter(|f| *f != ReportFormat::Json)
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    let Inputs::Runs(runs) = load_inputs(&[record]).map_err(|e| BadInput(e.to_string()))? else {
+        return Ok(());
+    };
+    let meta = crate::report::ReproMeta::from_records(&runs);
+    let comparison = crate::report::Comparison::build(runs, 0, None, None, meta);
+    let dir = record.parent().unwrap_or(std::path::Path::new("."));
+    let stem = record.file_stem().unwrap_or_default().to_string_lossy();
+    let exports = crate::report::export::ExportSet::in_dir(dir, &stem, &others);
+    exports.write(&comparison)?;
+    for (format, path) in exports.targets() {
+        noteln!(
+            "wrote {}: {}",
+            super::output::user_name(format),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// Before anything starts, for `--resume`: refuses a knowledge base that did not
 /// outlive the last run (in memory), and says when the journal's run already
 /// finished (`Some(message)`), so nothing is started for nothing.
@@ -118,6 +149,7 @@ pub async fn run(args: RunArgs, global: &crate::cli::GlobalArgs) -> CliResult<i3
             .join(format!("{}-{}.json", profile.name, run_id))
     });
     write_record(&record, &path)?;
+    write_report_formats(&profile, &path)?;
     if global.format == crate::cli::OutputFormat::Json {
         outln!("{}", serde_json::to_string_pretty(&Redacted(&record))?);
     }
