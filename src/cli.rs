@@ -141,9 +141,9 @@ pub struct ProfileOverrides {
     /// Override the backend.
     #[arg(long, value_parser = ["embedded", "docker", "external"])]
     pub backend: Option<String>,
-    /// Override training.samples.
-    #[arg(long)]
-    pub samples: Option<u64>,
+    /// Override training.samples: a number, or `all`.
+    #[arg(long, value_parser = parse_samples, allow_negative_numbers = true)]
+    pub samples: Option<SampleCount>,
     /// Override training.skip (raw rows).
     #[arg(long)]
     pub skip: Option<u64>,
@@ -451,4 +451,23 @@ pub struct KbResetArgs {
     pub nodes: Vec<String>,
     #[command(flatten)]
     pub stores: StoreFlags,
+}
+
+/// `--samples`: how many samples to train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleCount {
+    /// Every sample of the dataset.
+    All,
+    /// This many (after the filter).
+    Count(u64),
+}
+
+/// Reads `--samples`, saying what is allowed when the value does not fit.
+fn parse_samples(raw: &str) -> Result<SampleCount, String> {
+    if raw.eq_ignore_ascii_case("all") {
+        return Ok(SampleCount::All);
+    }
+    raw.trim().parse::<u64>().map(SampleCount::Count).map_err(|_| {
+        format!("`{raw}` is not a number of samples: give a whole number, 0 or more (e.g. --samples 100), or `all`")
+    })
 }

@@ -7,6 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 fn main() {
     let cli = Cli::parse();
+    app::output::set_quiet(cli.global.quiet);
     init_logging(&cli);
     let runtime = match runtime(&cli) {
         Ok(rt) => rt,
@@ -44,7 +45,8 @@ fn runtime(cli: &Cli) -> std::io::Result<tokio::runtime::Runtime> {
 fn init_logging(cli: &Cli) {
     let level = match (cli.global.quiet, cli.global.verbose) {
         (true, _) => "error",
-        (false, 0) => "warn,katotune=info",
+        // INFO lines are progress chatter: shown with -v, not by default.
+        (false, 0) => "warn",
         (false, 1) => "debug",
         _ => "trace",
     };

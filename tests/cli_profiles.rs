@@ -62,7 +62,7 @@ fn every_problem_is_reported_in_one_pass() {
         .code(2)
         .stdout(predicate::str::contains("did you mean `chunk_sizes`"))
         .stdout(predicate::str::contains("training.workers"))
-        .stdout(predicate::str::contains("\"lots\""));
+        .stdout(predicate::str::contains("`lots` is not allowed here"));
 }
 
 #[test]

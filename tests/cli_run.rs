@@ -124,7 +124,7 @@ fn an_earlier_knowledge_base_is_never_overwritten_silently() {
 #[test]
 fn resume_without_a_journal_says_there_is_nothing_to_resume() {
     let out = tempfile::tempdir().unwrap();
-    run(out.path(), &["--resume"])
+    run(out.path(), &["--resume", "--set", "stack.ephemeral=false"])
         .code(2)
         .stderr(predicate::str::contains("nothing to resume"));
 }

@@ -14,6 +14,9 @@ use tempfile::TempDir;
 #[path = "dataset/parquet.rs"]
 mod parquet_datasets;
 
+#[path = "dataset/decoding.rs"]
+mod decoding;
+
 fn write(dir: &TempDir, name: &str, content: &[u8]) -> PathBuf {
     let path = dir.path().join(name);
     std::fs::write(&path, content).expect("write test file");

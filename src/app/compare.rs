@@ -191,7 +191,7 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
         exports.write(&c)?;
         comparison = Some(c);
         if interrupted.is_some() {
-            eprintln!(
+            noteln!(
                 "{}: the run did not complete; stopping the comparison",
                 profile.name
             );
@@ -214,9 +214,9 @@ async fn measured_run(
     cancel: &CancellationToken,
     shared: Option<&mut Option<StackHandle>>,
 ) -> CliResult<(RunRecord, Vec<crate::train::digest::NodeTally>)> {
-    eprintln!(
-        "{label}: provisioning ({:?} backend)",
-        profile.stack.backend
+    noteln!(
+        "{label}: provisioning ({} backend)",
+        super::output::user_name(&profile.stack.backend)
     );
     let run_id = new_run_id();
     let own = match &shared {
@@ -228,7 +228,7 @@ async fn measured_run(
         (None, Some(slot)) => slot.as_ref().context("shared stack")?,
         (None, None) => unreachable!("a stack is either owned or shared"),
     };
-    eprintln!("{label}: health");
+    noteln!("{label}: health");
     stack::probe::ready_for(&handle.url, profile).await?;
     let target = Target {
         url: handle.url.clone(),
@@ -236,7 +236,7 @@ async fn measured_run(
     };
     let mut measured = profile.clone();
     if warmup > 0 {
-        eprintln!("{label}: warm-up ({warmup} samples, not counted)");
+        noteln!("{label}: warm-up ({warmup} samples, not counted)");
         let mut warm = profile.clone();
         warm.training.samples = Some(warmup);
         let opts = run_options(&run_id, &dir.join("warmup"), cancel);
@@ -244,12 +244,12 @@ async fn measured_run(
         let journal = Journal::load(&opts.journal_path)?;
         measured.training.skip = journal.next_row;
     }
-    eprintln!("{label}: training");
+    noteln!("{label}: training");
     let result = runner::run_detailed(&measured, &target, &run_options(&run_id, dir, cancel)).await;
     match (own, shared) {
         (Some(h), Some(slot)) => *slot = Some(h),
         (Some(h), None) => {
-            eprintln!("{label}: teardown");
+            noteln!("{label}: teardown");
             h.down(false).await;
         }
         _ => {}
@@ -276,11 +276,13 @@ fn finish(
     allow_kb_diff: bool,
     stopped: Option<i32>,
 ) -> CliResult<i32> {
-    let colour = colour_on(global);
-    let table = TerminalTable { colour }.render_text(c);
-    println!("{}", crate::secret::mask_text(&table));
+    print_comparison(global, c)?;
     for (path_format, path) in exports.targets() {
-        eprintln!("wrote {:?}: {}", path_format, path.display());
+        noteln!(
+            "wrote {}: {}",
+            super::output::user_name(path_format),
+            path.display()
+        );
     }
     if let Some(code) = stopped {
         return Ok(code);
@@ -332,15 +334,31 @@ pub fn report(args: ReportArgs, global: &GlobalArgs) -> CliResult<i32> {
     };
     let exports = export_set(&args.exports, None);
     exports.write(&comparison)?;
-    let table = TerminalTable {
-        colour: colour_on(global),
-    }
-    .render_text(&comparison);
-    println!("{}", crate::secret::mask_text(&table));
-    for (_, path) in exports.targets() {
-        eprintln!("wrote {}", path.display());
+    print_comparison(global, &comparison)?;
+    for (path_format, path) in exports.targets() {
+        noteln!(
+            "wrote {}: {}",
+            super::output::user_name(path_format),
+            path.display()
+        );
     }
     Ok(exit::OK)
+}
+
+/// The comparison on standard output: the document of
+/// `schema/comparison.schema.json` with `--format json`, else the terminal table
+/// (left out with `-q`; the exports still have it).
+fn print_comparison(global: &GlobalArgs, c: &Comparison) -> CliResult<()> {
+    if global.format == crate::cli::OutputFormat::Json {
+        outln!("{}", serde_json::to_string_pretty(c)?);
+    } else if !super::output::is_quiet() {
+        let table = TerminalTable {
+            colour: colour_on(global),
+        }
+        .render_text(c);
+        outln!("{table}");
+    }
+    Ok(())
 }
 
 /// Whether stdout gets colour: `--color`, else a terminal without `NO_COLOR`.

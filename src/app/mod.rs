@@ -1,10 +1,33 @@
 //! Carrying out commands: each subcommand is one function returning an exit code.
 
+/// `println!` through the output layer: data on standard output, secrets masked,
+/// a closed pipe ending the command quietly ([`output::data`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::app::output::data(format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` through the output layer ([`output::data`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::app::output::data(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` for remarks: silenced by `-q`, secrets masked ([`output::note`]).
+macro_rules! noteln {
+    ($($arg:tt)*) => {
+        $crate::app::output::note(format_args!($($arg)*))
+    };
+}
+
 mod compare;
 mod deliver;
 mod doctor;
 mod error;
 pub mod kb;
+pub mod output;
 mod profiles;
 pub mod run;
 mod stack;
@@ -39,7 +62,9 @@ pub async fn run(cli: Cli) -> CliResult<i32> {
         Command::Kb(cmd) => kb::run(cmd, &cli.global).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "katotune", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "katotune", &mut script);
+            out!("{}", String::from_utf8_lossy(&script));
             Ok(exit::OK)
         }
     }
@@ -63,8 +88,12 @@ pub fn flag_overrides(o: &ProfileOverrides) -> Result<Vec<FlagOverride>, BadInpu
     if let Some(b) = &o.backend {
         push("--backend", "stack.backend", Value::from(b.clone()));
     }
-    if let Some(v) = o.samples {
-        push("--samples", "training.samples", Value::from(v));
+    match o.samples {
+        Some(crate::cli::SampleCount::Count(n)) => {
+            push("--samples", "training.samples", Value::from(n))
+        }
+        Some(crate::cli::SampleCount::All) => push("--samples", "training.samples", "all".into()),
+        None => {}
     }
     if let Some(v) = o.skip {
         push("--skip", "training.skip", Value::from(v));
@@ -81,9 +110,20 @@ pub fn flag_overrides(o: &ProfileOverrides) -> Result<Vec<FlagOverride>, BadInpu
                 "--set `{item}`: write it as KEY=VALUE, e.g. training.workers=4"
             ))
         })?;
-        let value: Value = serde_saphyr::from_str(raw)
-            .map_err(|e| BadInput(format!("--set {key}: `{raw}` is not a YAML value: {e}")))?;
-        push(&format!("--set {key}"), key.trim(), value);
+        let key = key.trim();
+        if raw.trim().is_empty() {
+            return Err(BadInput(format!(
+                "--set {key}= has no value; write one after `=` (e.g. --set {key}=VALUE), or leave the flag out to keep the profile's value"
+            )));
+        }
+        let value: Value = if profile::is_text_key(key) {
+            Value::String(raw.to_string())
+        } else {
+            serde_saphyr::from_str(raw).map_err(|e| {
+                BadInput(format!("--set {key}: `{raw}` is not a YAML value: {e}; quote text that holds `:` or `#`"))
+            })?
+        };
+        push(&format!("--set {key}"), key, value);
     }
     Ok(out)
 }
@@ -129,8 +169,8 @@ fn render(args: RenderArgs, global: &crate::cli::GlobalArgs) -> CliResult<i32> {
 /// Prints a data document as YAML (text) or JSON.
 pub fn print_data(doc: &impl serde::Serialize, global: &crate::cli::GlobalArgs) -> CliResult<()> {
     match global.format {
-        crate::cli::OutputFormat::Json => println!("{}", serde_json::to_string_pretty(doc)?),
-        crate::cli::OutputFormat::Text => print!(
+        crate::cli::OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(doc)?),
+        crate::cli::OutputFormat::Text => out!(
             "{}",
             serde_saphyr::to_string(doc).map_err(|e| anyhow::anyhow!("cannot write YAML: {e}"))?
         ),
@@ -142,7 +182,7 @@ async fn health(args: HealthArgs) -> CliResult<i32> {
     let timeout = profile::duration::parse(&args.timeout).map_err(BadInput)?;
     let client = crate::stack::probe::check_client(&args.url, timeout)?;
     let body = client.health().await?;
-    println!(
+    outln!(
         "{} ({})",
         body.status,
         crate::secret::mask_url(client.base_url())

@@ -15,11 +15,11 @@ pub fn run(cmd: ProfilesCommand, global: &GlobalArgs) -> CliResult<i32> {
             if args.explain {
                 let origins = explain::explain(&loaded.profile, &loaded.figment);
                 if global.format == OutputFormat::Json {
-                    println!("{}", serde_json::to_string_pretty(&origins)?);
+                    outln!("{}", serde_json::to_string_pretty(&origins)?);
                 } else {
                     let width = origins.iter().map(|o| o.key.len()).max().unwrap_or(0);
                     for o in origins {
-                        println!(
+                        outln!(
                             "{:width$}  {:<28}  {}",
                             o.key,
                             o.value.to_string(),
@@ -32,15 +32,15 @@ pub fn run(cmd: ProfilesCommand, global: &GlobalArgs) -> CliResult<i32> {
             }
             Ok(exit::OK)
         }
-        ProfilesCommand::Validate { profiles } => validate(&profiles),
+        ProfilesCommand::Validate { profiles } => validate(&profiles, global),
         ProfilesCommand::Knobs => {
             if global.format == OutputFormat::Json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(crate::profile::knobs::KNOBS)?
                 );
             } else {
-                print!("{}", crate::profile::knobs::markdown_table());
+                out!("{}", crate::profile::knobs::markdown_table());
             }
             Ok(exit::OK)
         }
@@ -103,35 +103,67 @@ fn list(global: &GlobalArgs) -> CliResult<i32> {
         });
     }
     if global.format == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        outln!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(exit::OK);
     }
     let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(0);
     let owidth = entries.iter().map(|e| e.origin.len()).max().unwrap_or(0);
     for e in entries {
-        println!("{:width$}  {:owidth$}  {}", e.name, e.origin, e.description);
+        outln!("{:width$}  {:owidth$}  {}", e.name, e.origin, e.description);
     }
     Ok(exit::OK)
 }
 
-fn validate(profiles: &[String]) -> CliResult<i32> {
-    let mut failed = 0;
-    for name in profiles {
-        match profile::load(name, &[]) {
-            Ok(loaded) => {
-                println!("ok    {name}");
-                for w in loaded.warnings {
-                    println!("      warning: {w}");
-                }
+/// One profile's verdict, as `profiles validate --format json` prints it
+/// (`schema/validation.schema.json`).
+#[derive(Serialize)]
+struct Verdict {
+    profile: String,
+    ok: bool,
+    /// Each problem, as the text line says it.
+    problems: Vec<String>,
+    warnings: Vec<String>,
+}
+
+fn verdict(name: &str) -> Verdict {
+    let mut v = Verdict {
+        profile: name.to_string(),
+        ok: false,
+        problems: Vec::new(),
+        warnings: Vec::new(),
+    };
+    match profile::load(name, &[]) {
+        Ok(loaded) => match crate::train::runner::check_dataset(&loaded.profile) {
+            Ok(_) => {
+                v.ok = true;
+                v.warnings = loaded.warnings;
             }
-            Err(e) => {
-                failed += 1;
-                println!("FAIL  {name}: {}", crate::secret::mask_text(&e.to_string()));
+            Err(e) => v.problems.push(format!("training.dataset.path: {e}")),
+        },
+        Err(e) => v.problems.push(e.to_string()),
+    }
+    v
+}
+
+fn validate(profiles: &[String], global: &GlobalArgs) -> CliResult<i32> {
+    let verdicts: Vec<Verdict> = profiles.iter().map(|n| verdict(n)).collect();
+    if global.format == OutputFormat::Json {
+        outln!("{}", serde_json::to_string_pretty(&verdicts)?);
+    } else {
+        for v in &verdicts {
+            if v.ok {
+                outln!("ok    {}", v.profile);
+            } else {
+                outln!("FAIL  {}: {}", v.profile, v.problems.join("; "));
+            }
+            for w in &v.warnings {
+                outln!("      warning: {w}");
             }
         }
     }
+    let failed = verdicts.iter().filter(|v| !v.ok).count();
     if failed > 0 {
-        eprintln!("{failed} of {} profiles have problems", profiles.len());
+        noteln!("{failed} of {} profiles have problems", profiles.len());
         return Ok(exit::BAD_INPUT);
     }
     Ok(exit::OK)

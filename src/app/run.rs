@@ -11,7 +11,7 @@ use super::{load_profile, BadInput, CliError, CliResult};
 use crate::cli::{RunArgs, ServeArgs};
 use crate::exit;
 use crate::profile::Profile;
-use crate::secret::{self, Redacted};
+use crate::secret::Redacted;
 use crate::stack::{self, KbStart};
 use crate::train::record::RunRecord;
 use crate::train::runner::{self, RunOptions, Target};
@@ -31,6 +31,72 @@ pub fn journal_path(profile: &Profile) -> PathBuf {
         .report
         .output_dir
         .join(format!("{}.journal.json", profile.name))
+}
+
+/// Writes the run's report in every `report.formats` besides JSON (the record is
+/// the JSON), next to the record with the same name: `quick-<run id>.csv`...
+fn write_report_formats(profile: &Profile, record: &std::path::Path) -> CliResult<()> {
+    use crate::profile::schema::ReportFormat;
+    use crate::report::load::{load_inputs, Inputs};
+    let others: Vec<ReportFormat> = (profile.report.formats.iter())
+        .copied()
+        .filter(|f| *f != ReportFormat::Json)
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    let Inputs::Runs(runs) = load_inputs(&[record]).map_err(|e| BadInput(e.to_string()))? else {
+        return Ok(());
+    };
+    let meta = crate::report::ReproMeta::from_records(&runs);
+    let comparison = crate::report::Comparison::build(runs, 0, None, None, meta);
+    let dir = record.parent().unwrap_or(std::path::Path::new("."));
+    let stem = record.file_stem().unwrap_or_default().to_string_lossy();
+    let exports = crate::report::export::ExportSet::in_dir(dir, &stem, &others);
+    exports.write(&comparison)?;
+    for (format, path) in exports.targets() {
+        noteln!(
+            "wrote {}: {}",
+            super::output::user_name(format),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Before anything starts, for `--resume`: refuses a knowledge base that did not
+/// outlive the last run (in memory), and says when the journal's run already
+/// finished (`Some(message)`), so nothing is started for nothing.
+fn nothing_to_resume(profile: &Profile) -> CliResult<Option<String>> {
+    let s = &profile.stack;
+    if s.ephemeral && s.backend == crate::profile::schema::Backend::Embedded {
+        return Err(CliError::bad_input(
+            "--resume needs the knowledge base of the run it continues, but this profile keeps it in memory (stack.ephemeral: true), so it is gone; set stack.ephemeral=false (and stack.kb_file) for runs you want to resume, or run without --resume",
+        ));
+    }
+    let path = journal_path(profile);
+    let journal = crate::train::journal::Journal::load(&path)?;
+    if let Some(cap) = profile
+        .training
+        .samples
+        .filter(|cap| journal.samples_done >= *cap)
+    {
+        return Ok(Some(format!(
+            "nothing to resume: the run in {} already trained {} samples, the training.samples cap ({cap}); raise it (--samples N or all) to train more",
+            path.display(),
+            journal.samples_done
+        )));
+    }
+    let mut dataset = crate::train::dataset::Dataset::open(&runner::dataset_spec(profile))?;
+    let skipped = dataset.skip_rows(journal.next_row)?;
+    if skipped < journal.next_row || dataset.next().is_none() {
+        return Ok(Some(format!(
+            "nothing to resume: the run in {} already read the whole dataset ({} samples trained)",
+            path.display(),
+            journal.samples_done
+        )));
+    }
+    Ok(None)
 }
 
 /// Cancels `token` on the first Ctrl-C (saying `stopping`) and exits at once on the
@@ -56,6 +122,10 @@ pub async fn run(args: RunArgs, global: &crate::cli::GlobalArgs) -> CliResult<i3
             .push(format!("training.on_bad_sample={policy}"));
     }
     let loaded = load_profile(&args.profile, &overrides)?;
+    let cap_source = loaded
+        .figment
+        .find_metadata("training.samples")
+        .map(|m| crate::profile::explain::describe_source(m, &["training", "samples"]));
     let mut profile = loaded.profile;
     if let Some(into) = args.into.clone().or_else(|| profile.deliver.into.clone()) {
         profile.deliver.finalize |= args.finalize;
@@ -68,6 +138,12 @@ pub async fn run(args: RunArgs, global: &crate::cli::GlobalArgs) -> CliResult<i3
         (_, true) => KbStart::Replace,
         _ => KbStart::RequireEmpty,
     };
+    if args.resume {
+        if let Some(done) = nothing_to_resume(&profile)? {
+            noteln!("{done}");
+            return Ok(exit::OK);
+        }
+    }
     let run_id = new_run_id();
     let record = train_once(&profile, kb, &run_id, args.resume, args.keep, cancel).await?;
     let path = args.record.unwrap_or_else(|| {
@@ -77,11 +153,21 @@ pub async fn run(args: RunArgs, global: &crate::cli::GlobalArgs) -> CliResult<i3
             .join(format!("{}-{}.json", profile.name, run_id))
     });
     write_record(&record, &path)?;
+    write_report_formats(&profile, &path)?;
     if global.format == crate::cli::OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&Redacted(&record))?);
+        outln!("{}", serde_json::to_string_pretty(&Redacted(&record))?);
     }
-    eprint!("{}", secret::mask_text(&record.summary()));
-    eprintln!("run record: {}", path.display());
+    noteln!("{}", record.summary().trim_end());
+    noteln!("run record: {}", path.display());
+    if let Some(cap) = profile.training.samples {
+        if record.samples.done >= cap && record.status == crate::train::record::RunStatus::Completed
+        {
+            noteln!(
+                "stopped at the sample cap: training.samples = {cap} (set by {}); --samples all trains every sample",
+                cap_source.as_deref().unwrap_or("default")
+            );
+        }
+    }
     Ok(record.exit_code())
 }
 
@@ -94,7 +180,9 @@ pub async fn train_once(
     keep: bool,
     cancel: CancellationToken,
 ) -> CliResult<RunRecord> {
-    runner::check_dataset(profile).map_err(|e| BadInput(e.to_string()))?;
+    for note in runner::check_dataset(profile).map_err(|e| BadInput(e.to_string()))? {
+        super::output::note(note);
+    }
     // One live run per journal (and, taken by the stack, per knowledge base).
     let journal = journal_path(profile);
     let _lock = crate::lock::RunLock::acquire(&crate::lock::lock_path(&journal), "resume journal")?;

@@ -16,10 +16,10 @@ fn docker_profile(args: &StackArgs) -> CliResult<crate::profile::Profile> {
     let profile = load_profile(&args.profile, &args.overrides)?.profile;
     if profile.stack.backend != Backend::Docker {
         tracing::warn!(
-            "profile {} uses the {:?} backend; applying its docker stack anyway (template {:?})",
+            "profile {} uses the {} backend; applying its docker stack anyway (template {})",
             profile.name,
-            profile.stack.backend,
-            profile.stack.template
+            super::output::user_name(&profile.stack.backend),
+            super::output::user_name(&profile.stack.template)
         );
     }
     Ok(profile)
@@ -41,24 +41,24 @@ pub async fn apply(args: StackArgs, wait: bool) -> CliResult<i32> {
             let url = docker.api_endpoint(&plan).await?;
             let probe_started = std::time::Instant::now();
             probe::ready_for(&url, &profile).await?;
-            println!(
+            outln!(
                 "{} is ready at {}",
                 plan.stack,
                 crate::secret::mask_url(&url)
             );
-            println!(
+            outln!(
                 "  ready after: {}; probe {:.1} s",
                 describe_times(&times),
                 probe_started.elapsed().as_secs_f64()
             );
             if stores::has_stores(&plan) {
                 let found = stores::of_plan(&docker, &plan).await?;
-                println!("  redis: {}", crate::secret::mask_url(&found.redis));
-                println!(
+                outln!("  redis: {}", crate::secret::mask_url(&found.redis));
+                outln!(
                     "  clickhouse: {}",
                     crate::secret::mask_url(&found.clickhouse)
                 );
-                println!("  service name: {}", found.service_name);
+                outln!("  service name: {}", found.service_name);
                 check_stores_agree(&found).await?;
             }
         }
@@ -93,7 +93,7 @@ async fn check_stores_agree(found: &stores::StoreUrls) -> CliResult<()> {
 
 fn report_changes(stack: &str, report: &crate::stack::docker::ApplyReport) {
     if report.is_unchanged() {
-        println!("{}: nothing to do, every container is up to date", stack);
+        outln!("{}: nothing to do, every container is up to date", stack);
     } else {
         for c in &report.containers {
             let what = match c.change {
@@ -102,7 +102,7 @@ fn report_changes(stack: &str, report: &crate::stack::docker::ApplyReport) {
                 ContainerChange::Started => "started",
                 ContainerChange::Unchanged => "unchanged",
             };
-            println!("{}: {what}", c.name);
+            outln!("{}: {what}", c.name);
         }
     }
 }
@@ -231,7 +231,7 @@ pub async fn status(args: StatusArgs, global: &GlobalArgs) -> CliResult<i32> {
         return Ok(exit::OK);
     }
     if containers.is_empty() {
-        println!("no katotune containers");
+        outln!("no katotune containers");
         return Ok(exit::OK);
     }
     let mut table = Table::new();
@@ -255,7 +255,7 @@ pub async fn status(args: StatusArgs, global: &GlobalArgs) -> CliResult<i32> {
             c.image,
         ]);
     }
-    println!("{table}");
+    outln!("{table}");
     Ok(exit::OK)
 }
 
@@ -267,7 +267,7 @@ pub async fn logs(args: LogsArgs) -> CliResult<i32> {
             &template::stack_name(&profile),
             args.tail,
             args.follow,
-            |line| println!("{line}"),
+            |line| outln!("{line}"),
         )
         .await?;
     Ok(exit::OK)
@@ -280,7 +280,7 @@ pub async fn image_build(args: ImageBuildArgs) -> CliResult<i32> {
     };
     let docker = DockerBackend::connect().await?;
     let info = image::build_engine_image(docker.docker(), &binary, &args.tag).await?;
-    println!(
+    outln!(
         "built {} ({}, {} bytes) from {}",
         info.tag,
         info.id,

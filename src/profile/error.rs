@@ -19,7 +19,7 @@ pub enum ProfileError {
     },
     #[error("{} is not valid UTF-8 (first bad byte at offset {offset}); save it as UTF-8", path.display())]
     NotUtf8 { path: PathBuf, offset: usize },
-    #[error("{file}{}: malformed YAML: {message}", match (line, column) { (Some(l), Some(c)) => format!(":{l}:{c}"), _ => String::new() })]
+    #[error("{file}{}: {message}", match (line, column) { (Some(l), Some(c)) => format!(":{l}:{c}"), _ => String::new() })]
     Yaml {
         file: String,
         line: Option<u64>,

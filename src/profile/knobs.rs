@@ -42,7 +42,10 @@ pub enum Domain {
     /// `true` or `false`.
     Bool,
     /// One of a fixed set of words.
-    OneOf(&'static [&'static str]),
+    OneOf {
+        /// The words, as the server spells them.
+        values: &'static [&'static str],
+    },
     /// Free text.
     Text,
 }
@@ -56,7 +59,7 @@ impl Domain {
             Domain::Seconds { min, max } => format!("{min}-{max} seconds"),
             Domain::Float { min, max } => format!("{min}-{max}"),
             Domain::Bool => "true or false".into(),
-            Domain::OneOf(words) => words.join(", "),
+            Domain::OneOf { values } => values.join(", "),
             Domain::Text => "any text".into(),
         }
     }
@@ -76,7 +79,7 @@ impl Domain {
                 value.trim().to_ascii_lowercase().as_str(),
                 "true" | "false" | "1" | "0"
             ),
-            Domain::OneOf(words) => words.contains(&value.trim()),
+            Domain::OneOf { values } => values.contains(&value.trim()),
             Domain::Text => true,
         };
         if ok {
@@ -220,7 +223,9 @@ pub static KNOBS: &[Knob] = &[
     Knob {
         field: None,
         env: "STM_MODE",
-        domain: Domain::OneOf(&["CLEAR", "ROLLING"]),
+        domain: Domain::OneOf {
+            values: &["CLEAR", "ROLLING"],
+        },
         unit: "",
         kato: KatoEffect::ChangesBehaviour,
         crashes_kato_out_of_range: true,
@@ -275,7 +280,9 @@ pub static KNOBS: &[Knob] = &[
     Knob {
         field: None,
         env: "LOG_LEVEL",
-        domain: Domain::OneOf(&["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),
+        domain: Domain::OneOf {
+            values: &["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        },
         unit: "",
         kato: KatoEffect::ChangesBehaviour,
         crashes_kato_out_of_range: true,

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Env, Serialized};
+use figment::providers::Serialized;
 use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Provider, Source};
 use serde_json::Value;
@@ -125,13 +125,15 @@ fn parse_layer(label: String, path: Option<PathBuf>, text: String) -> Result<Lay
                 file: label.clone(),
                 line: loc.map(|l| l.line()),
                 column: loc.map(|l| l.column()),
-                message: first_line(&e.to_string()),
+                message: super::words::yaml_message(&first_line(&e.to_string())),
             }
         })?
     };
     if !value.is_object() {
         return Err(ProfileError::NotAMapping { file: label });
     }
+    let mut value = value;
+    super::text_scalars::keep_text_as_written(&text, &mut value);
     Ok(Layer {
         label,
         path,
@@ -261,9 +263,15 @@ pub fn load(name: &str, flags: &[FlagOverride]) -> Result<Loaded, ProfileError> 
         }
         figment = figment.merge(LayerProvider(layer, value));
     }
-    figment = figment.merge(env_provider());
+    let (env, env_problems) = super::env_layer::env_layer(std::env::vars());
+    problems.extend(env_problems);
+    figment = figment.merge(super::env_layer::EnvProvider(env));
     for flag in flags {
-        figment = figment.merge(FlagProvider(flag));
+        let found = flag_problems(flag);
+        if found.is_empty() {
+            figment = figment.merge(FlagProvider(flag));
+        }
+        problems.extend(found);
     }
     let profile = extract(&figment, &chain, &mut problems);
     if let Some(p) = &profile {
@@ -290,15 +298,24 @@ pub fn load(name: &str, flags: &[FlagOverride]) -> Result<Loaded, ProfileError> 
     }
 }
 
-/// `KATOTUNE_SECTION__KEY=value` for the profile's own sections only.
-fn env_provider() -> Env {
-    Env::prefixed(ENV_PREFIX).split("__").filter(|key| {
-        let k = key.as_str().to_ascii_lowercase();
-        ["stack", "health", "training", "report"]
-            .iter()
-            .any(|p| k.starts_with(&format!("{p}__")) || k.starts_with(&format!("{p}.")))
-            || k == "description"
-    })
+/// A flag's key path checked like a file's keys: a misspelt `--set` key gets the
+/// closest valid key.
+fn flag_problems(flag: &FlagOverride) -> Vec<Problem> {
+    let (_, mut problems) = unknown_keys(&nested(&flag.path, flag.value.clone()));
+    for p in &mut problems {
+        p.source = Some(format!("flag {}", flag.flag));
+    }
+    problems
+}
+
+/// `a.b.c` and a value as `{a: {b: {c: value}}}`.
+fn nested(path: &str, mut value: Value) -> Value {
+    for key in path.rsplit('.') {
+        let mut obj = serde_json::Map::new();
+        obj.insert(key.to_string(), value);
+        value = Value::Object(obj);
+    }
+    value
 }
 
 struct FlagProvider<'a>(&'a FlagOverride);
@@ -309,13 +326,7 @@ impl Provider for FlagProvider<'_> {
     }
 
     fn data(&self) -> Result<Map<figment::Profile, Dict>, figment::Error> {
-        let mut value = self.0.value.clone();
-        for key in self.0.path.rsplit('.') {
-            let mut obj = serde_json::Map::new();
-            obj.insert(key.to_string(), value);
-            value = Value::Object(obj);
-        }
-        Serialized::defaults(value).data()
+        Serialized::defaults(nested(&self.0.path, self.0.value.clone())).data()
     }
 }
 
@@ -370,7 +381,7 @@ fn figment_problem(e: figment::Error, chain: &[Layer]) -> Problem {
         source,
         path,
         line,
-        message: e.kind.to_string(),
+        message: super::words::value_message(&e.kind),
     }
 }
 

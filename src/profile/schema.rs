@@ -202,7 +202,8 @@ impl Default for HealthSection {
 #[serde(deny_unknown_fields, default)]
 pub struct TrainingSection {
     pub dataset: DatasetSection,
-    /// How many samples (after the filter) to train; unset = all.
+    /// How many samples (after the filter) to train; `all` (or unset) = all.
+    #[serde(deserialize_with = "samples_or_all")]
     pub samples: Option<u64>,
     /// Raw rows to skip before the first sample.
     pub skip: u64,
@@ -271,6 +272,8 @@ pub struct DatasetSection {
     pub format: DatasetFormat,
     /// JSON Lines / Parquet: the field holding the text.
     pub text_field: String,
+    /// Hugging Face dataset folders: which split's files to read.
+    pub split: String,
 }
 
 impl Default for DatasetSection {
@@ -279,6 +282,7 @@ impl Default for DatasetSection {
             path: PathBuf::from("data/kjv-100.jsonl"),
             format: DatasetFormat::Auto,
             text_field: "text".into(),
+            split: "train".into(),
         }
     }
 }
@@ -472,5 +476,23 @@ impl Profile {
         copy.inherits = None;
         let text = serde_json::to_string(&copy).unwrap_or_default();
         hex::encode(Sha1::digest(text.as_bytes()))[..16].to_string()
+    }
+}
+
+/// `training.samples`: a count, `all`, or nothing (also all).
+fn samples_or_all<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Samples {
+        Count(u64),
+        Word(String),
+    }
+    match Option::<Samples>::deserialize(d)? {
+        None => Ok(None),
+        Some(Samples::Count(n)) => Ok(Some(n)),
+        Some(Samples::Word(w)) if w.eq_ignore_ascii_case("all") => Ok(None),
+        Some(Samples::Word(w)) => Err(serde::de::Error::custom(format!(
+            "`{w}` is not allowed here: this takes a whole number of samples (0 or more) or `all`"
+        ))),
     }
 }

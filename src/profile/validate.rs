@@ -222,15 +222,8 @@ pub fn problems(p: &Profile) -> Vec<Problem> {
         }
         _ => {}
     }
-    if !t.dataset.path.exists() {
-        bad(
-            "training.dataset.path",
-            format!(
-                "{} does not exist (paths are relative to the working directory)",
-                t.dataset.path.display()
-            ),
-        );
-    }
+    // The dataset itself is checked by `run` and `profiles validate` (the
+    // dataset reader), not here: showing a profile never needs its dataset.
     out
 }
 

@@ -13,7 +13,7 @@ use crate::kb::stores::{StoreError, StoreUrls, Stores};
 use crate::profile::knobs::KatoEffect;
 use crate::profile::validate::tuning_values;
 use crate::profile::Profile;
-use crate::train::dataset::{Dataset, DatasetSpec};
+use crate::train::dataset::Dataset;
 use crate::train::segment::Segmenter;
 use crate::train::tokenizer::Gpt2Tokenizer;
 
@@ -93,12 +93,7 @@ pub fn level_inputs(tokens: u64, node0_chunks: u64, chunk_sizes: &[usize]) -> Ve
 /// many could learn and how many patterns they would make.
 pub fn estimate_corpus(profile: &Profile, sample: u64) -> anyhow::Result<CorpusEstimate> {
     let t = &profile.training;
-    let d = &t.dataset;
-    let dataset = Dataset::open(&DatasetSpec {
-        path: d.path.clone(),
-        format: d.format,
-        text_field: d.text_field.clone(),
-    })?;
+    let dataset = Dataset::open(&crate::train::runner::dataset_spec(profile))?;
     let tokenizer = Gpt2Tokenizer::new()?;
     let segmenter = Segmenter::new(t.segmentation, t.chunk_sizes[0])?
         .with_paragraph_token_cap(t.paragraph_token_cap)?;
@@ -131,12 +126,7 @@ pub fn estimate_corpus(profile: &Profile, sample: u64) -> anyhow::Result<CorpusE
 /// Rows of the profile's corpus that are samples (what a run without
 /// `training.samples` trains).
 pub fn count_samples(profile: &Profile) -> anyhow::Result<u64> {
-    let d = &profile.training.dataset;
-    let dataset = Dataset::open(&DatasetSpec {
-        path: d.path.clone(),
-        format: d.format,
-        text_field: d.text_field.clone(),
-    })?;
+    let dataset = Dataset::open(&crate::train::runner::dataset_spec(profile))?;
     Ok(dataset.flatten().count() as u64)
 }
 

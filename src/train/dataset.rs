@@ -9,6 +9,8 @@
 //! a resume can [`Dataset::skip_rows`] to where it stopped, and [`DatasetIdentity`]
 //! lets it refuse a different corpus.
 
+pub mod decode;
+mod hf_split;
 mod identity;
 mod lines;
 mod parquet_files;
@@ -34,6 +36,13 @@ pub struct DatasetSpec {
     /// The JSON field or Parquet column that holds the text.
     #[serde(default = "default_text_field")]
     pub text_field: String,
+    /// Hugging Face folders: the split to read (`train`, as `load_dataset` reads).
+    #[serde(default = "default_split")]
+    pub split: String,
+}
+
+fn default_split() -> String {
+    "train".to_string()
 }
 
 fn default_text_field() -> String {
@@ -47,6 +56,7 @@ impl DatasetSpec {
             path: path.into(),
             format: DatasetFormat::Auto,
             text_field: default_text_field(),
+            split: default_split(),
         }
     }
 }
@@ -102,7 +112,7 @@ pub enum DatasetError {
     #[error("file {0} is empty; point `training.dataset.path` at a file with data")]
     Empty(PathBuf),
     /// `auto` could not tell the format from the file name.
-    #[error("cannot tell the format of {0} from its extension (.jsonl, .json, .txt, .parquet); set `training.dataset.format` to jsonl, lines, blocks or parquet")]
+    #[error("cannot tell the format of {0} from its extension (.jsonl, .json, .txt, .parquet, each optionally .gz, .zst, .bz2 or .xz); set `training.dataset.format` to jsonl, lines, blocks or parquet")]
     UnknownFormat(PathBuf),
     /// A directory has no file the format reads.
     #[error("directory {path} has no {wanted} files; point `training.dataset.path` at the directory that holds them")]
@@ -121,6 +131,24 @@ pub enum DatasetError {
         format: DatasetFormat,
         /// `a file` or `a directory`.
         wanted: &'static str,
+    },
+    /// A file cannot be read as text: UTF-32, binary data, or a broken archive.
+    #[error("{path} {what}")]
+    Undecodable {
+        /// The file.
+        path: PathBuf,
+        /// What it is and what to do, e.g. `holds NUL bytes, so it is binary data...`.
+        what: String,
+    },
+    /// A Hugging Face folder has no file of the configured split.
+    #[error("{path} has no files of split `{split}` (splits there: {found}); set `training.dataset.split` to one of them")]
+    NoSplit {
+        /// The folder searched.
+        path: PathBuf,
+        /// The configured split.
+        split: String,
+        /// The splits found, comma-separated.
+        found: String,
     },
     /// A Parquet file could not be opened.
     #[error("{path} is not a readable Parquet file: {message}")]
@@ -215,6 +243,9 @@ pub enum BadReason {
     /// The text field is absent.
     #[error("no `{0}` field; set `training.dataset.text_field` to the field that holds the text")]
     MissingField(String),
+    /// The text field is there but `null`: the row has no document.
+    #[error("field `{0}` is null: this row has no text; remove the row, or let the trainer skip rows without text")]
+    NullText(String),
     /// The text field is not a string.
     #[error("field `{field}` is {kind}, not a string; set `training.dataset.text_field` to the field that holds the text")]
     FieldNotString {
@@ -231,6 +262,7 @@ pub enum BadReason {
 /// An open corpus: an iterator over its raw rows.
 pub struct Dataset {
     identity: DatasetIdentity,
+    notes: Vec<String>,
     source: Box<dyn Source>,
     finished: bool,
 }
@@ -247,19 +279,32 @@ impl Dataset {
     /// Opens `spec`, checking the path, the files and (for Parquet) the text column.
     pub fn open(spec: &DatasetSpec) -> Result<Self, DatasetError> {
         let format = resolve_format(&spec.path, spec.format)?;
-        let files = identity::data_files(&spec.path, format)?;
+        let files = identity::data_files(&spec.path, format, &spec.split)?;
         let identity = DatasetIdentity::of(&spec.path, format, &files)?;
         let field = spec.text_field.clone();
+        let mut decodings = Vec::new();
+        if format != DatasetFormat::Parquet {
+            for file in &files {
+                decodings.push(decode::sniff(file)?);
+            }
+        }
+        let notes = files
+            .iter()
+            .zip(&decodings)
+            .filter_map(|(file, d)| d.note(file))
+            .collect();
+        let first = || (files[0].as_path(), decodings[0]);
         let source: Box<dyn Source> = match format {
-            DatasetFormat::Jsonl => Box::new(lines::JsonLines::open(&files[0], field)?),
-            DatasetFormat::Lines => Box::new(lines::TextLines::open(&files[0])?),
-            DatasetFormat::Blocks => Box::new(lines::TextBlocks::open(&files[0])?),
-            DatasetFormat::TxtDir => Box::new(txt_dir::TextFiles::new(files)),
+            DatasetFormat::Jsonl => Box::new(lines::JsonLines::open(first(), field)?),
+            DatasetFormat::Lines => Box::new(lines::TextLines::open(first())?),
+            DatasetFormat::Blocks => Box::new(lines::TextBlocks::open(first())?),
+            DatasetFormat::TxtDir => Box::new(txt_dir::TextFiles::new(files, decodings)),
             DatasetFormat::Parquet => Box::new(parquet_files::ParquetFiles::open(files, field)?),
             DatasetFormat::Auto => return Err(DatasetError::UnknownFormat(spec.path.clone())),
         };
         Ok(Self {
             identity,
+            notes,
             source,
             finished: false,
         })
@@ -269,6 +314,12 @@ impl Dataset {
     /// fingerprint of the content.
     pub fn identity(&self) -> DatasetIdentity {
         self.identity.clone()
+    }
+
+    /// What the reader does to the files beyond reading UTF-8 (decompressing,
+    /// decoding UTF-16), one line per file, for the terminal.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// Skips up to `n` raw rows cheaply (JSON Lines without parsing); returns how many
@@ -322,16 +373,27 @@ fn resolve_format(path: &Path, format: DatasetFormat) -> Result<DatasetFormat, D
     if meta.is_dir() {
         return identity::directory_format(path);
     }
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    match extension.as_deref() {
+    match format_extension(path).as_deref() {
         Some("jsonl" | "json") => Ok(DatasetFormat::Jsonl),
         Some("txt") => Ok(DatasetFormat::Lines),
         Some("parquet") => Ok(DatasetFormat::Parquet),
         _ => Err(DatasetError::UnknownFormat(path.to_path_buf())),
     }
+}
+
+/// The extension that names a file's format, looking through a compression
+/// extension: `corpus.jsonl.gz` gives `jsonl`.
+fn format_extension(path: &Path) -> Option<String> {
+    let lower = |p: &Path| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+    };
+    let outer = lower(path)?;
+    if decode::Compression::extensions().contains(&outer.as_str()) {
+        return lower(Path::new(path.file_stem()?));
+    }
+    Some(outer)
 }
 
 /// The reference trainer's sample filter: keeps texts with more than 10 characters
@@ -364,6 +426,7 @@ fn split_text_field(
 ) -> Result<(String, Map<String, Value>), BadReason> {
     match fields.shift_remove(field) {
         Some(Value::String(text)) => Ok((text, fields)),
+        Some(Value::Null) => Err(BadReason::NullText(field.to_string())),
         Some(other) => Err(BadReason::FieldNotString {
             field: field.to_string(),
             kind: json_kind(&other),

@@ -404,10 +404,13 @@ impl<'a> RunState<'a> {
         calls: crate::kato::metrics::MetricsSnapshot,
         segmentation: SegmentCounts,
     ) -> RunRecord {
-        let done = self.samples.done.max(1) as f64;
+        // With no sample trained there is no per-sample figure: the map stays empty
+        // (n/a), rather than dividing by a made-up one.
+        let done = self.samples.done as f64;
         let calls_per_sample = calls
             .endpoints
             .iter()
+            .filter(|_| done > 0.0)
             .map(|(e, s)| (e.label().to_string(), s.calls as f64 / done))
             .collect();
         let levels = level_records(profile, &self.tallies, &self.counts);

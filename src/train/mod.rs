@@ -16,5 +16,6 @@ mod reader;
 pub mod record;
 pub mod runner;
 pub mod segment;
+pub mod shipped_data;
 pub mod tokenizer;
 pub mod worker;

@@ -200,16 +200,16 @@ impl RunRecord {
                     .join(", ")
             );
         }
-        let _ = writeln!(
-            s,
-            "  {:.2} samples/s, {:.0} tokens/s, {:.1} calls/sample, latency p50 {:.2} ms p95 {:.2} ms p99 {:.2} ms",
-            self.samples_per_second,
-            self.tokens_per_second,
-            self.calls_per_sample.values().sum::<f64>(),
-            self.calls.latency.p50_ms,
-            self.calls.latency.p95_ms,
-            self.calls.latency.p99_ms
-        );
+        if self.segmentation.tokens_over_cap > 0 {
+            let _ = writeln!(
+                s,
+                "  {} of {} tokens were NOT trained: paragraphs longer than training.paragraph_token_cap ({}) are cut there; raise the cap or split the documents",
+                self.segmentation.tokens_over_cap,
+                self.segmentation.tokens,
+                self.profile.resolved.training.paragraph_token_cap
+            );
+        }
+        let _ = writeln!(s, "  {}", self.rates());
         for level in &self.levels {
             let _ = write!(
                 s,
@@ -225,5 +225,36 @@ impl RunRecord {
             s.push('\n');
         }
         s
+    }
+
+    /// Throughput, calls per sample and latency; `n/a` where no sample was trained
+    /// or no call made, since a rate over nothing is not a number.
+    fn rates(&self) -> String {
+        let per_sample = |value: String| {
+            if self.samples.done == 0 {
+                "n/a".to_string()
+            } else {
+                value
+            }
+        };
+        let latency = |ms: f64| {
+            if self.calls.total_requests == 0 {
+                "n/a".to_string()
+            } else {
+                format!("{ms:.2} ms")
+            }
+        };
+        format!(
+            "{} samples/s, {} tokens/s, {} calls/sample, latency p50 {} p95 {} p99 {}",
+            per_sample(format!("{:.2}", self.samples_per_second)),
+            per_sample(format!("{:.0}", self.tokens_per_second)),
+            per_sample(format!(
+                "{:.1}",
+                self.calls_per_sample.values().sum::<f64>()
+            )),
+            latency(self.calls.latency.p50_ms),
+            latency(self.calls.latency.p95_ms),
+            latency(self.calls.latency.p99_ms),
+        )
     }
 }

@@ -135,18 +135,22 @@ impl ResumePlan {
 }
 
 /// Opens the profile's dataset (and nothing else), so a bad path or format is
-/// reported before any stack is started.
-pub fn check_dataset(profile: &Profile) -> Result<(), DatasetError> {
-    Dataset::open(&dataset_spec(profile))?;
-    Ok(())
+/// reported before any stack is started. Returns what the reader does beyond
+/// reading plain UTF-8 (decompressing, decoding UTF-16), to say on the terminal.
+pub fn check_dataset(profile: &Profile) -> Result<Vec<String>, DatasetError> {
+    Ok(Dataset::open(&dataset_spec(profile))?.notes().to_vec())
 }
 
-fn dataset_spec(profile: &Profile) -> DatasetSpec {
+/// The dataset section of `profile` as a reader spec (shipped corpus resolved).
+pub fn dataset_spec(profile: &Profile) -> DatasetSpec {
     let d = &profile.training.dataset;
     DatasetSpec {
-        path: d.path.clone(),
+        // A cache directory that cannot be written leaves the path as it is, and
+        // the dataset error names it.
+        path: super::shipped_data::resolve(&d.path).unwrap_or_else(|_| d.path.clone()),
         format: d.format,
         text_field: d.text_field.clone(),
+        split: d.split.clone(),
     }
 }
 

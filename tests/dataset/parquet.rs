@@ -111,3 +111,97 @@ fn parquet_without_the_text_column_is_refused_at_open() {
         "{message}"
     );
 }
+
+fn split_texts(dir: &Path, split: &str) -> Vec<String> {
+    let spec = DatasetSpec {
+        split: split.into(),
+        ..DatasetSpec::new(dir)
+    };
+    texts(Dataset::open(&spec).expect("split opens"))
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect()
+}
+
+/// A Hub-style folder: train in three shards (written out of order, index 10 after
+/// index 2), plus test and validation.
+fn hub_folder(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    write_parquet(
+        &dir.join("train-00010-of-00011.parquet"),
+        &[&[(Some("train ten"), 3)]],
+    );
+    write_parquet(
+        &dir.join("train-00002-of-00011.parquet"),
+        &[&[(Some("train two"), 2)]],
+    );
+    write_parquet(
+        &dir.join("train-00000-of-00011.parquet"),
+        &[&[(Some("train zero"), 1)]],
+    );
+    write_parquet(
+        &dir.join("test-00000-of-00001.parquet"),
+        &[&[(Some("test"), 9)]],
+    );
+    write_parquet(
+        &dir.join("validation-00000-of-00001.parquet"),
+        &[&[(Some("validation"), 8)]],
+    );
+}
+
+#[test]
+fn a_hugging_face_folder_reads_the_train_split_in_shard_order() {
+    let dir = TempDir::new().unwrap();
+    hub_folder(dir.path());
+    assert_eq!(
+        split_texts(dir.path(), "train"),
+        ["train zero", "train two", "train ten"]
+    );
+    assert_eq!(split_texts(dir.path(), "validation"), ["validation"]);
+    let dataset = open(dir.path(), DatasetFormat::Auto);
+    let files: Vec<String> = dataset
+        .identity()
+        .files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "train-00000-of-00011.parquet",
+            "train-00002-of-00011.parquet",
+            "train-00010-of-00011.parquet"
+        ]
+    );
+    let spec = DatasetSpec {
+        split: "dev".into(),
+        ..DatasetSpec::new(dir.path())
+    };
+    let err = Dataset::open(&spec).unwrap_err().to_string();
+    assert!(err.contains("no files of split `dev`"), "{err}");
+    assert!(err.contains("test, train, validation"), "{err}");
+    assert!(err.contains("training.dataset.split"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_hub_cache_snapshot_of_symlinks_under_data_is_read() {
+    let root = TempDir::new().unwrap();
+    let blobs = root.path().join("blobs");
+    hub_folder(&blobs);
+    let data = root.path().join("snapshots/abc123/data");
+    std::fs::create_dir_all(&data).unwrap();
+    for (i, entry) in std::fs::read_dir(&blobs).unwrap().enumerate() {
+        let blob = entry.unwrap().path();
+        // The cache names blobs by hash; the snapshot's link keeps the file name.
+        let hashed = blobs.join(format!("{:040x}", i * 7919));
+        let name = blob.file_name().unwrap().to_owned();
+        std::fs::rename(&blob, &hashed).unwrap();
+        std::os::unix::fs::symlink(&hashed, data.join(name)).unwrap();
+    }
+    let snapshot = root.path().join("snapshots/abc123");
+    assert_eq!(
+        split_texts(&snapshot, "train"),
+        ["train zero", "train two", "train ten"]
+    );
+}

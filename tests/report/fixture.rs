@@ -233,6 +233,7 @@ pub fn dataset() -> DatasetIdentity {
         path: PathBuf::from("data/kjv-100.jsonl"),
         format: DatasetFormat::Jsonl,
         bytes: 412_345,
+        files: Vec::new(),
         fingerprint: "5f1d0c9e8b7a69584736251403f2e1d0c9b8a796".into(),
     }
 }

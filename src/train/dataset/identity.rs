@@ -21,6 +21,9 @@ pub struct DatasetIdentity {
     pub format: DatasetFormat,
     /// Total size of its data files in bytes.
     pub bytes: u64,
+    /// The files read, in reading order (a Hugging Face folder: the split's shards).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PathBuf>,
     /// Hex SHA-1 over each data file's name (for directories), size, first 64 KiB and
     /// last 64 KiB: cheap, stable, and different when the data changes.
     pub fingerprint: String,
@@ -51,6 +54,7 @@ impl DatasetIdentity {
             path: path.to_path_buf(),
             format,
             bytes,
+            files: files.to_vec(),
             fingerprint: hex::encode(hasher.finalize()),
         })
     }
@@ -75,7 +79,11 @@ fn hash_ends(file: &Path, hasher: &mut Sha1) -> std::io::Result<u64> {
 
 /// Picks txt-dir or parquet for a directory by the files it holds.
 pub(super) fn directory_format(dir: &Path) -> Result<DatasetFormat, DatasetError> {
-    if !files_with_extension(dir, "parquet")?.is_empty() {
+    let hub = [dir.join("data"), dir.join("train")];
+    let in_hub_layout = hub
+        .iter()
+        .any(|d| d.is_dir() && files_with_extension(d, "parquet").is_ok_and(|f| !f.is_empty()));
+    if in_hub_layout || !files_with_extension(dir, "parquet")?.is_empty() {
         Ok(DatasetFormat::Parquet)
     } else if !files_with_extension(dir, "txt")?.is_empty() {
         Ok(DatasetFormat::TxtDir)
@@ -88,11 +96,24 @@ pub(super) fn directory_format(dir: &Path) -> Result<DatasetFormat, DatasetError
 }
 
 /// The data files of a dataset in reading order, each checked to be non-empty.
-pub(super) fn data_files(path: &Path, format: DatasetFormat) -> Result<Vec<PathBuf>, DatasetError> {
+pub(super) fn data_files(
+    path: &Path,
+    format: DatasetFormat,
+    split: &str,
+) -> Result<Vec<PathBuf>, DatasetError> {
     let is_dir = path.is_dir();
     let files = match format {
         DatasetFormat::TxtDir if is_dir => files_with_extension(path, "txt")?,
-        DatasetFormat::Parquet if is_dir => files_with_extension(path, "parquet")?,
+        DatasetFormat::Parquet if is_dir => {
+            let here = files_with_extension(path, "parquet")?;
+            let dir = super::hf_split::split_dir(path, split, !here.is_empty());
+            let files = if dir == path {
+                here
+            } else {
+                files_with_extension(&dir, "parquet")?
+            };
+            super::hf_split::split_files(files, &dir, split)?
+        }
         DatasetFormat::TxtDir => return Err(wrong_kind(path, format, "a directory")),
         _ if is_dir => return Err(wrong_kind(path, format, "a file")),
         _ => vec![path.to_path_buf()],

@@ -1,35 +1,29 @@
 //! Line-based formats: JSON Lines, one document per line, one per block of lines.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use super::decode::{self, Decoding};
 use super::{json_kind, split_text_field, BadReason, BadSample, DatasetError, RawSample, Source};
 
-/// Read buffer size; large enough that long documents need few system calls.
-const BUFFER: usize = 1 << 20;
 /// The byte order mark some editors put at the start of a UTF-8 file.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// A file read one line at a time as bytes, so a bad line does not stop the rest.
 struct LineReader {
     name: String,
-    reader: BufReader<File>,
+    reader: Box<dyn BufRead + Send>,
     /// Lines consumed so far (the 1-based number of the last line read).
     line: u64,
 }
 
 impl LineReader {
-    fn open(path: &Path) -> Result<Self, DatasetError> {
-        let file = File::open(path).map_err(|source| DatasetError::Unreadable {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    fn open((path, decoding): (&Path, Decoding)) -> Result<Self, DatasetError> {
         Ok(Self {
             name: path.display().to_string(),
-            reader: BufReader::with_capacity(BUFFER, file),
+            reader: decode::open(path, decoding)?,
             line: 0,
         })
     }
@@ -126,7 +120,7 @@ pub(super) struct JsonLines {
 }
 
 impl JsonLines {
-    pub(super) fn open(path: &Path, field: String) -> Result<Self, DatasetError> {
+    pub(super) fn open(path: (&Path, Decoding), field: String) -> Result<Self, DatasetError> {
         Ok(Self {
             lines: LineReader::open(path)?,
             field,
@@ -173,7 +167,7 @@ pub(super) struct TextLines {
 }
 
 impl TextLines {
-    pub(super) fn open(path: &Path) -> Result<Self, DatasetError> {
+    pub(super) fn open(path: (&Path, Decoding)) -> Result<Self, DatasetError> {
         Ok(Self {
             lines: LineReader::open(path)?,
         })
@@ -211,7 +205,7 @@ pub(super) struct TextBlocks {
 }
 
 impl TextBlocks {
-    pub(super) fn open(path: &Path) -> Result<Self, DatasetError> {
+    pub(super) fn open(path: (&Path, Decoding)) -> Result<Self, DatasetError> {
         Ok(Self {
             lines: LineReader::open(path)?,
             blocks: 0,

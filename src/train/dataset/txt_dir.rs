@@ -1,20 +1,28 @@
 //! A directory of `.txt` files, one document per file.
 
+use std::io::Read;
 use std::path::PathBuf;
 
 use serde_json::Map;
 
+use super::decode::{self, Decoding};
 use super::{BadReason, BadSample, DatasetError, RawSample, Source};
 
 /// The files in name order; row N is the N+1th file.
 pub(super) struct TextFiles {
     files: Vec<PathBuf>,
+    decodings: Vec<Decoding>,
     next: usize,
 }
 
 impl TextFiles {
-    pub(super) fn new(files: Vec<PathBuf>) -> Self {
-        Self { files, next: 0 }
+    /// `decodings[i]` is how `files[i]` is read ([`decode::sniff`]).
+    pub(super) fn new(files: Vec<PathBuf>, decodings: Vec<Decoding>) -> Self {
+        Self {
+            files,
+            decodings,
+            next: 0,
+        }
     }
 }
 
@@ -31,10 +39,13 @@ impl Source for TextFiles {
                 reason,
             }))
         };
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) => return bad(BadReason::Read(e.to_string())),
-        };
+        let mut bytes = Vec::new();
+        let read = decode::open(path, self.decodings[self.next - 1])
+            .map_err(|e| e.to_string())
+            .and_then(|mut r| r.read_to_end(&mut bytes).map_err(|e| e.to_string()));
+        if let Err(e) = read {
+            return bad(BadReason::Read(e));
+        }
         match String::from_utf8(bytes) {
             Ok(text) => Some(Ok(RawSample {
                 row,
