@@ -172,10 +172,10 @@ async fn an_engine_that_exits_at_start_fails_with_its_logs() {
     let (tag, _image) = engine_image(&backend, "crash").await;
     let out = tempfile::tempdir().unwrap();
     let mut p = docker_profile("e2e-crash", &tag, out.path());
-    p.stack.env.insert(
-        "KATOTUNE_ENGINE_DB".into(),
-        "/nowhere/at/all/kb.sqlite".into(),
-    );
+    // Under the binary itself: a file, so no folder can be made there.
+    p.stack
+        .env
+        .insert("KATOTUNE_ENGINE_DB".into(), "/katotune/kb.sqlite".into());
     let _guard = StackGuard(vec![template::stack_name(&p)]);
     let err = match stack::up(&p, KbStart::Continue, "run-1", &CancellationToken::new()).await {
         Ok(_) => panic!("an engine that cannot open its database must not come up"),
@@ -184,7 +184,7 @@ async fn an_engine_that_exits_at_start_fails_with_its_logs() {
     assert!(matches!(err, StackError::Docker(_)), "{err}");
     let text = err.to_string();
     assert!(
-        text.contains("/nowhere/at/all/kb.sqlite"),
+        text.contains("/katotune/kb.sqlite"),
         "the error carries the container's log: {text}"
     );
     assert!(
