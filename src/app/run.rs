@@ -75,7 +75,12 @@ fn nothing_to_resume(profile: &Profile) -> CliResult<Option<String>> {
         ));
     }
     let path = journal_path(profile);
-    let journal = crate::train::journal::Journal::load(&path)?;
+    let journal = match crate::train::journal::Journal::load(&path) {
+        Ok(journal) => journal,
+        // No journal yet: the run resumes from its row log, or says there is nothing.
+        Err(crate::train::journal::JournalError::Missing { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     if let Some(cap) = profile
         .training
         .samples
