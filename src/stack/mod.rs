@@ -6,6 +6,7 @@
 
 pub mod compose;
 pub mod docker;
+pub mod guard;
 pub mod image;
 pub mod plan;
 pub mod probe;
@@ -19,6 +20,7 @@ use crate::profile::schema::{Backend, Port};
 use crate::profile::Profile;
 use crate::train::record::BackendInfo;
 
+pub use guard::StackGuard;
 pub use stores::{stores_of, StoreUrls};
 
 /// A KATO that is up, and how to take it down again.
