@@ -236,7 +236,10 @@ fn path_b_sends_a_whole_level_at_once_and_keeps_slice_order() {
         assert!(h.push_name(name).unwrap().is_empty());
     }
     let due = h.finish().unwrap();
-    let slices: Vec<Vec<String>> = due.iter().map(|r| r.symbols.iter().map(|s| s.to_string()).collect()).collect();
+    let slices: Vec<Vec<String>> = due
+        .iter()
+        .map(|r| r.symbols.iter().map(|s| s.to_string()).collect())
+        .collect();
     assert_eq!(
         slices,
         [
@@ -253,7 +256,10 @@ fn path_b_sends_a_whole_level_at_once_and_keeps_slice_order() {
     assert!(h.learned(due[2].id, "Q2".into()).unwrap().is_empty());
     assert!(h.learned(due[0].id, "Q0".into()).unwrap().is_empty());
     let next = h.learned(due[1].id, "Q1".into()).unwrap();
-    let next: Vec<Vec<String>> = next.iter().map(|r| r.symbols.iter().map(|s| s.to_string()).collect()).collect();
+    let next: Vec<Vec<String>> = next
+        .iter()
+        .map(|r| r.symbols.iter().map(|s| s.to_string()).collect())
+        .collect();
     assert_eq!(next, [strings(&["Q0", "Q1"])]);
     assert_eq!(h.counts()[1].dropped, 1);
     assert_eq!(h.counts()[2].dropped, 1);

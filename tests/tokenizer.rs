@@ -62,7 +62,10 @@ fn count_agrees_with_tokenize() {
 fn clones_share_one_vocabulary_and_agree() {
     let copy = tokenizer().clone();
     let tokens = copy.tokenize("Hello world.");
-    assert_eq!(tokens.iter().map(|t| &**t).collect::<Vec<_>>(), ["Hello", "Ġworld", "."]);
+    assert_eq!(
+        tokens.iter().map(|t| &**t).collect::<Vec<_>>(),
+        ["Hello", "Ġworld", "."]
+    );
     assert_eq!(copy.token(995), Some("Ġworld"));
     assert_eq!(copy.token(50257), None);
 }

@@ -55,8 +55,8 @@ pub use self::config::{ClientConfig, RetryPolicy};
 pub use self::session::{Replay, Session};
 use self::transport::{bad_response, encode, parse, segment, Request, Transport};
 use super::api::{
-    CreateSession, Health, LearnResult, Observation, ObserveResult, PatternResult,
-    SequenceResult, SessionConfig, SessionInfo, StmResult, StoredPattern,
+    CreateSession, Health, LearnResult, Observation, ObserveResult, PatternResult, SequenceResult,
+    SessionConfig, SessionInfo, StmResult, StoredPattern,
 };
 use super::error::{CallSite, ErrorKind, KatoError, SetupError};
 use super::metrics::{ClientMetrics, Endpoint, MetricsSnapshot};

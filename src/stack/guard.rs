@@ -37,15 +37,15 @@ impl StackGuard {
             handle: Some(handle),
             keep,
         };
-        let ready = probe::ready(
-            guard.url(),
-            profile.health.timeout,
-            profile.health.interval,
-        )
-        .await;
+        let ready =
+            probe::ready(guard.url(), profile.health.timeout, profile.health.interval).await;
         match ready {
             Ok(()) => {
-                tracing::info!("{} is ready at {}", guard.target().backend.kind, guard.url());
+                tracing::info!(
+                    "{} is ready at {}",
+                    guard.target().backend.kind,
+                    guard.url()
+                );
                 Ok(guard)
             }
             Err(e) => {

@@ -20,8 +20,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub(super) use builder::{RunFacts, Verdict};
 use builder::RecordBuilder;
+pub(super) use builder::{RunFacts, Verdict};
 use events::{Event, ProgressReporter, Reporter};
 use executor::Executor;
 use ledger::Ledger;

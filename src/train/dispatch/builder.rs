@@ -62,7 +62,10 @@ impl RecordBuilder {
 
     pub(crate) fn into_record(self, verdict: Verdict, facts: RunFacts<'_>) -> RunRecord {
         let RunFacts {
-            profile, calls, wall, ..
+            profile,
+            calls,
+            wall,
+            ..
         } = facts;
         let done = self.samples.done.max(1) as f64;
         let calls_per_sample = calls
