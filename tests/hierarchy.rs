@@ -47,7 +47,7 @@ impl FakeServer {
                 *n += 1;
                 self.log.push(Learn {
                     level: request.level,
-                    symbols: request.symbols.clone(),
+                    symbols: request.symbols.iter().map(|s| s.to_string()).collect(),
                     first: request.first_at_level,
                     partial: request.partial,
                     after_pushes: pushes,
@@ -79,12 +79,16 @@ fn node0_names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("P{i}")).collect()
 }
 
+fn symbols(items: &[&str]) -> Vec<std::sync::Arc<str>> {
+    items.iter().map(|s| std::sync::Arc::from(*s)).collect()
+}
+
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-fn words(text: &str) -> Vec<String> {
-    text.split_whitespace().map(str::to_owned).collect()
+fn words(text: &str) -> Vec<std::sync::Arc<str>> {
+    text.split_whitespace().map(std::sync::Arc::from).collect()
 }
 
 fn tokens_text(n: usize) -> String {
@@ -232,7 +236,10 @@ fn path_b_sends_a_whole_level_at_once_and_keeps_slice_order() {
         assert!(h.push_name(name).unwrap().is_empty());
     }
     let due = h.finish().unwrap();
-    let slices: Vec<Vec<String>> = due.iter().map(|r| r.symbols.clone()).collect();
+    let slices: Vec<Vec<String>> = due
+        .iter()
+        .map(|r| r.symbols.iter().map(|s| s.to_string()).collect())
+        .collect();
     assert_eq!(
         slices,
         [
@@ -249,7 +256,10 @@ fn path_b_sends_a_whole_level_at_once_and_keeps_slice_order() {
     assert!(h.learned(due[2].id, "Q2".into()).unwrap().is_empty());
     assert!(h.learned(due[0].id, "Q0".into()).unwrap().is_empty());
     let next = h.learned(due[1].id, "Q1".into()).unwrap();
-    let next: Vec<Vec<String>> = next.iter().map(|r| r.symbols.clone()).collect();
+    let next: Vec<Vec<String>> = next
+        .iter()
+        .map(|r| r.symbols.iter().map(|s| s.to_string()).collect())
+        .collect();
     assert_eq!(next, [strings(&["Q0", "Q1"])]);
     assert_eq!(h.counts()[1].dropped, 1);
     assert_eq!(h.counts()[2].dropped, 1);
@@ -277,9 +287,9 @@ fn names_pushed_while_a_learn_is_out_wait_their_turn() {
     assert!(h.push_name("P2".into()).unwrap().is_empty());
     assert!(h.push_name("P3".into()).unwrap().is_empty());
     let q1 = h.learned(q0[0].id, "Q0".into()).unwrap();
-    assert_eq!(q1[0].symbols, strings(&["P2", "P3"]));
+    assert_eq!(q1[0].symbols, symbols(&["P2", "P3"]));
     let r0 = h.learned(q1[0].id, "Q1".into()).unwrap();
-    assert_eq!(r0[0].symbols, strings(&["Q0", "Q1"]));
+    assert_eq!(r0[0].symbols, symbols(&["Q0", "Q1"]));
 }
 
 #[test]
@@ -460,7 +470,7 @@ proptest! {
         for tokens in &texts {
             let kept = &tokens[..tokens.len().min(cap)];
             if tokens.len() >= 2 && kept.len() >= 3 {
-                expected.extend_from_slice(kept);
+                expected.extend(kept.iter().map(|t| std::sync::Arc::<str>::from(t.as_str())));
             }
         }
         let in_chunks: usize = plan.chunks.iter().map(Vec::len).sum();

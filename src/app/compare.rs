@@ -20,10 +20,10 @@ use crate::report::export::table::TerminalTable;
 use crate::report::export::ExportSet;
 use crate::report::load::{load_inputs, Inputs};
 use crate::report::{Comparison, ProfileRuns, ReproMeta};
-use crate::stack::{self, KbStart, StackHandle};
+use crate::stack::{KbStart, StackGuard};
 use crate::train::journal::Journal;
 use crate::train::record::{RunRecord, RunStatus};
-use crate::train::runner::{self, now, RunOptions, Target};
+use crate::train::runner::{self, now, RunOptions};
 
 /// Parses `10%` or `0.1`.
 pub fn parse_threshold(text: &str) -> Result<f64, BadInput> {
@@ -139,7 +139,7 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
     let started_at = now();
     let mut done: Vec<ProfileRuns> = Vec::new();
     let mut comparison = None;
-    let mut shared: Option<StackHandle> = None;
+    let mut shared: Option<StackGuard> = None;
     // The exit code of the first run that did not complete.
     let mut stopped: Option<i32> = None;
     let total = profiles.len();
@@ -199,7 +199,7 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
         }
     }
     if let Some(handle) = shared {
-        handle.down(false).await;
+        handle.finish().await;
     }
     let comparison = comparison.context("no profile was run")?;
     finish(global, &comparison, &exports, args.allow_kb_diff, stopped)
@@ -212,7 +212,7 @@ async fn measured_run(
     dir: &Path,
     warmup: u64,
     cancel: &CancellationToken,
-    shared: Option<&mut Option<StackHandle>>,
+    shared: Option<&mut Option<StackGuard>>,
 ) -> CliResult<(RunRecord, Vec<crate::train::digest::NodeTally>)> {
     noteln!(
         "{label}: provisioning ({} backend)",
@@ -221,40 +221,38 @@ async fn measured_run(
     let run_id = new_run_id();
     let own = match &shared {
         Some(slot) if slot.is_some() => None,
-        _ => Some(stack::up(profile, KbStart::Continue, &run_id, cancel).await?),
+        _ => Some(StackGuard::up(profile, KbStart::Continue, &run_id, false, cancel).await?),
     };
-    let handle = match (own.as_ref(), &shared) {
-        (Some(h), _) => h,
-        (None, Some(slot)) => slot.as_ref().context("shared stack")?,
+    let target = match (own.as_ref(), &shared) {
+        (Some(g), _) => g.target(),
+        (None, Some(slot)) => slot.as_ref().context("shared stack")?.target(),
         (None, None) => unreachable!("a stack is either owned or shared"),
     };
-    noteln!("{label}: health");
-    stack::probe::ready_for(&handle.url, profile).await?;
-    let target = Target {
-        url: handle.url.clone(),
-        backend: handle.backend.clone(),
-    };
-    let mut measured = profile.clone();
-    if warmup > 0 {
-        noteln!("{label}: warm-up ({warmup} samples, not counted)");
-        let mut warm = profile.clone();
-        warm.training.samples = Some(warmup);
-        let opts = run_options(&run_id, &dir.join("warmup"), cancel);
-        runner::run(&warm, &target, &opts).await?;
-        let journal = Journal::load(&opts.journal_path)?;
-        measured.training.skip = journal.next_row;
-    }
-    noteln!("{label}: training");
-    let result = runner::run_detailed(&measured, &target, &run_options(&run_id, dir, cancel)).await;
-    match (own, shared) {
-        (Some(h), Some(slot)) => *slot = Some(h),
-        (Some(h), None) => {
-            noteln!("{label}: teardown");
-            h.down(false).await;
+    let work = async {
+        let mut measured = profile.clone();
+        if warmup > 0 {
+            noteln!("{label}: warm-up ({warmup} samples, not counted)");
+            let mut warm = profile.clone();
+            warm.training.samples = Some(warmup);
+            let opts = run_options(&run_id, &dir.join("warmup"), cancel);
+            runner::run(&warm, &target, &opts).await?;
+            let journal = Journal::load(&opts.journal_path)?;
+            measured.training.skip = journal.next_row;
         }
-        _ => {}
+        noteln!("{label}: training");
+        let opts = run_options(&run_id, dir, cancel);
+        Ok(runner::run_detailed(&measured, &target, &opts).await?)
+    };
+    match (own, shared) {
+        // The first run on a shared stack keeps it for the next ones (`compare` takes it
+        // down at the end); a failed one still leaves it in the slot to be taken down.
+        (Some(g), Some(slot)) => {
+            *slot = Some(g);
+            work.await
+        }
+        (Some(g), None) => g.scope(work).await,
+        (None, _) => work.await,
     }
-    Ok(result?)
 }
 
 fn run_options(run_id: &str, dir: &Path, cancel: &CancellationToken) -> RunOptions {

@@ -12,9 +12,9 @@ use crate::cli::{RunArgs, ServeArgs};
 use crate::exit;
 use crate::profile::Profile;
 use crate::secret::Redacted;
-use crate::stack::{self, KbStart};
+use crate::stack::{self, KbStart, StackGuard};
 use crate::train::record::RunRecord;
-use crate::train::runner::{self, RunOptions, Target};
+use crate::train::runner::{self, RunOptions};
 
 /// A fresh run id: UTC time plus a random suffix.
 pub fn new_run_id() -> String {
@@ -192,19 +192,8 @@ pub async fn train_once(
     let journal = journal_path(profile);
     let _lock = crate::lock::RunLock::acquire(&crate::lock::lock_path(&journal), "resume journal")?;
     refuse_unresumable_kb(profile, kb, &journal)?;
-    let handle = stack::up(profile, kb, run_id, &cancel).await?;
-    let ready = stack::probe::ready_for(&handle.url, profile);
-    if let Err(e) = ready.await {
-        let logs = handle.log_tails().await;
-        handle.down(keep).await;
-        let context = format!("the {} stack is not ready{logs}", profile.name);
-        return Err(CliError::from(e).context(context));
-    }
-    tracing::info!("{} is ready at {}", handle.backend.kind, handle.url);
-    let target = Target {
-        url: handle.url.clone(),
-        backend: handle.backend.clone(),
-    };
+    let stack = StackGuard::up(profile, kb, run_id, keep, &cancel).await?;
+    let target = stack.target();
     let opts = RunOptions {
         run_id: run_id.to_string(),
         resume,
@@ -213,9 +202,7 @@ pub async fn train_once(
         drain_deadline: Duration::from_secs(30),
         progress_bar: std::io::stderr().is_terminal(),
     };
-    let result = runner::run(profile, &target, &opts).await;
-    handle.down(keep).await;
-    Ok(result?)
+    Ok(stack.scope(runner::run(profile, &target, &opts)).await?)
 }
 
 /// A KB that holds data but has neither journal nor row log cannot be resumed: say so

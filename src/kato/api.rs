@@ -135,6 +135,50 @@ pub struct ObserveSequence {
     pub clear_stm_between: bool,
 }
 
+/// An observe-sequence body that borrows its symbols: serialized straight from the
+/// trainer's shared token strings, so no token is copied on its way to the wire. The
+/// JSON is the same as [`ObserveSequence`] with one-symbol observations.
+#[derive(Debug, Serialize)]
+pub struct SymbolSequence<'a> {
+    pub observations: Vec<SymbolObservation<'a>>,
+    pub learn_after_each: bool,
+    pub learn_at_end: bool,
+    pub clear_stm_between: bool,
+}
+
+/// One observation of one symbol, with the metadata it carries (if any).
+#[derive(Debug, Serialize)]
+pub struct SymbolObservation<'a> {
+    pub strings: [&'a str; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<&'a serde_json::Map<String, Value>>,
+}
+
+impl<'a> SymbolSequence<'a> {
+    /// One observation per symbol, `metadata` on the first.
+    pub fn new<S: AsRef<str> + 'a>(
+        symbols: impl IntoIterator<Item = &'a S>,
+        metadata: Option<&'a serde_json::Map<String, Value>>,
+    ) -> Self {
+        let mut observations: Vec<SymbolObservation<'a>> = symbols
+            .into_iter()
+            .map(|s| SymbolObservation {
+                strings: [s.as_ref()],
+                metadata: None,
+            })
+            .collect();
+        if let Some(first) = observations.first_mut() {
+            first.metadata = metadata.filter(|m| !m.is_empty());
+        }
+        Self {
+            observations,
+            learn_after_each: false,
+            learn_at_end: false,
+            clear_stm_between: false,
+        }
+    }
+}
+
 /// One entry of `results` in an observe-sequence answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SequenceStep {

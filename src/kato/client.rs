@@ -55,8 +55,8 @@ pub use self::config::{ClientConfig, RetryPolicy};
 pub use self::session::{Replay, Session};
 use self::transport::{bad_response, encode, parse, segment, Request, Transport};
 use super::api::{
-    CreateSession, Health, LearnResult, Observation, ObserveResult, ObserveSequence, PatternResult,
-    SequenceResult, SessionConfig, SessionInfo, StmResult, StoredPattern,
+    CreateSession, Health, LearnResult, Observation, ObserveResult, PatternResult, SequenceResult,
+    SessionConfig, SessionInfo, StmResult, StoredPattern,
 };
 use super::error::{CallSite, ErrorKind, KatoError, SetupError};
 use super::metrics::{ClientMetrics, Endpoint, MetricsSnapshot};
@@ -224,7 +224,7 @@ impl KatoClient {
     pub async fn observe_sequence(
         &self,
         session: &mut Session,
-        request: &ObserveSequence,
+        request: &impl serde::Serialize,
         replay: Replay,
     ) -> Result<SequenceResult, KatoError> {
         let endpoint = Endpoint::ObserveSequence;

@@ -7,6 +7,7 @@
 pub mod compose;
 pub mod docker;
 pub mod doctor;
+pub mod guard;
 pub mod image;
 pub mod kb_guard;
 pub mod plan;
@@ -21,6 +22,7 @@ use crate::profile::schema::{Backend, Port};
 use crate::profile::Profile;
 use crate::train::record::BackendInfo;
 
+pub use guard::StackGuard;
 pub use stores::{stores_of, StoreUrls};
 
 /// A KATO that is up, and how to take it down again.

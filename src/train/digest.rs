@@ -34,10 +34,15 @@ impl NodeTally {
     }
 
     /// Adds another tally of the same node.
-    pub fn merge(&mut self, other: NodeTally) {
+    pub fn merge(&mut self, other: &NodeTally) {
         self.learns += other.learns;
-        for (name, n) in other.counts {
-            *self.counts.entry(name).or_insert(0) += n;
+        for (name, n) in &other.counts {
+            match self.counts.get_mut(name.as_str()) {
+                Some(total) => *total += n,
+                None => {
+                    self.counts.insert(name.clone(), *n);
+                }
+            }
         }
     }
 

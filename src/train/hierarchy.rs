@@ -35,6 +35,7 @@
 //! the first request at each level in the sample, where path A puts the sample's
 //! metadata.
 
+use super::tokenizer::Symbol;
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
@@ -82,7 +83,7 @@ pub struct LearnRequest {
     /// The node level that learns (1 for node1, ...).
     pub level: usize,
     /// The names to observe, in order.
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
     /// Whether this is the sample's first learn at this level.
     pub first_at_level: bool,
     /// Whether this is an end-of-sample group shorter than the level's chunk size.
@@ -147,7 +148,7 @@ pub enum HierarchyError {
 struct InFlight {
     id: RequestId,
     level: usize,
-    answer: Option<String>,
+    answer: Option<Symbol>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +167,7 @@ enum Phase {
 /// use katotune::train::hierarchy::{Flow, Hierarchy, TailPolicy};
 ///
 /// let mut h = Hierarchy::new(&[7], Flow::SinglePass, TailPolicy::LearnIfAtLeastTwo)?;
-/// let learn = |symbols: &[String]| format!("Q({})", symbols.join(","));
+/// let learn = |symbols: &[std::sync::Arc<str>]| format!("Q({})", symbols.join(","));
 /// let mut calls = Vec::new();
 /// let node0_names = ["P0", "P1", "P2", "P3", "P4"].map(String::from);
 /// let mut due = VecDeque::new(); // learns in the order they became due
@@ -193,8 +194,8 @@ pub struct Hierarchy {
     chunk_sizes: Vec<usize>,
     flow: Flow,
     tail: TailPolicy,
-    buffers: Vec<Vec<String>>,
-    waiting: VecDeque<String>,
+    buffers: Vec<Vec<Symbol>>,
+    waiting: VecDeque<Symbol>,
     in_flight: Vec<InFlight>,
     phase: Phase,
     first_sent: Vec<bool>,
@@ -233,6 +234,7 @@ impl Hierarchy {
 
     /// Hands over the next name node0 learned, in chunk order; returns the learns now due.
     pub fn push_name(&mut self, name: String) -> Result<Vec<LearnRequest>, HierarchyError> {
+        let name = Symbol::from(name);
         if self.phase != Phase::Filling {
             return Err(HierarchyError::SampleFinished);
         }
@@ -263,6 +265,7 @@ impl Hierarchy {
         id: RequestId,
         name: String,
     ) -> Result<Vec<LearnRequest>, HierarchyError> {
+        let name = Symbol::from(name);
         let slot = self
             .in_flight
             .iter_mut()
@@ -323,12 +326,12 @@ impl Hierarchy {
         self.chunk_sizes.len()
     }
 
-    fn enter(&mut self, level: usize, name: String) {
+    fn enter(&mut self, level: usize, name: Symbol) {
         self.counts[level].received += 1;
         self.buffers[level - 1].push(name);
     }
 
-    fn accept(&mut self, level: usize, name: String) {
+    fn accept(&mut self, level: usize, name: Symbol) {
         if name.is_empty() {
             self.counts[level].empty += 1;
         } else if level < self.top() {
@@ -336,7 +339,7 @@ impl Hierarchy {
         }
     }
 
-    fn issue(&mut self, level: usize, symbols: Vec<String>) -> LearnRequest {
+    fn issue(&mut self, level: usize, symbols: Vec<Symbol>) -> LearnRequest {
         let id = RequestId(self.next_id);
         self.next_id += 1;
         let partial = symbols.len() < self.chunk_sizes[level - 1];
@@ -373,7 +376,7 @@ impl Hierarchy {
                 (1..=self.top()).find(|&k| self.buffers[k - 1].len() >= self.chunk_sizes[k - 1]);
             if let Some(level) = full {
                 let size = self.chunk_sizes[level - 1];
-                let symbols: Vec<String> = self.buffers[level - 1].drain(..size).collect();
+                let symbols: Vec<Symbol> = self.buffers[level - 1].drain(..size).collect();
                 return vec![self.issue(level, symbols)];
             }
             match self.waiting.pop_front() {

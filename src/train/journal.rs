@@ -248,9 +248,12 @@ pub enum RowState {
 /// after its last, so even a `kill -9` leaves a true account: on resume, rows that
 /// finished out of order are not trained twice, and rows that were half-way are
 /// reported at risk instead of being trained again over their partial learns.
+///
+/// Writes are buffered: [`RowLog::flush`] hands them to the operating system (which
+/// keeps them through a `kill -9`), [`RowLog::stage`] also syncs them to disk.
 #[derive(Debug)]
 pub struct RowLog {
-    file: std::fs::File,
+    file: std::io::BufWriter<std::fs::File>,
     path: PathBuf,
 }
 
@@ -279,12 +282,20 @@ impl RowLog {
             file.set_len(0).map_err(err)?;
         }
         Ok(Self {
-            file,
+            file: std::io::BufWriter::new(file),
             path: path.into(),
         })
     }
 
-    /// Appends one event (one unbuffered write: it survives the process dying).
+    /// Hands buffered lines to the operating system: from then on they survive the
+    /// process dying (not the machine: see [`RowLog::stage`]).
+    pub fn flush(&mut self) {
+        if let Err(e) = self.file.flush() {
+            tracing::error!("cannot append to {}: {e}", self.path.display());
+        }
+    }
+
+    /// Appends one event to the buffer (see [`RowLog::flush`]).
     pub fn record(&mut self, row: u64, state: RowState) {
         let tag = match state {
             RowState::Started => 'S',
@@ -292,12 +303,12 @@ impl RowLog {
             RowState::AtRisk => 'R',
             RowState::Failed => 'F',
         };
-        if let Err(e) = self.file.write_all(format!("{tag} {row}\n").as_bytes()) {
+        if let Err(e) = writeln!(self.file, "{tag} {row}") {
             tracing::error!("cannot append to {}: {e}", self.path.display());
         }
     }
 
-    /// Writes (and syncs) the rows a labelled checkpoint is about to commit, with the
+    /// Writes (and syncs, with every line before it) the rows a labelled checkpoint is about to commit, with the
     /// state each gets once it is durable: `P LABEL ROWd ROWr ...`. A resume whose
     /// knowledge base holds that label applies them even if the process died before
     /// writing their own lines.
@@ -311,7 +322,8 @@ impl RowLog {
         let written = self
             .file
             .write_all(line.as_bytes())
-            .and_then(|()| self.file.sync_data());
+            .and_then(|()| self.file.flush())
+            .and_then(|()| self.file.get_ref().sync_data());
         if let Err(e) = written {
             tracing::error!("cannot append to {}: {e}", self.path.display());
         }

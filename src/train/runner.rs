@@ -15,12 +15,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::dataset::{Dataset, DatasetError, DatasetSpec};
 use super::digest::NodeTally;
-use super::dispatch::RunState;
+use super::dispatch::{Dispatcher, RunFacts};
 use super::durable::{Durability, DurableError};
 use super::hierarchy::{Flow, TailPolicy};
 use super::journal::{Journal, JournalError, RowLog, RowState, JOURNAL_VERSION};
 use super::reader::Reader;
-use super::record::{BackendInfo, RunRecord, SampleIssue};
+use super::record::{BackendInfo, DurabilityInfo, RunRecord, SampleIssue};
 use super::segment::Segmenter;
 use super::tokenizer::Gpt2Tokenizer;
 use super::worker::{TrainSettings, Worker};
@@ -253,9 +253,9 @@ pub async fn run_detailed(
             updated_at: now(),
         },
     };
-    let mut state = RunState::new(profile, journal, opts, row_log, durability);
+    let mut state = Dispatcher::new(profile, journal, opts, row_log, durability);
     for row in half_done {
-        state.samples.at_risk.push(SampleIssue {
+        state.previous_at_risk(SampleIssue {
             row,
             origin: format!("row {row}"),
             reason: "was being trained when the previous run stopped; its learns may be partial, so it is not trained again".into(),
@@ -266,7 +266,7 @@ pub async fn run_detailed(
     state.drive(feed_rx, workers, &client, reader_stop).await;
     let wall = started.elapsed().as_secs_f64();
     let segmentation = *seg_counts.lock().await;
-    let tallies = state.tallies.clone();
+    let tallies = state.tallies().to_vec();
     let whole_kb = match state.barrier() {
         Some(barrier) if opts.resume => barrier
             .kb_digests(&train_settings(profile).node_ids)
@@ -274,16 +274,19 @@ pub async fn run_detailed(
             .ok(),
         _ => None,
     };
-    let mut record = state.into_record(
+    let mut record = state.into_record(RunFacts {
         profile,
         target,
-        identity,
+        run_id: opts.run_id.clone(),
+        resumed: opts.resume,
+        dataset: identity,
         learning_hash,
         started_at,
         wall,
-        client.metrics_snapshot(),
+        calls: client.metrics_snapshot(),
         segmentation,
-    );
+        durability: DurabilityInfo::default(),
+    });
     if let Some(digests) = whole_kb {
         for (level, kb) in record.levels.iter_mut().zip(digests) {
             level.kb = kb;

@@ -19,6 +19,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::tokenizer::Symbol;
+
 /// Pieces shorter than this many characters (after stripping) are dropped (path A).
 pub const MIN_PARAGRAPH_CHARS: usize = 10;
 /// Paragraphs with fewer tokens are dropped, and shorter tails merged (path A).
@@ -28,14 +30,14 @@ pub const DEFAULT_PARAGRAPH_TOKEN_CAP: usize = 2048;
 
 /// Turns text into the symbols node0 observes, one symbol per token.
 ///
-/// The GPT-2 tokenizer implements it; so does any `Fn(&str) -> Vec<String>`.
+/// The GPT-2 tokenizer implements it; so does any `Fn(&str) -> Vec<Symbol>`.
 pub trait Tokenize {
     /// The token strings of `text`, in order.
-    fn tokenize(&self, text: &str) -> Vec<String>;
+    fn tokenize(&self, text: &str) -> Vec<Symbol>;
 }
 
-impl<F: Fn(&str) -> Vec<String>> Tokenize for F {
-    fn tokenize(&self, text: &str) -> Vec<String> {
+impl<F: Fn(&str) -> Vec<Symbol>> Tokenize for F {
+    fn tokenize(&self, text: &str) -> Vec<Symbol> {
         self(text)
     }
 }
@@ -103,7 +105,7 @@ impl SegmentCounts {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChunkPlan {
     /// Each chunk is one node0 learn: its tokens, one symbol per event.
-    pub chunks: Vec<Vec<String>>,
+    pub chunks: Vec<Vec<Symbol>>,
     /// Counts for the run record.
     pub counts: SegmentCounts,
 }
@@ -190,9 +192,9 @@ impl Segmenter {
         plan.counts.pieces = 1;
         let tokens = tokenizer.tokenize(text);
         plan.counts.tokens = tokens.len() as u64;
-        let mut chunks: Vec<Vec<String>> = tokens
+        let mut chunks: Vec<Vec<Symbol>> = tokens
             .chunks(self.chunk_size)
-            .map(<[String]>::to_vec)
+            .map(<[Symbol]>::to_vec)
             .collect();
         if chunks.last().is_some_and(|last| last.len() < 2) {
             chunks.pop();
@@ -205,7 +207,7 @@ impl Segmenter {
 
 /// Cuts one paragraph of at least [`MIN_CHUNK_TOKENS`] tokens into chunks of
 /// `chunk_size`, merging a 1- or 2-token tail into the piece before it.
-fn push_paragraph_chunks(out: &mut Vec<Vec<String>>, tokens: Vec<String>, chunk_size: usize) {
+fn push_paragraph_chunks(out: &mut Vec<Vec<Symbol>>, tokens: Vec<Symbol>, chunk_size: usize) {
     if tokens.len() <= chunk_size {
         out.push(tokens);
         return;
@@ -268,8 +270,8 @@ pub fn split_paragraphs(text: &str) -> Vec<&str> {
 mod tests {
     use super::*;
 
-    fn words(text: &str) -> Vec<String> {
-        text.split_whitespace().map(str::to_owned).collect()
+    fn words(text: &str) -> Vec<Symbol> {
+        text.split_whitespace().map(Symbol::from).collect()
     }
 
     fn sizes(plan: &ChunkPlan) -> Vec<usize> {
@@ -364,7 +366,9 @@ mod tests {
 
     #[test]
     fn slices_keep_raw_text_and_drop_only_a_lone_last_token() {
-        let chars = |text: &str| -> Vec<String> { text.chars().map(String::from).collect() };
+        let chars = |text: &str| -> Vec<Symbol> {
+            text.chars().map(|c| Symbol::from(c.to_string())).collect()
+        };
         let seg = Segmenter::new(Segmentation::Slices, 4).unwrap();
         let plan = seg.plan(" ab\n\ncd \n", &chars);
         assert_eq!(sizes(&plan), [4, 4]);

@@ -16,6 +16,10 @@ use std::sync::Arc;
 use tiktoken_rs::{CoreBPE, Rank};
 
 /// GPT-2's only special token; Hugging Face never splits it.
+/// One token or pattern name as the trainer passes it around: shared, so handing a
+/// token from the tokenizer to a worker and into a request body never copies it.
+pub type Symbol = Arc<str>;
+
 pub const END_OF_TEXT: &str = "<|endoftext|>";
 /// The id of [`END_OF_TEXT`].
 pub const END_OF_TEXT_ID: u32 = 50256;
@@ -44,7 +48,7 @@ pub struct Gpt2Tokenizer {
 struct Vocabulary {
     bpe: CoreBPE,
     /// The token string of each id, already mapped through the byte table.
-    strings: Vec<String>,
+    strings: Vec<Symbol>,
 }
 
 impl std::fmt::Debug for Gpt2Tokenizer {
@@ -67,9 +71,9 @@ impl Gpt2Tokenizer {
                     .decode_bytes(&[id as Rank])
                     .map_err(|_| TokenizerError::MissingToken(id))?;
                 Ok(if id == END_OF_TEXT_ID {
-                    END_OF_TEXT.to_string()
+                    Symbol::from(END_OF_TEXT)
                 } else {
-                    table.encode(&bytes)
+                    Symbol::from(table.encode(&bytes))
                 })
             })
             .collect::<Result<Vec<_>, TokenizerError>>()?;
@@ -79,7 +83,7 @@ impl Gpt2Tokenizer {
     }
 
     /// The token strings of `text`, as Hugging Face's GPT-2 `tokenize()` returns them.
-    pub fn tokenize(&self, text: &str) -> Vec<String> {
+    pub fn tokenize(&self, text: &str) -> Vec<Symbol> {
         self.encode(text)
             .into_iter()
             .map(|id| self.inner.strings[id as usize].clone())
@@ -107,7 +111,7 @@ impl Gpt2Tokenizer {
 
     /// The token string of `id`, or `None` outside GPT-2's vocabulary.
     pub fn token(&self, id: u32) -> Option<&str> {
-        self.inner.strings.get(id as usize).map(String::as_str)
+        self.inner.strings.get(id as usize).map(|s| &**s)
     }
 }
 

@@ -23,7 +23,8 @@ use serde_json::{Map, Value};
 use super::digest::NodeTally;
 use super::hierarchy::{Flow, Hierarchy, LearnRequest, LevelCounts, TailPolicy};
 pub use super::outcome::{SampleError, WrongName};
-use crate::kato::api::{Observation, ObserveSequence, SessionConfig, StmMode};
+use super::tokenizer::Symbol;
+use crate::kato::api::{SessionConfig, StmMode, SymbolSequence};
 use crate::kato::client::{KatoClient, Replay, Session};
 use crate::kato::error::{ErrorKind, KatoError};
 use crate::kato::pattern::NameCheck;
@@ -63,7 +64,8 @@ pub struct PreparedSample {
     pub row: u64,
     pub origin: String,
     pub tokens: u64,
-    pub chunks: Vec<Vec<String>>,
+    /// node0 chunks: each a run of tokens, shared with the tokenizer's vocabulary.
+    pub chunks: Vec<Vec<Symbol>>,
     pub metadata: Map<String, Value>,
 }
 
@@ -99,7 +101,7 @@ pub struct Worker {
 
 /// One group of symbols to learn at a level, and whether it carries the metadata.
 struct Group<'a> {
-    symbols: &'a [String],
+    symbols: &'a [Symbol],
     meta: bool,
 }
 
@@ -267,7 +269,7 @@ impl Worker {
                 .collect()
         };
         for ids in uniform.chunks(self.settings.node0_batch.max(1)) {
-            let batch: Vec<&[String]> = ids.iter().map(|&i| groups[i].symbols).collect();
+            let batch: Vec<&[Symbol]> = ids.iter().map(|&i| groups[i].symbols).collect();
             let found = self.auto_learn(level, &batch, p).await?;
             for (&i, name) in ids.iter().zip(found) {
                 names[i] = Some(name);
@@ -287,19 +289,12 @@ impl Worker {
     async fn auto_learn(
         &mut self,
         level: usize,
-        groups: &[&[String]],
+        groups: &[&[Symbol]],
         p: &mut Progress,
     ) -> Result<Vec<String>, SampleError> {
-        let observations: Vec<Observation> = groups
-            .iter()
-            .flat_map(|g| g.iter().map(|t| Observation::symbol(t.clone())))
-            .collect();
-        let sent = observations.len();
+        let request = SymbolSequence::new(groups.iter().flat_map(|g| g.iter()), None);
+        let sent = request.observations.len();
         let size = self.settings.chunk_sizes[level];
-        let request = ObserveSequence {
-            observations,
-            ..Default::default()
-        };
         let session = &mut self.auto[level];
         let answer = self
             .client
@@ -327,7 +322,7 @@ impl Worker {
     fn check_name(
         &mut self,
         level: usize,
-        symbols: &[String],
+        symbols: &[Symbol],
         got: Option<&str>,
     ) -> Result<(), SampleError> {
         if self.names.matches(symbols, got) {
@@ -344,22 +339,12 @@ impl Worker {
     async fn learn_at(
         &mut self,
         level: usize,
-        symbols: &[String],
+        symbols: &[Symbol],
         meta: Option<&Map<String, Value>>,
         p: &mut Progress,
     ) -> Result<String, SampleError> {
-        let mut observations: Vec<Observation> = symbols
-            .iter()
-            .map(|s| Observation::symbol(s.clone()))
-            .collect();
-        if let (Some(m), Some(first)) = (meta, observations.first_mut()) {
-            first.metadata = m.clone();
-        }
-        let request = ObserveSequence {
-            observations,
-            learn_at_end: true,
-            ..Default::default()
-        };
+        let mut request = SymbolSequence::new(symbols, meta);
+        request.learn_at_end = true;
         let session = &mut self.sessions[level];
         let answer = self
             .client

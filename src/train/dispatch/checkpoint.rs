@@ -6,23 +6,23 @@
 //! that restarted in between is rolled back to its file; if the label did not reach
 //! it, the staged samples are trained again. A write error stops the run.
 
-use super::{RunState, RunStatus, Staged, MAX_AT_RISK};
+use super::{Dispatcher, Event, RunStatus, Staged, MAX_AT_RISK};
 use crate::train::durable::Committed;
 use crate::train::journal::RowState;
 use crate::train::outcome::StopReason;
 
-impl RunState<'_> {
+impl Dispatcher<'_> {
     /// Makes the staged samples durable and counts them (see the module docs).
     pub(super) async fn checkpoint(&mut self) {
         self.checkpoint_due = false;
         if self.staged.is_empty() {
             return;
         }
-        let Some(barrier) = self.barrier.as_mut() else {
+        if self.barrier.is_none() {
             self.confirm_staged();
             self.save_journal();
             return;
-        };
+        }
         self.checkpoints += 1;
         self.last_checkpoint = std::time::Instant::now();
         let label = format!("{}/{}/{}", self.opts.run_id, self.session, self.checkpoints);
@@ -37,18 +37,30 @@ impl RunState<'_> {
                 (s.sample.row, state)
             })
             .collect();
-        self.row_log.stage(&label, &rows);
+        self.ledger.stage(&label, rows).await;
+        let Some(barrier) = self.barrier.as_mut() else {
+            return;
+        };
         match barrier.commit(&label).await {
-            Ok(Committed::Durable | Committed::Restarted { landed: true }) => self.confirm_staged(),
+            Ok(Committed::Durable | Committed::Restarted { landed: true }) => {
+                let samples = self.staged.len();
+                self.confirm_staged();
+                self.emit(&Event::Checkpoint {
+                    label: &label,
+                    samples,
+                });
+            }
             Ok(Committed::Restarted { landed: false }) => {
                 tracing::warn!(
                     "the server restarted and lost the {} samples finished since the last \
                      checkpoint; training them again",
                     self.staged.len()
                 );
-                for Staged { sample, .. } in std::mem::take(&mut self.staged) {
-                    self.redo.push_back(sample);
-                }
+                let lost = std::mem::take(&mut self.staged);
+                self.emit(&Event::Requeued {
+                    samples: lost.len() as u64,
+                });
+                self.redo.extend(lost.into_iter().map(|s| s.sample));
             }
             Err(e) => {
                 self.staged.clear();
@@ -67,23 +79,14 @@ impl RunState<'_> {
     pub(super) fn confirm_staged(&mut self) {
         for Staged { sample, outcome } in std::mem::take(&mut self.staged) {
             match outcome {
-                Ok(r) => {
-                    for (total, t) in self.tallies.iter_mut().zip(r.tallies) {
-                        total.merge(t);
-                    }
-                    for (total, c) in self.counts.iter_mut().zip(&r.counts) {
-                        total.add(c);
-                    }
-                    self.tokens += sample.tokens;
-                    self.samples.done += 1;
-                    self.row_log.record(sample.row, RowState::Done);
-                }
+                Ok(result) => self.emit(&Event::Done {
+                    sample: &sample,
+                    result: &result,
+                }),
                 Err(issue) => {
-                    self.journal.at_risk_rows.push(sample.row);
-                    self.row_log.record(sample.row, RowState::AtRisk);
-                    let last = issue.reason.clone();
-                    self.samples.at_risk.push(issue);
-                    if self.samples.at_risk.len() > MAX_AT_RISK {
+                    self.emit(&Event::AtRisk { issue: &issue });
+                    if self.record.samples.at_risk.len() > MAX_AT_RISK {
+                        let last = issue.reason;
                         self.stop(
                             RunStatus::Failed,
                             StopReason::TooManyAtRisk {

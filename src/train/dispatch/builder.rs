@@ -1,0 +1,175 @@
+//! The record builder: a subscriber that adds up what durable samples taught, and at
+//! the end turns it into the run record.
+
+use super::events::{Event, Reporter};
+use crate::kato::metrics::MetricsSnapshot;
+use crate::profile::Profile;
+use crate::train::dataset::DatasetIdentity;
+use crate::train::digest::NodeTally;
+use crate::train::hierarchy::{min_node0_chunks, receptive_field, LevelCounts, TailPolicy};
+use crate::train::outcome::{KbTrust, StopReason};
+use crate::train::record::{
+    DurabilityInfo, LevelRecord, ProfileInfo, RunRecord, RunStatus, SampleCounts, RECORD_VERSION,
+};
+use crate::train::runner::{now, Target};
+use crate::train::segment::SegmentCounts;
+
+/// Tallies, counts and sample outcomes of the durable samples.
+pub(crate) struct RecordBuilder {
+    pub(crate) tallies: Vec<NodeTally>,
+    counts: Vec<LevelCounts>,
+    pub(crate) samples: SampleCounts,
+    tokens: u64,
+}
+
+/// How the run ended, as the dispatcher decided it.
+pub(crate) struct Verdict {
+    pub(crate) status: RunStatus,
+    pub(crate) stop_reason: Option<StopReason>,
+    pub(crate) kb_trust: KbTrust,
+}
+
+/// Everything about the run the builder does not count itself.
+pub(crate) struct RunFacts<'p> {
+    pub(crate) profile: &'p Profile,
+    pub(crate) target: &'p Target,
+    pub(crate) run_id: String,
+    pub(crate) resumed: bool,
+    pub(crate) dataset: DatasetIdentity,
+    pub(crate) learning_hash: String,
+    pub(crate) started_at: String,
+    /// Seconds.
+    pub(crate) wall: f64,
+    pub(crate) calls: MetricsSnapshot,
+    pub(crate) segmentation: SegmentCounts,
+    pub(crate) durability: DurabilityInfo,
+}
+
+impl RecordBuilder {
+    pub(crate) fn new(levels: usize) -> Self {
+        Self {
+            tallies: vec![NodeTally::default(); levels],
+            counts: vec![LevelCounts::default(); levels],
+            samples: SampleCounts::default(),
+            tokens: 0,
+        }
+    }
+
+    /// Samples settled in this session: done or at risk.
+    pub(crate) fn settled(&self) -> u64 {
+        self.samples.done + self.samples.at_risk.len() as u64
+    }
+
+    pub(crate) fn into_record(self, verdict: Verdict, facts: RunFacts<'_>) -> RunRecord {
+        let RunFacts {
+            profile,
+            calls,
+            wall,
+            ..
+        } = facts;
+        // With no sample trained there is no per-sample figure: the map stays empty
+        // (n/a), rather than dividing by a made-up one.
+        let done = self.samples.done as f64;
+        let calls_per_sample = calls
+            .endpoints
+            .iter()
+            .filter(|_| done > 0.0)
+            .map(|(e, s)| (e.label().to_string(), s.calls as f64 / done))
+            .collect();
+        let levels = level_records(profile, &self.tallies, &self.counts);
+        RunRecord {
+            version: RECORD_VERSION,
+            katotune_version: env!("CARGO_PKG_VERSION").into(),
+            run_id: facts.run_id,
+            status: verdict.status,
+            stop_reason: verdict.stop_reason,
+            kb_trust: verdict.kb_trust,
+            profile: ProfileInfo {
+                name: profile.name.clone(),
+                hash: profile.hash(),
+                learning_hash: facts.learning_hash,
+                resolved: profile.clone(),
+            },
+            backend: facts.target.backend.clone(),
+            dataset: facts.dataset,
+            started_at: facts.started_at,
+            finished_at: now(),
+            wall_seconds: wall,
+            resumed: facts.resumed,
+            samples_per_second: self.samples.done as f64 / wall.max(1e-9),
+            tokens_per_second: self.tokens as f64 / wall.max(1e-9),
+            samples: self.samples,
+            tokens: self.tokens,
+            calls_per_sample,
+            calls,
+            segmentation: facts.segmentation,
+            levels,
+            durability: facts.durability,
+            delivery: None,
+        }
+    }
+}
+
+impl Reporter for RecordBuilder {
+    fn on(&mut self, event: &Event<'_>) {
+        match event {
+            Event::Filtered => self.samples.filtered += 1,
+            Event::Skipped { issue } => self.samples.skipped.push((*issue).clone()),
+            Event::Done { sample, result } => {
+                for (total, t) in self.tallies.iter_mut().zip(&result.tallies) {
+                    total.merge(t);
+                }
+                for (total, c) in self.counts.iter_mut().zip(&result.counts) {
+                    total.add(c);
+                }
+                self.tokens += sample.tokens;
+                self.samples.done += 1;
+            }
+            Event::AtRisk { issue } => self.samples.at_risk.push((*issue).clone()),
+            Event::Failed { issue } => self.samples.failed.push((*issue).clone()),
+            _ => {}
+        }
+    }
+}
+
+fn level_records(
+    profile: &Profile,
+    tallies: &[NodeTally],
+    counts: &[LevelCounts],
+) -> Vec<LevelRecord> {
+    let sizes = &profile.training.chunk_sizes;
+    let anything = tallies.iter().any(|t| t.learns() > 0);
+    (0..sizes.len())
+        .map(|level| {
+            let kb = tallies[level].digest();
+            let field = receptive_field(sizes, level);
+            let note = (kb.learns == 0 && anything).then(|| idle_level_note(sizes, level));
+            LevelRecord {
+                node: profile.node_id(level),
+                chunk_size: sizes[level],
+                requests: if level == 0 {
+                    kb.learns + counts[0].empty
+                } else {
+                    counts[level].requests
+                },
+                dropped: counts.get(level).map_or(0, |c| c.dropped),
+                receptive_field: field,
+                kb,
+                note,
+            }
+        })
+        .collect()
+}
+
+/// Why a level learned nothing: no sample was long enough to give it two names.
+fn idle_level_note(sizes: &[usize], level: usize) -> String {
+    let field = receptive_field(sizes, level);
+    match min_node0_chunks(&sizes[1..], level, TailPolicy::LearnIfAtLeastTwo) {
+        Some(chunks) => format!(
+            "learned nothing: a sample needs about {} tokens ({chunks} node0 chunks) to give this level \
+             the 2 names it learns from; a full pattern here spans {field} tokens",
+            chunks * sizes[0] as u64
+        ),
+        None => format!("learned nothing: a full pattern here spans {field} tokens"),
+    }
+}
