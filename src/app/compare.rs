@@ -1,10 +1,13 @@
 //! `katotune compare` and `katotune report`: hyperfine for KATO training.
 //!
 //! Every profile trains the same samples (the reference profile's dataset, skip and
-//! count), each run on a fresh stack unless `--reuse-stack`, after `--warmup`
-//! samples that are not counted, `--runs` times. Exports are rewritten after each
-//! profile, so a crash keeps what was done.
+//! count), each run on a fresh stack unless `--reuse-stack`. After `--warmup` whole
+//! runs that are not counted, a profile runs until it has at least `--runs` runs
+//! (`report.min_runs`, 3) and `--min-time` of measured wall time (`report.min_time`,
+//! 3 s), at most `--max-runs`. Exports are rewritten after each profile, so a crash
+//! keeps what was done.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -19,7 +22,7 @@ use crate::profile::Profile;
 use crate::report::export::table::TerminalTable;
 use crate::report::export::ExportSet;
 use crate::report::load::{load_inputs, Inputs};
-use crate::report::{Comparison, ProfileRuns, ReproMeta};
+use crate::report::{Comparison, GateRule, ProfileRuns, ReproMeta};
 use crate::stack::{self, KbStart, StackHandle};
 use crate::train::journal::Journal;
 use crate::train::record::{RunRecord, RunStatus};
@@ -38,6 +41,98 @@ pub fn parse_threshold(text: &str) -> Result<f64, BadInput> {
             "--threshold `{text}`: write a percentage below 100%, like `10%`"
         ))),
     }
+}
+
+/// Parses `95%` or `0.95` (between 50 % and 100 %, both excluded).
+pub fn parse_confidence(text: &str) -> Result<f64, BadInput> {
+    let t = text.trim();
+    let value = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    };
+    match value {
+        Ok(v) if v > 0.5 && v < 1.0 => Ok(v),
+        _ => Err(BadInput(format!(
+            "--confidence `{text}`: write a percentage between 50% and 100%, like `95%`"
+        ))),
+    }
+}
+
+/// How many runs a profile gets: warm-ups, then measured runs until both the least
+/// count and the least summed wall time are met, but never more than `max_runs`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunPlan {
+    /// Whole runs before the measured ones, not counted.
+    pub warmup_runs: u32,
+    pub min_runs: u32,
+    pub min_seconds: f64,
+    pub max_runs: u32,
+}
+
+impl RunPlan {
+    /// Flags first, then the profile's `report.min_runs` and `report.min_time`.
+    fn of(args: &CompareArgs, profile: &Profile) -> Self {
+        let min_runs = args.runs.unwrap_or(profile.report.min_runs).max(1);
+        Self {
+            warmup_runs: args.warmup,
+            min_runs,
+            min_seconds: args
+                .min_time
+                .unwrap_or(profile.report.min_time)
+                .as_secs_f64(),
+            max_runs: args.max_runs.max(min_runs),
+        }
+    }
+
+    /// Whether another measured run is due after `runs` runs of `seconds` in all.
+    pub fn wants_more(&self, runs: u32, seconds: f64) -> bool {
+        runs < self.min_runs || (seconds < self.min_seconds && runs < self.max_runs)
+    }
+}
+
+/// What every run of one profile shares.
+struct RunContext<'a> {
+    label: String,
+    out_dir: &'a Path,
+    warmup_samples: u64,
+    cancel: &'a CancellationToken,
+}
+
+type Measured = (Vec<RunRecord>, Vec<BTreeMap<String, u64>>);
+
+/// Warm-up runs, then measured runs as `plan` says; stops at the first run that did
+/// not complete. Returns the measured records and the last run's name counts.
+async fn measure_profile(
+    profile: &Profile,
+    plan: &RunPlan,
+    ctx: &RunContext<'_>,
+    mut shared: Option<&mut Option<StackHandle>>,
+) -> CliResult<Measured> {
+    for w in 0..plan.warmup_runs {
+        let label = format!("{} warm-up run {}/{}", ctx.label, w + 1, plan.warmup_runs);
+        let dir = ctx.out_dir.join(format!("{}-warmup{}", profile.name, w + 1));
+        let (record, _) = measured_run(profile, &label, &dir, ctx, shared.as_deref_mut()).await?;
+        if record.status != RunStatus::Completed {
+            return Ok((vec![record], Vec::new()));
+        }
+    }
+    let (mut records, mut kb) = (Vec::new(), Vec::new());
+    let mut seconds = 0.0;
+    while plan.wants_more(records.len() as u32, seconds) {
+        let run = records.len() + 1;
+        let label = format!("{} run {run} (at least {})", ctx.label, plan.min_runs);
+        let dir = ctx.out_dir.join(format!("{}-run{run}", profile.name));
+        let (record, tallies) = measured_run(profile, &label, &dir, ctx, shared.as_deref_mut()).await?;
+        write_record(&record, &dir.join("record.json"))?;
+        let stopped = record.status != RunStatus::Completed;
+        seconds += record.wall_seconds;
+        records.push(record);
+        kb = tallies.iter().map(|t| t.sorted_counts()).collect();
+        if stopped {
+            break;
+        }
+    }
+    Ok((records, kb))
 }
 
 fn export_set(args: &ExportArgs, defaults: Option<(&Path, &str, &[ReportFormat])>) -> ExportSet {
@@ -100,7 +195,10 @@ fn align_samples(profiles: &mut [Profile], reference: usize) {
 }
 
 pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
-    let threshold = parse_threshold(&args.threshold)?;
+    let rule = GateRule {
+        threshold: parse_threshold(&args.threshold)?,
+        confidence: parse_confidence(&args.confidence)?,
+    };
     let mut profiles = Vec::new();
     for name in &args.profiles {
         profiles.push(load_profile(name, &args.overrides)?.profile);
@@ -143,35 +241,16 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
     // The exit code of the first run that did not complete.
     let mut stopped: Option<i32> = None;
     let total = profiles.len();
+    let load_at_start = crate::report::meta::load_average();
     for (i, profile) in profiles.iter().enumerate() {
-        let mut records = Vec::new();
-        let mut kb = Vec::new();
-        for run in 0..args.runs {
-            let label = format!(
-                "[{}/{total}] {} run {}/{}",
-                i + 1,
-                profile.name,
-                run + 1,
-                args.runs
-            );
-            let dir = out_dir.join(format!("{}-run{}", profile.name, run + 1));
-            let (record, tallies) = measured_run(
-                profile,
-                &label,
-                &dir,
-                args.warmup,
-                &cancel,
-                shared_stack.then_some(&mut shared),
-            )
-            .await?;
-            write_record(&record, &dir.join("record.json"))?;
-            let stopped = record.status != RunStatus::Completed;
-            records.push(record);
-            kb = tallies.iter().map(|t| t.sorted_counts()).collect();
-            if stopped {
-                break;
-            }
-        }
+        let plan = RunPlan::of(&args, profile);
+        let ctx = RunContext {
+            label: format!("[{}/{total}] {}", i + 1, profile.name),
+            out_dir: &out_dir,
+            warmup_samples: args.warmup_samples,
+            cancel: &cancel,
+        };
+        let (records, kb) = measure_profile(profile, &plan, &ctx, shared_stack.then_some(&mut shared)).await?;
         let interrupted = records.iter().find(|r| r.status != RunStatus::Completed);
         let interrupted = interrupted.map(RunRecord::exit_code);
         stopped = stopped.or(interrupted);
@@ -180,12 +259,13 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
             records,
             kb,
         });
-        let meta = ReproMeta::capture(started_at.clone(), now());
-        let c = Comparison::build(
+        let mut meta = ReproMeta::capture(started_at.clone(), now());
+        meta.load_average_at_start = load_at_start;
+        let c = Comparison::build_with_rule(
             done.clone(),
             reference.min(done.len() - 1),
             baseline.as_ref(),
-            Some(threshold),
+            rule,
             meta,
         );
         exports.write(&c)?;
@@ -205,15 +285,15 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
     finish(global, &comparison, &exports, args.allow_kb_diff, stopped)
 }
 
-/// One measured run (after its warm-up) on a fresh stack, or on the shared one.
+/// One run (after its warm-up samples) on a fresh stack, or on the shared one.
 async fn measured_run(
     profile: &Profile,
     label: &str,
     dir: &Path,
-    warmup: u64,
-    cancel: &CancellationToken,
+    ctx: &RunContext<'_>,
     shared: Option<&mut Option<StackHandle>>,
 ) -> CliResult<(RunRecord, Vec<crate::train::digest::NodeTally>)> {
+    let (warmup, cancel) = (ctx.warmup_samples, ctx.cancel);
     eprintln!(
         "{label}: provisioning ({:?} backend)",
         profile.stack.backend

@@ -20,6 +20,6 @@ pub use export::{ExportError, ExportSet, Exporter};
 pub use load::{load_inputs, Inputs, LoadError};
 pub use meta::{HostInfo, ReproMeta};
 pub use model::{Comparison, ProfileRuns, ProfileSummary, SCHEMA_VERSION};
-pub use regression::{Verdict, VerdictStatus, DEFAULT_THRESHOLD};
+pub use regression::{GateRule, Verdict, VerdictStatus, DEFAULT_CONFIDENCE, DEFAULT_THRESHOLD};
 pub use relative_speed::Relative;
 pub use stats::Spread;

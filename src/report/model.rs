@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::correctness::{self, CheckStatus, KbSide};
 use super::meta::ReproMeta;
-use super::regression::{self, Gate, Verdict, VerdictStatus, DEFAULT_THRESHOLD};
+use super::regression::{self, Gate, GateRule, Verdict, VerdictStatus, DEFAULT_THRESHOLD};
 use super::relative_speed::Relative;
 use super::settings::Setting;
 use super::stats::Spread;
@@ -97,6 +97,18 @@ impl Comparison {
         reference: usize,
         baseline: Option<&Comparison>,
         threshold: Option<f64>,
+        meta: ReproMeta,
+    ) -> Comparison {
+        let rule = GateRule::with_threshold(threshold.unwrap_or(DEFAULT_THRESHOLD));
+        Self::build_with_rule(inputs, reference, baseline, rule, meta)
+    }
+
+    /// [`Comparison::build`] with the gate's confidence too.
+    pub fn build_with_rule(
+        inputs: Vec<ProfileRuns>,
+        reference: usize,
+        baseline: Option<&Comparison>,
+        rule: GateRule,
         mut meta: ReproMeta,
     ) -> Comparison {
         let reference = if reference < inputs.len() {
@@ -118,12 +130,12 @@ impl Comparison {
             }
         }
         let gate = baseline.map(|base| {
-            let threshold = threshold.unwrap_or(DEFAULT_THRESHOLD);
             for profile in &mut profiles {
-                profile.verdict = Some(regression::judge(profile, base, threshold));
+                profile.verdict = Some(regression::judge(profile, base, rule));
             }
             Gate {
-                threshold,
+                threshold: rule.threshold,
+                confidence: rule.confidence,
                 baseline_started_at: base.meta.started_at.clone(),
                 baseline_git_revision: base.meta.git_revision.clone(),
             }

@@ -256,10 +256,14 @@ fn gate_section(m: &mut impl Markup, c: &Comparison) {
     m.heading(2, "Regression gate");
     m.paragraph(
         &format!(
-            "Against the baseline of {} (katotune revision {}), threshold {:.1}% slower.",
+            "Against the baseline of {} (katotune revision {}). A profile regresses when its mean \
+             samples/s fell more than {:.1}% AND Welch's one-sided t-test over the per-run samples/s \
+             says it is slower at {:.0}% confidence (p < {:.2}), or when a KB digest changed.",
             gate.baseline_started_at,
             gate.baseline_git_revision,
-            gate.threshold * 100.0
+            gate.threshold * 100.0,
+            gate.confidence * 100.0,
+            1.0 - gate.confidence
         ),
         Tone::Plain,
     );
@@ -268,6 +272,8 @@ fn gate_section(m: &mut impl Markup, c: &Comparison) {
         ("Baseline samples/s", true),
         ("Samples/s", true),
         ("Change", true),
+        ("p (slower)", true),
+        ("Runs (now vs baseline)", true),
         ("Verdict", false),
     ]);
     for p in &c.profiles {
@@ -275,6 +281,10 @@ fn gate_section(m: &mut impl Markup, c: &Comparison) {
         let (word, tone) = match v.status {
             VerdictStatus::Pass => ("pass".to_string(), Tone::Good),
             VerdictStatus::NoBaseline => ("no baseline".to_string(), Tone::Plain),
+            VerdictStatus::TooFewRuns => (
+                "not tested: fewer than 2 runs on a side".to_string(),
+                Tone::Warn,
+            ),
             VerdictStatus::Regressed => (format!("REGRESSED: {}", v.reasons.join("; ")), Tone::Bad),
         };
         t.row(vec![
@@ -293,6 +303,10 @@ fn gate_section(m: &mut impl Markup, c: &Comparison) {
                     Tone::Plain
                 },
             ),
+            Cell::plain(v.welch.map_or("-".into(), |w| {
+                crate::report::regression::p_text(w.p_less)
+            })),
+            Cell::plain(format!("{} vs {}", v.runs.0, v.runs.1)),
             Cell::toned(word, tone),
         ]);
     }
