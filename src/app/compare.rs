@@ -357,7 +357,11 @@ fn finish(
     stopped: Option<i32>,
 ) -> CliResult<i32> {
     let colour = colour_on(global);
-    let table = TerminalTable { colour }.render_text(c);
+    let table = TerminalTable {
+        colour,
+        width: crate::report::export::table::terminal_width(),
+    }
+    .render_text(c);
     println!("{}", crate::secret::mask_text(&table));
     for (path_format, path) in exports.targets() {
         eprintln!("wrote {:?}: {}", path_format, path.display());
@@ -366,13 +370,6 @@ fn finish(
         return Ok(code);
     }
     let regressions = c.regressions();
-    for (profile, verdict) in &regressions {
-        eprintln!(
-            "REGRESSION {}: {}",
-            profile.name,
-            verdict.reasons.join("; ")
-        );
-    }
     if !regressions.is_empty() {
         return Ok(exit::REGRESSION);
     }
@@ -414,6 +411,7 @@ pub fn report(args: ReportArgs, global: &GlobalArgs) -> CliResult<i32> {
     exports.write(&comparison)?;
     let table = TerminalTable {
         colour: colour_on(global),
+        width: crate::report::export::table::terminal_width(),
     }
     .render_text(&comparison);
     println!("{}", crate::secret::mask_text(&table));

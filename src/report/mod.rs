@@ -15,6 +15,7 @@ pub mod relative_speed;
 pub mod settings;
 pub mod stats;
 pub mod summary;
+pub mod warnings;
 
 pub use export::{ExportError, ExportSet, Exporter};
 pub use load::{load_inputs, Inputs, LoadError};

@@ -12,6 +12,7 @@ use super::regression::{self, Gate, GateRule, Verdict, VerdictStatus, DEFAULT_TH
 use super::relative_speed::Relative;
 use super::settings::Setting;
 use super::stats::Spread;
+use super::warnings;
 use super::summary::{self, CallSummary, NodeSummary, RunBrief, SampleSummary};
 use crate::profile::Profile;
 use crate::train::dataset::DatasetIdentity;
@@ -46,6 +47,9 @@ pub struct Comparison {
     pub gate: Option<Gate>,
     /// In the order they were given.
     pub profiles: Vec<ProfileSummary>,
+    /// Reasons to doubt every figure (a busy machine), see [`super::warnings`].
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// One profile in the comparison.
@@ -80,6 +84,10 @@ pub struct ProfileSummary {
     pub correctness: correctness::Correctness,
     /// The server settings this profile sets, explained for its target.
     pub settings: Vec<Setting>,
+    /// Reasons to doubt this profile's figures (short runs, high variation, outliers,
+    /// nothing trained), see [`super::warnings`].
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// The regression gate's verdict, when a baseline was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
@@ -143,8 +151,12 @@ impl Comparison {
         if meta.dataset.is_none() {
             meta.dataset = profiles.get(reference).and_then(|p| p.dataset.clone());
         }
+        for p in &mut profiles {
+            p.warnings = warnings::profile_warnings(p);
+        }
         Comparison {
             schema_version: SCHEMA_VERSION,
+            warnings: warnings::comparison_warnings(&meta),
             meta,
             reference: profiles
                 .get(reference)

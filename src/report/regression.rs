@@ -116,7 +116,7 @@ impl Verdict {
             .map_or_else(|| "n/a".to_string(), |c| format!("{:+.1}%", c * 100.0));
         match self.welch {
             Some(w) => format!(
-                "{change} (Welch p = {}, {} vs {} runs)",
+                "{change} (Welch {}, {} vs {} runs)",
                 p_text(w.p_less),
                 self.runs.0,
                 self.runs.1
@@ -126,12 +126,12 @@ impl Verdict {
     }
 }
 
-/// `0.003`, or `< 0.001`.
+/// `p = 0.003`, or `p < 0.001`.
 pub fn p_text(p: f64) -> String {
     if p < 0.001 {
-        "< 0.001".to_string()
+        "p < 0.001".to_string()
     } else {
-        format!("{p:.3}")
+        format!("p = {p:.3}")
     }
 }
 
@@ -172,7 +172,7 @@ pub fn judge(profile: &ProfileSummary, baseline: &Comparison, rule: GateRule) ->
     if let (true, true, Some(change), Some(w)) = (slower, significant, speed_change, welch) {
         reasons.push(format!(
             "samples/s fell {:.1}% below the baseline ({base:.2} -> {now:.2}; threshold {:.1}%), \
-             Welch p = {} < {alpha:.2} over {} vs {} runs",
+             Welch {} (below {alpha:.2}) over {} vs {} runs",
             -change * 100.0,
             rule.threshold * 100.0,
             p_text(w.p_less),

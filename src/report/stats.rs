@@ -133,7 +133,8 @@ pub struct Welch {
 }
 
 /// Welch's t-test; `None` with fewer than two values on a side. Two sides without
-/// any variance give t = 0 (p = 1) when their means agree, else ±∞ (p = 0 or 1).
+/// any variance give t = 0 (p = 1) when their means agree, else ±`f64::MAX` (JSON has
+/// no infinity) with p = 0 or 1.
 pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
     if a.len() < 2 || b.len() < 2 {
         return None;
@@ -148,7 +149,7 @@ pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
             Some(std::cmp::Ordering::Greater) => (1.0, 0.0),
             _ => (0.5, 1.0),
         };
-        let t = if diff == 0.0 { 0.0 } else { diff.signum() * f64::INFINITY };
+        let t = if diff == 0.0 { 0.0 } else { diff.signum() * f64::MAX };
         return Some(Welch { t, df: (a.len() + b.len() - 2) as f64, p_less, p_two_sided: p_two });
     }
     let t = diff / (va + vb).sqrt();

@@ -110,6 +110,7 @@ pub(crate) fn summarize(runs: &ProfileRuns) -> ProfileSummary {
             ),
         },
         settings: settings_of(&runs.profile),
+        warnings: Vec::new(),
         verdict: None,
         resolved: runs.profile.clone(),
     }

@@ -17,6 +17,7 @@ pub(crate) fn document(m: &mut impl Markup, c: &Comparison) {
         m.list(&plain(sentences));
     }
     m.chart(ChartKind::Throughput, c);
+    warnings_section(m, c);
     correctness_section(m, c);
     if c.gate.is_some() {
         gate_section(m, c);
@@ -31,6 +32,26 @@ pub(crate) fn document(m: &mut impl Markup, c: &Comparison) {
     m.table(&super::details::calls_table(c));
     super::details::settings_section(m, c);
     super::details::reproduction_section(m, c);
+}
+
+/// Every reason to doubt a figure, or a sentence saying there is none.
+pub(crate) fn all_warnings(c: &Comparison) -> Vec<String> {
+    let mut out = c.warnings.clone();
+    out.extend(c.profiles.iter().flat_map(|p| p.warnings.iter().cloned()));
+    out
+}
+
+fn warnings_section(m: &mut impl Markup, c: &Comparison) {
+    let warnings = all_warnings(c);
+    m.heading(2, "Measurement warnings");
+    if warnings.is_empty() {
+        m.paragraph(
+            "None: every run lasted long enough, repeats agree within 10% and no run is an outlier.",
+            Tone::Good,
+        );
+    } else {
+        m.list(&warnings.into_iter().map(|w| (w, Tone::Warn)).collect::<Vec<_>>());
+    }
 }
 
 fn intro(c: &Comparison) -> String {
@@ -73,9 +94,9 @@ pub(crate) fn check_cell(p: &ProfileSummary) -> Cell {
     Cell::toned(text, tone)
 }
 
-/// `4.21 ± 0.12`, `1.00` for the reference, `-` without a ratio.
+/// `4.21 ± 0.12`, `1.00` for the reference, `n/a` without a ratio.
 pub(crate) fn relative_text(p: &ProfileSummary) -> String {
-    p.relative.map_or_else(|| "-".to_string(), |r| r.display())
+    p.relative.map_or_else(|| "n/a".to_string(), |r| r.display())
 }
 
 fn count_cell(n: u64) -> Cell {
@@ -85,23 +106,59 @@ fn count_cell(n: u64) -> Cell {
 /// One column of the results table: its header, alignment and cell.
 type Column = (&'static str, bool, fn(&ProfileSummary) -> Cell);
 
+/// `n/a` for a profile that trained nothing (its speed would read as fastest or slowest).
+fn measured(p: &ProfileSummary, text: impl FnOnce() -> String) -> Cell {
+    if p.samples.done == 0 {
+        Cell::toned("n/a", Tone::Warn)
+    } else {
+        Cell::plain(text())
+    }
+}
+
+/// Time per sample in the unit that fits: ms below a second, else s.
+pub(crate) fn per_sample_text(p: &ProfileSummary) -> String {
+    let s = &p.seconds_per_sample;
+    let (scale, unit) = if s.mean < 1.0 { (1000.0, "ms") } else { (1.0, "s") };
+    let places = |v: f64| if v * scale >= 100.0 { 0 } else if v * scale >= 10.0 { 1 } else { 2 };
+    let d = places(s.mean);
+    match s.stddev {
+        Some(sd) => format!("{:.*} ± {:.*} {unit}", d, s.mean * scale, d, sd * scale),
+        None => format!("{:.*} {unit}", d, s.mean * scale),
+    }
+}
+
 const PROFILE: Column = ("Profile", false, |p| Cell::plain(&p.name));
-const RUNS: Column = ("Runs", true, |p| Cell::plain(p.runs.len().to_string()));
-const RATE: Column = ("Samples/s", true, |p| {
-    Cell::plain(p.samples_per_second.display(2))
+const RUNS: Column = ("Runs × samples", true, |p| {
+    Cell::plain(format!("{} × {}", p.runs.len(), p.samples.done))
 });
-const PER_SAMPLE: Column = ("s/sample", true, |p| {
-    Cell::plain(p.seconds_per_sample.display(3))
+const RATE: Column = ("Samples/s (mean ± sd)", true, |p| {
+    measured(p, || p.samples_per_second.display(2))
 });
+const MEDIAN: Column = ("Median", true, |p| {
+    measured(p, || format!("{:.2}", p.samples_per_second.median))
+});
+const RANGE: Column = ("Min … max", true, |p| {
+    measured(p, || {
+        format!(
+            "{:.2} … {:.2}",
+            p.samples_per_second.min, p.samples_per_second.max
+        )
+    })
+});
+const PER_SAMPLE: Column = ("Per sample", true, |p| measured(p, || per_sample_text(p)));
 const TOKENS: Column = ("Tokens/s", true, |p| {
-    Cell::plain(p.tokens_per_second.display(0))
+    measured(p, || p.tokens_per_second.display(0))
 });
-const RELATIVE: Column = ("Relative", true, |p| Cell::plain(relative_text(p)));
+const RELATIVE: Column = ("Relative speed", true, |p| Cell::plain(relative_text(p)));
 const CALLS: Column = ("Calls/sample", true, |p| {
-    Cell::plain(format!("{:.2}", p.calls.per_sample))
+    measured(p, || format!("{:.2}", p.calls.per_sample))
 });
 const P95: Column = ("p95 ms", true, |p| {
-    Cell::plain(format!("{:.2}", p.calls.latency.p95_ms))
+    if p.calls.latency.samples == 0 {
+        Cell::toned("n/a", Tone::Warn)
+    } else {
+        Cell::plain(format!("{:.2}", p.calls.latency.p95_ms))
+    }
 });
 const ERRORS: Column = ("Errors", true, |p| count_cell(p.calls.errors));
 const DONE: Column = ("Done", true, |p| Cell::plain(p.samples.done.to_string()));
@@ -123,8 +180,8 @@ pub(crate) fn results_table(c: &Comparison) -> Table {
     table_of(
         c,
         &[
-            PROFILE, RUNS, RATE, PER_SAMPLE, TOKENS, RELATIVE, CALLS, P95, ERRORS, DONE, AT_RISK,
-            FAILED, KB,
+            PROFILE, RUNS, RATE, MEDIAN, RANGE, PER_SAMPLE, TOKENS, RELATIVE, CALLS, P95, ERRORS,
+            DONE, AT_RISK, FAILED, KB,
         ],
     )
 }
@@ -134,7 +191,8 @@ pub(crate) fn compact_results_table(c: &Comparison) -> Table {
     table_of(
         c,
         &[
-            PROFILE, RATE, PER_SAMPLE, RELATIVE, CALLS, P95, ERRORS, DONE, AT_RISK, KB,
+            PROFILE, RATE, RELATIVE, RUNS, KB, MEDIAN, RANGE, PER_SAMPLE, P95, CALLS, ERRORS,
+            AT_RISK,
         ],
     )
 }
@@ -272,7 +330,7 @@ fn gate_section(m: &mut impl Markup, c: &Comparison) {
         ("Baseline samples/s", true),
         ("Samples/s", true),
         ("Change", true),
-        ("p (slower)", true),
+        ("Welch test (slower)", true),
         ("Runs (now vs baseline)", true),
         ("Verdict", false),
     ]);
