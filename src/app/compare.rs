@@ -110,7 +110,9 @@ async fn measure_profile(
 ) -> CliResult<Measured> {
     for w in 0..plan.warmup_runs {
         let label = format!("{} warm-up run {}/{}", ctx.label, w + 1, plan.warmup_runs);
-        let dir = ctx.out_dir.join(format!("{}-warmup{}", profile.name, w + 1));
+        let dir = ctx
+            .out_dir
+            .join(format!("{}-warmup{}", profile.name, w + 1));
         let (record, _) = measured_run(profile, &label, &dir, ctx, shared.as_deref_mut()).await?;
         if record.status != RunStatus::Completed {
             return Ok((vec![record], Vec::new()));
@@ -122,7 +124,8 @@ async fn measure_profile(
         let run = records.len() + 1;
         let label = format!("{} run {run} (at least {})", ctx.label, plan.min_runs);
         let dir = ctx.out_dir.join(format!("{}-run{run}", profile.name));
-        let (record, tallies) = measured_run(profile, &label, &dir, ctx, shared.as_deref_mut()).await?;
+        let (record, tallies) =
+            measured_run(profile, &label, &dir, ctx, shared.as_deref_mut()).await?;
         write_record(&record, &dir.join("record.json"))?;
         let stopped = record.status != RunStatus::Completed;
         seconds += record.wall_seconds;
@@ -250,7 +253,8 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
             warmup_samples: args.warmup_samples,
             cancel: &cancel,
         };
-        let (records, kb) = measure_profile(profile, &plan, &ctx, shared_stack.then_some(&mut shared)).await?;
+        let (records, kb) =
+            measure_profile(profile, &plan, &ctx, shared_stack.then_some(&mut shared)).await?;
         let interrupted = records.iter().find(|r| r.status != RunStatus::Completed);
         let interrupted = interrupted.map(RunRecord::exit_code);
         stopped = stopped.or(interrupted);
@@ -370,6 +374,13 @@ fn finish(
         return Ok(code);
     }
     let regressions = c.regressions();
+    for (profile, verdict) in &regressions {
+        eprintln!(
+            "REGRESSION {}: {}",
+            profile.name,
+            verdict.reasons.join("; ")
+        );
+    }
     if !regressions.is_empty() {
         return Ok(exit::REGRESSION);
     }

@@ -40,11 +40,18 @@ pub async fn apply(args: StackArgs, wait: bool) -> CliResult<i32> {
             docker.wait_healthy(&plan, profile.health.timeout).await?;
             let url = docker.api_endpoint(&plan).await?;
             probe::ready(&url, profile.health.timeout, profile.health.interval).await?;
-            println!("{} is ready at {}", plan.stack, crate::secret::mask_url(&url));
+            println!(
+                "{} is ready at {}",
+                plan.stack,
+                crate::secret::mask_url(&url)
+            );
             if stores::has_stores(&plan) {
                 let found = stores::of_plan(&docker, &plan).await?;
                 println!("  redis: {}", crate::secret::mask_url(&found.redis));
-                println!("  clickhouse: {}", crate::secret::mask_url(&found.clickhouse));
+                println!(
+                    "  clickhouse: {}",
+                    crate::secret::mask_url(&found.clickhouse)
+                );
                 println!("  service name: {}", found.service_name);
             }
         }

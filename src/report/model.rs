@@ -12,8 +12,8 @@ use super::regression::{self, Gate, GateRule, Verdict, VerdictStatus, DEFAULT_TH
 use super::relative_speed::Relative;
 use super::settings::Setting;
 use super::stats::Spread;
-use super::warnings;
 use super::summary::{self, CallSummary, NodeSummary, RunBrief, SampleSummary};
+use super::warnings;
 use crate::profile::Profile;
 use crate::train::dataset::DatasetIdentity;
 use crate::train::record::{BackendInfo, RunRecord};

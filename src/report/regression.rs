@@ -121,7 +121,10 @@ impl Verdict {
                 self.runs.0,
                 self.runs.1
             ),
-            None => format!("{change} ({} vs {} runs: not tested)", self.runs.0, self.runs.1),
+            None => format!(
+                "{change} ({} vs {} runs: not tested)",
+                self.runs.0, self.runs.1
+            ),
         }
     }
 }

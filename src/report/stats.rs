@@ -149,12 +149,21 @@ pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
             Some(std::cmp::Ordering::Greater) => (1.0, 0.0),
             _ => (0.5, 1.0),
         };
-        let t = if diff == 0.0 { 0.0 } else { diff.signum() * f64::MAX };
-        return Some(Welch { t, df: (a.len() + b.len() - 2) as f64, p_less, p_two_sided: p_two });
+        let t = if diff == 0.0 {
+            0.0
+        } else {
+            diff.signum() * f64::MAX
+        };
+        return Some(Welch {
+            t,
+            df: (a.len() + b.len() - 2) as f64,
+            p_less,
+            p_two_sided: p_two,
+        });
     }
     let t = diff / (va + vb).sqrt();
-    let df = (va + vb).powi(2)
-        / (va.powi(2) / (a.len() - 1) as f64 + vb.powi(2) / (b.len() - 1) as f64);
+    let df =
+        (va + vb).powi(2) / (va.powi(2) / (a.len() - 1) as f64 + vb.powi(2) / (b.len() - 1) as f64);
     let dist = StudentsT::new(0.0, 1.0, df).ok()?;
     Some(Welch {
         t,

@@ -81,7 +81,16 @@ fn html_export_snapshot() {
 #[test]
 fn terminal_table_snapshot() {
     let c = gated();
-    insta::assert_snapshot!(stable(render(&TerminalTable { colour: false, width: None }, &c), &c));
+    insta::assert_snapshot!(stable(
+        render(
+            &TerminalTable {
+                colour: false,
+                width: None
+            },
+            &c
+        ),
+        &c
+    ));
 }
 
 #[test]
@@ -119,11 +128,23 @@ fn html_marks_differences_red() {
 #[test]
 fn terminal_table_colours_differences_red_only_when_asked() {
     let c = fixture::comparison();
-    let coloured = render(&TerminalTable { colour: true, width: None }, &c);
+    let coloured = render(
+        &TerminalTable {
+            colour: true,
+            width: None,
+        },
+        &c,
+    );
     assert!(
         coloured.contains("\u{1b}[31mKB DIFFERS: broken-batch node1 vs baseline: 4 names differ")
     );
-    let plain = render(&TerminalTable { colour: false, width: None }, &c);
+    let plain = render(
+        &TerminalTable {
+            colour: false,
+            width: None,
+        },
+        &c,
+    );
     assert!(!plain.contains('\u{1b}'), "{plain}");
     assert!(
         plain.contains("KB DIFFERS: broken-batch node1 vs baseline: 4 names differ, learns 4 vs 2")
@@ -183,7 +204,13 @@ fn export_to_a_missing_folder_names_the_file() {
 #[test]
 fn terminal_table_fits_a_narrow_terminal_and_names_what_it_left_out() {
     let c = gated();
-    let wide = render(&TerminalTable { colour: false, width: None }, &c);
+    let wide = render(
+        &TerminalTable {
+            colour: false,
+            width: None,
+        },
+        &c,
+    );
     let table_width = |text: &str| {
         text.lines()
             .filter(|l| l.starts_with(['┌', '│', '╞', '└']))
@@ -193,13 +220,20 @@ fn terminal_table_fits_a_narrow_terminal_and_names_what_it_left_out() {
     };
     assert!(table_width(&wide) > 100, "the fixture's full table is wide");
     for width in [60u16, 80, 120] {
-        let narrow = TerminalTable { colour: false, width: Some(width) }.render_text(&c);
+        let narrow = TerminalTable {
+            colour: false,
+            width: Some(width),
+        }
+        .render_text(&c);
         assert!(
             table_width(&narrow) <= width as usize,
             "a {width}-column terminal got a wider table:\n{narrow}"
         );
         // The first columns a user reads are kept; the dropped ones are named.
-        assert!(narrow.contains("phase3-parallel") && narrow.contains("4.20"), "{narrow}");
+        assert!(
+            narrow.contains("phase3-parallel") && narrow.contains("4.20"),
+            "{narrow}"
+        );
         assert!(narrow.contains("too narrow for"), "{narrow}");
     }
 }

@@ -50,7 +50,12 @@ fn warnings_section(m: &mut impl Markup, c: &Comparison) {
             Tone::Good,
         );
     } else {
-        m.list(&warnings.into_iter().map(|w| (w, Tone::Warn)).collect::<Vec<_>>());
+        m.list(
+            &warnings
+                .into_iter()
+                .map(|w| (w, Tone::Warn))
+                .collect::<Vec<_>>(),
+        );
     }
 }
 
@@ -96,7 +101,8 @@ pub(crate) fn check_cell(p: &ProfileSummary) -> Cell {
 
 /// `4.21 ± 0.12`, `1.00` for the reference, `n/a` without a ratio.
 pub(crate) fn relative_text(p: &ProfileSummary) -> String {
-    p.relative.map_or_else(|| "n/a".to_string(), |r| r.display())
+    p.relative
+        .map_or_else(|| "n/a".to_string(), |r| r.display())
 }
 
 fn count_cell(n: u64) -> Cell {
@@ -118,8 +124,20 @@ fn measured(p: &ProfileSummary, text: impl FnOnce() -> String) -> Cell {
 /// Time per sample in the unit that fits: ms below a second, else s.
 pub(crate) fn per_sample_text(p: &ProfileSummary) -> String {
     let s = &p.seconds_per_sample;
-    let (scale, unit) = if s.mean < 1.0 { (1000.0, "ms") } else { (1.0, "s") };
-    let places = |v: f64| if v * scale >= 100.0 { 0 } else if v * scale >= 10.0 { 1 } else { 2 };
+    let (scale, unit) = if s.mean < 1.0 {
+        (1000.0, "ms")
+    } else {
+        (1.0, "s")
+    };
+    let places = |v: f64| {
+        if v * scale >= 100.0 {
+            0
+        } else if v * scale >= 10.0 {
+            1
+        } else {
+            2
+        }
+    };
     let d = places(s.mean);
     match s.stddev {
         Some(sd) => format!("{:.*} ± {:.*} {unit}", d, s.mean * scale, d, sd * scale),
@@ -361,9 +379,10 @@ fn gate_section(m: &mut impl Markup, c: &Comparison) {
                     Tone::Plain
                 },
             ),
-            Cell::plain(v.welch.map_or("-".into(), |w| {
-                crate::report::regression::p_text(w.p_less)
-            })),
+            Cell::plain(
+                v.welch
+                    .map_or("-".into(), |w| crate::report::regression::p_text(w.p_less)),
+            ),
             Cell::plain(format!("{} vs {}", v.runs.0, v.runs.1)),
             Cell::toned(word, tone),
         ]);

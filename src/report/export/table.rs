@@ -196,7 +196,9 @@ impl TerminalTable {
 
 /// One line per gated profile: the verdict, the effect and the p-value.
 fn gate_lines(c: &Comparison) -> Vec<(String, Tone)> {
-    let Some(gate) = &c.gate else { return Vec::new() };
+    let Some(gate) = &c.gate else {
+        return Vec::new();
+    };
     let mut lines = vec![(
         format!(
             "Gate: slower than the baseline by more than {:.1}% with Welch p < {:.2} ({:.0}% confidence) fails.",
@@ -210,7 +212,12 @@ fn gate_lines(c: &Comparison) -> Vec<(String, Tone)> {
         let Some(v) = &p.verdict else { continue };
         let line = match v.status {
             VerdictStatus::Regressed => (
-                format!("REGRESSION: {}: {}", p.name, v.reasons.join("; ")),
+                format!(
+                    "REGRESSION: {}: {} [speed {}]",
+                    p.name,
+                    v.reasons.join("; "),
+                    v.evidence()
+                ),
                 Tone::Bad,
             ),
             VerdictStatus::Pass => (format!("pass: {} {}", p.name, v.evidence()), Tone::Good),
