@@ -23,8 +23,10 @@ fn profiles(dir: &Path) -> [String; 3] {
 /// The binary under test: `CARGO_BIN_EXE_katotune` from the environment when set (a
 /// copy kept aside while others rebuild the shared target dir), else Cargo's.
 fn katotune() -> Command {
-    let path = std::env::var_os("CARGO_BIN_EXE_katotune")
-        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_katotune")), PathBuf::from);
+    let path = std::env::var_os("CARGO_BIN_EXE_katotune").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_katotune")),
+        PathBuf::from,
+    );
     Command::new(path)
 }
 

@@ -202,9 +202,17 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
         threshold: parse_threshold(&args.threshold)?,
         confidence: parse_confidence(&args.confidence)?,
     };
-    let mut profiles = Vec::new();
+    let (mut profiles, mut sources) = (Vec::new(), Vec::new());
     for name in &args.profiles {
-        profiles.push(load_profile(name, &args.overrides)?.profile);
+        let loaded = load_profile(name, &args.overrides)?;
+        let origins = crate::profile::explain::explain(&loaded.profile, &loaded.figment);
+        sources.push(
+            origins
+                .into_iter()
+                .map(|o| (o.key, o.source))
+                .collect::<BTreeMap<_, _>>(),
+        );
+        profiles.push(loaded.profile);
     }
     let reference = match &args.reference {
         None => 0,
@@ -262,6 +270,7 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
             profile: profile.clone(),
             records,
             kb,
+            sources: sources[i].clone(),
         });
         let mut meta = ReproMeta::capture(started_at.clone(), now());
         meta.load_average_at_start = load_at_start;

@@ -6,6 +6,7 @@
 //! records can be rendered again without training ([`load_inputs`]).
 
 pub mod correctness;
+pub mod differences;
 pub mod export;
 pub mod load;
 pub mod meta;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::correctness::{self, CheckStatus, KbSide};
+use super::differences::{differing_settings, SettingDifference};
 use super::meta::ReproMeta;
 use super::regression::{self, Gate, GateRule, Verdict, VerdictStatus, DEFAULT_THRESHOLD};
 use super::relative_speed::Relative;
@@ -32,6 +33,9 @@ pub struct ProfileRuns {
     /// in the order of that record's `levels` (`kb[0]` is node0). Empty when the
     /// names could not be read; differences are then reported without examples.
     pub kb: Vec<BTreeMap<String, u64>>,
+    /// Where each resolved setting came from, by dotted key (`profile::explain`);
+    /// empty when rebuilt from run records.
+    pub sources: BTreeMap<String, String>,
 }
 
 /// The comparison of several profiles over the same samples.
@@ -47,6 +51,9 @@ pub struct Comparison {
     pub gate: Option<Gate>,
     /// In the order they were given.
     pub profiles: Vec<ProfileSummary>,
+    /// Settings whose resolved value is not the same in every profile.
+    #[serde(default)]
+    pub setting_differences: Vec<SettingDifference>,
     /// Reasons to doubt every figure (a busy machine), see [`super::warnings`].
     #[serde(default)]
     pub warnings: Vec<String>,
@@ -93,6 +100,9 @@ pub struct ProfileSummary {
     pub verdict: Option<Verdict>,
     /// The resolved profile.
     pub resolved: Profile,
+    /// Where each resolved setting came from, by dotted key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, String>,
 }
 
 impl Comparison {
@@ -157,6 +167,7 @@ impl Comparison {
         Comparison {
             schema_version: SCHEMA_VERSION,
             warnings: warnings::comparison_warnings(&meta),
+            setting_differences: differing_settings(&profiles),
             meta,
             reference: profiles
                 .get(reference)

@@ -113,6 +113,7 @@ pub(crate) fn summarize(runs: &ProfileRuns) -> ProfileSummary {
         warnings: Vec::new(),
         verdict: None,
         resolved: runs.profile.clone(),
+        sources: runs.sources.clone(),
     }
 }
 

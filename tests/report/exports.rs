@@ -237,3 +237,44 @@ fn terminal_table_fits_a_narrow_terminal_and_names_what_it_left_out() {
         assert!(narrow.contains("too narrow for"), "{narrow}");
     }
 }
+
+/// The lines of a Markdown export from `## {heading}` up to the next section.
+fn markdown_section(c: &Comparison, heading: &str) -> String {
+    let md = render(&MarkdownExporter, c);
+    let start = md
+        .find(&format!("## {heading}\n"))
+        .unwrap_or_else(|| panic!("no {heading} section in:\n{md}"));
+    let rest = &md[start..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 4);
+    rest[..end].to_string()
+}
+
+#[test]
+fn settings_difference_table_snapshot() {
+    let section = markdown_section(&gated(), "What differs");
+    // Same in every profile: not listed.
+    assert!(!section.contains("training.chunk_sizes"), "{section}");
+    insta::assert_snapshot!(section);
+}
+
+#[test]
+fn a_profile_that_trained_nothing_shows_n_a_not_the_fastest_time() {
+    let mut inputs = fixture::inputs();
+    for r in &mut inputs[2].records {
+        r.samples.done = 0;
+        r.samples_per_second = 0.0;
+    }
+    let c = Comparison::build(inputs, 0, None, None, fixture::meta());
+    let table = TerminalTable {
+        colour: false,
+        width: None,
+    }
+    .render_text(&c);
+    let row = table
+        .lines()
+        .find(|l| l.contains("broken-batch"))
+        .expect("a row for broken-batch");
+    assert!(row.contains("n/a"), "{row}");
+    assert!(!row.contains("0.0 ms") && !row.contains("0.00 ms"), "{row}");
+    assert!(table.contains("broken-batch trained no samples"), "{table}");
+}

@@ -236,6 +236,19 @@ pub fn dataset() -> DatasetIdentity {
 }
 
 /// The three profiles' measured repeats.
+/// Where the fixture's settings came from: training knobs from `file`, the rest default.
+fn sources(file: &str) -> std::collections::BTreeMap<String, String> {
+    [
+        ("training.workers", file),
+        ("training.node0_batch", file),
+        ("training.chunk_sizes", file),
+        ("stack.backend", "flag --set"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 pub fn inputs() -> Vec<ProfileRuns> {
     let (base, parallel, broken) = (baseline_profile(), parallel_profile(), broken_profile());
     let (reference, broken_names) = (reference_kb(), broken_kb());
@@ -271,6 +284,7 @@ pub fn inputs() -> Vec<ProfileRuns> {
                 &reference,
                 1.0,
             ),
+            sources: sources("profiles/baseline.yaml"),
             profile: base,
             kb: reference.clone(),
         },
@@ -282,6 +296,7 @@ pub fn inputs() -> Vec<ProfileRuns> {
                 &reference,
                 2.0,
             ),
+            sources: sources("profiles/phase3-parallel.yaml"),
             profile: parallel,
             kb: reference,
         },
@@ -293,6 +308,7 @@ pub fn inputs() -> Vec<ProfileRuns> {
                 &broken_names,
                 12.0,
             ),
+            sources: sources("/tmp/broken-batch.yaml"),
             profile: broken,
             kb: broken_names,
         },

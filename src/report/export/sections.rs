@@ -16,6 +16,7 @@ pub(crate) fn document(m: &mut impl Markup, c: &Comparison) {
     if !sentences.is_empty() {
         m.list(&plain(sentences));
     }
+    differences_section(m, c);
     m.chart(ChartKind::Throughput, c);
     warnings_section(m, c);
     correctness_section(m, c);
@@ -32,6 +33,54 @@ pub(crate) fn document(m: &mut impl Markup, c: &Comparison) {
     m.table(&super::details::calls_table(c));
     super::details::settings_section(m, c);
     super::details::reproduction_section(m, c);
+}
+
+/// A value's origin, short: a file's name, else the source as recorded.
+fn short_source(source: &str) -> String {
+    let path = std::path::Path::new(source);
+    if source.contains('/') {
+        if let Some(name) = path.file_name() {
+            return name.to_string_lossy().into_owned();
+        }
+    }
+    source.to_string()
+}
+
+/// The settings-difference table: one row per setting whose value differs, one
+/// column per profile, each cell `value (where it came from)`.
+pub(crate) fn differences_table(c: &Comparison) -> Table {
+    let mut headers: Vec<(&str, bool)> = vec![("Setting", false), ("Side", false)];
+    headers.extend(c.profiles.iter().map(|p| (p.name.as_str(), false)));
+    let mut t = Table::new(&headers);
+    for d in &c.setting_differences {
+        let mut row = vec![Cell::plain(&d.key), Cell::plain(&d.side)];
+        row.extend(
+            d.values
+                .iter()
+                .map(|v| Cell::plain(format!("{} ({})", v.value, short_source(&v.source)))),
+        );
+        t.row(row);
+    }
+    t
+}
+
+fn differences_section(m: &mut impl Markup, c: &Comparison) {
+    m.heading(2, "What differs");
+    if c.profiles.len() < 2 {
+        return m.paragraph("One profile: nothing to set apart.", Tone::Plain);
+    }
+    if c.setting_differences.is_empty() {
+        return m.paragraph(
+            "The profiles resolve to the same settings: any speed difference is noise.",
+            Tone::Plain,
+        );
+    }
+    m.paragraph(
+        "Every client and server setting whose resolved value is not the same in all profiles, \
+         with where each value came from.",
+        Tone::Plain,
+    );
+    m.table(&differences_table(c));
 }
 
 /// Every reason to doubt a figure, or a sentence saying there is none.
