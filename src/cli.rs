@@ -297,6 +297,10 @@ pub struct CompareArgs {
     /// Most measured runs per profile, whatever `--min-time` asks.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_runs: u32,
+    /// Run one profile once per value of a setting: `training.workers=1,2,4,8`,
+    /// `training.workers=1..8`, any key (server knobs get a fresh stack per value).
+    #[arg(long, value_name = "KEY=VALUES")]
+    pub scan: Option<String>,
     /// Use one stack for every profile when they differ only in client settings.
     #[arg(long)]
     pub reuse_stack: bool,

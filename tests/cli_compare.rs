@@ -226,6 +226,54 @@ fn runs_continue_until_the_least_count_and_time_are_met_after_whole_warmup_runs(
 }
 
 #[test]
+fn a_scan_over_workers_charts_one_point_per_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let [_, batched, _] = profiles(dir.path());
+    let html = dir.path().join("scan.html");
+    let out = dir.path().join("scan.json");
+    let args = with(&[
+        &QUICK,
+        &["--scan", "training.workers=1..2,4"],
+        &["--export-html", html.to_str().unwrap()],
+        &["--export-json", out.to_str().unwrap()],
+    ]);
+    compare(dir.path(), &[&batched], &strs(&args))
+        .success()
+        .stdout(predicate::str::contains("batched@workers=4"));
+    let c = json(&out);
+    assert_eq!(c["scan"]["setting"], "training.workers");
+    assert_eq!(c["scan"]["values"], serde_json::json!(["1", "2", "4"]));
+    let workers: Vec<u64> = c["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["resolved"]["training"]["workers"].as_u64().unwrap())
+        .collect();
+    assert_eq!(workers, [1, 2, 4], "each value really ran");
+    let page = std::fs::read_to_string(&html).unwrap();
+    let chart = &page[page.find("id=\"chart-scan\"").expect("a scan chart")..];
+    let chart = &chart[..chart.find("</svg>").unwrap()];
+    assert_eq!(
+        chart.matches("class=\"point\"").count(),
+        3,
+        "one point per value"
+    );
+    assert!(page.contains("Scan of training.workers"));
+    // The settings table says what varied and that it came from --scan.
+    assert!(
+        page.contains("--scan training.workers"),
+        "the source of each value"
+    );
+    // Two profiles and a scan, or a fixed key: refused before training.
+    let two = with(&[&QUICK, &["--scan", "training.workers=1,2"]]);
+    compare(dir.path(), &[&batched, &batched], &strs(&two)).code(2);
+    let fixed = with(&[&QUICK, &["--scan", "training.samples=1,2"]]);
+    compare(dir.path(), &[&batched], &strs(&fixed))
+        .code(2)
+        .stderr(predicate::str::contains("cannot be scanned"));
+}
+
+#[test]
 fn report_rerenders_saved_results_without_training() {
     let dir = tempfile::tempdir().unwrap();
     let [one, batched, _] = profiles(dir.path());

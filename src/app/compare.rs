@@ -22,7 +22,7 @@ use crate::profile::Profile;
 use crate::report::export::table::TerminalTable;
 use crate::report::export::ExportSet;
 use crate::report::load::{load_inputs, Inputs};
-use crate::report::{Comparison, GateRule, ProfileRuns, ReproMeta};
+use crate::report::{Comparison, GateRule, ProfileRuns, ReproMeta, ScanAxis};
 use crate::stack::{self, KbStart, StackHandle};
 use crate::train::journal::Journal;
 use crate::train::record::{RunRecord, RunStatus};
@@ -203,7 +203,25 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
         confidence: parse_confidence(&args.confidence)?,
     };
     let (mut profiles, mut sources) = (Vec::new(), Vec::new());
-    for name in &args.profiles {
+    let scan = args
+        .scan
+        .as_deref()
+        .map(super::scan::parse_scan)
+        .transpose()?;
+    if let Some(spec) = &scan {
+        let [name] = args.profiles.as_slice() else {
+            return Err(BadInput(format!(
+                "--scan runs one profile across values; {} profiles were given",
+                args.profiles.len()
+            ))
+            .into());
+        };
+        for (p, s) in super::scan::scan_profiles(name, &args.overrides, spec)? {
+            profiles.push(p);
+            sources.push(s);
+        }
+    }
+    for name in args.profiles.iter().filter(|_| scan.is_none()) {
         let loaded = load_profile(name, &args.overrides)?;
         let origins = crate::profile::explain::explain(&loaded.profile, &loaded.figment);
         sources.push(
@@ -280,7 +298,11 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
             baseline.as_ref(),
             rule,
             meta,
-        );
+        )
+        .with_scan(scan.as_ref().map(|s| ScanAxis {
+            setting: s.key.clone(),
+            values: s.values.clone(),
+        }));
         exports.write(&c)?;
         comparison = Some(c);
         if interrupted.is_some() {

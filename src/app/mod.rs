@@ -4,6 +4,7 @@ mod compare;
 mod error;
 mod profiles;
 pub mod run;
+mod scan;
 mod stack;
 
 use serde_json::Value;

@@ -10,11 +10,12 @@ use serde_json::Value;
 
 use super::ProfileSummary;
 
-/// One setting that differs, with each profile's value in comparison order.
+/// One setting that differs, with each profile's value in comparison order. (Its key
+/// is in `setting`: a field named `key` is masked as a secret in exports.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SettingDifference {
     /// Dotted key, e.g. `training.node0_batch` or `stack.tuning.batch_size`.
-    pub key: String,
+    pub setting: String,
     /// `client` (`training.*`, `health.*`) or `server` (`stack.*`).
     pub side: String,
     /// One per profile, in the comparison's order.
@@ -50,7 +51,7 @@ pub fn differing_settings(profiles: &[ProfileSummary]) -> Vec<SettingDifference>
             flat.iter().any(|m| m.get(*k) != first)
         })
         .map(|key| SettingDifference {
-            key: key.clone(),
+            setting: key.clone(),
             side: if key.starts_with("stack.") {
                 "server"
             } else {

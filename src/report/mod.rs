@@ -21,7 +21,7 @@ pub mod warnings;
 pub use export::{ExportError, ExportSet, Exporter};
 pub use load::{load_inputs, Inputs, LoadError};
 pub use meta::{HostInfo, ReproMeta};
-pub use model::{Comparison, ProfileRuns, ProfileSummary, SCHEMA_VERSION};
+pub use model::{Comparison, ProfileRuns, ProfileSummary, ScanAxis, SCHEMA_VERSION};
 pub use regression::{GateRule, Verdict, VerdictStatus, DEFAULT_CONFIDENCE, DEFAULT_THRESHOLD};
 pub use relative_speed::Relative;
 pub use stats::Spread;

@@ -51,6 +51,10 @@ pub struct Comparison {
     pub gate: Option<Gate>,
     /// In the order they were given.
     pub profiles: Vec<ProfileSummary>,
+    /// When the profiles are one profile scanned across values of one setting
+    /// (`compare --scan`): the key and the values, in profile order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanAxis>,
     /// Settings whose resolved value is not the same in every profile.
     #[serde(default)]
     pub setting_differences: Vec<SettingDifference>,
@@ -105,7 +109,23 @@ pub struct ProfileSummary {
     pub sources: BTreeMap<String, String>,
 }
 
+/// The setting a scan varied and its values, one per profile in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanAxis {
+    /// Dotted key, e.g. `training.workers` (not named `key`: that field name is
+    /// masked as a secret in exports).
+    pub setting: String,
+    /// The values as written, e.g. `["1", "2", "4"]`.
+    pub values: Vec<String>,
+}
+
 impl Comparison {
+    /// This comparison as a scan over `axis` (profile `i` ran with `axis.values[i]`).
+    pub fn with_scan(mut self, axis: Option<ScanAxis>) -> Self {
+        self.scan = axis;
+        self
+    }
+
     /// Builds the comparison of `inputs` against `inputs[reference]` (the first profile
     /// when `reference` is out of range), gated against `baseline` with `threshold`
     /// ([`DEFAULT_THRESHOLD`] when a baseline comes without one). `meta.dataset` is
@@ -168,6 +188,7 @@ impl Comparison {
             schema_version: SCHEMA_VERSION,
             warnings: warnings::comparison_warnings(&meta),
             setting_differences: differing_settings(&profiles),
+            scan: None,
             meta,
             reference: profiles
                 .get(reference)

@@ -138,7 +138,15 @@ impl Markup for Html {
     }
 
     fn chart(&mut self, kind: ChartKind, comparison: &Comparison) {
+        if kind == ChartKind::Scan {
+            if let Some(chart) = super::line_chart::scan_chart(comparison) {
+                self.body
+                    .push_str(&format!("<figure>{}</figure>\n", chart.to_svg()));
+            }
+            return;
+        }
         let chart = match kind {
+            ChartKind::Scan => return,
             ChartKind::Throughput => throughput_chart(comparison),
             ChartKind::Latency => latency_chart(comparison),
             ChartKind::Patterns => patterns_chart(comparison),

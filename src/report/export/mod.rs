@@ -5,6 +5,7 @@ pub mod csv;
 mod details;
 pub mod html;
 pub mod json;
+mod line_chart;
 pub mod markdown;
 mod markup;
 mod sections;

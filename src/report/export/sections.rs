@@ -16,6 +16,7 @@ pub(crate) fn document(m: &mut impl Markup, c: &Comparison) {
     if !sentences.is_empty() {
         m.list(&plain(sentences));
     }
+    scan_section(m, c);
     differences_section(m, c);
     m.chart(ChartKind::Throughput, c);
     warnings_section(m, c);
@@ -33,6 +34,48 @@ pub(crate) fn document(m: &mut impl Markup, c: &Comparison) {
     m.table(&super::details::calls_table(c));
     super::details::settings_section(m, c);
     super::details::reproduction_section(m, c);
+}
+
+/// The scan table: one row per value of the scanned setting.
+pub(crate) fn scan_table(c: &Comparison) -> Option<Table> {
+    let axis = c.scan.as_ref()?;
+    let columns = [RATE, MEDIAN, RANGE, RELATIVE, RUNS, KB];
+    let mut headers: Vec<(&str, bool)> = vec![(axis.setting.as_str(), true)];
+    headers.extend(columns.iter().map(|(h, right, _)| (*h, *right)));
+    let mut t = Table::new(&headers);
+    for (p, value) in c.profiles.iter().zip(&axis.values) {
+        let mut row = vec![Cell::plain(value)];
+        row.extend(columns.iter().map(|(_, _, cell)| cell(p)));
+        t.row(row);
+    }
+    Some(t)
+}
+
+fn scan_section(m: &mut impl Markup, c: &Comparison) {
+    let Some(table) = scan_table(c) else { return };
+    let key = c.scan.as_ref().map_or("", |s| s.setting.as_str());
+    m.heading(2, &format!("Scan of {key}"));
+    let best = c
+        .profiles
+        .iter()
+        .zip(c.scan.iter().flat_map(|s| &s.values))
+        .filter(|(p, _)| p.samples.done > 0)
+        .max_by(|a, b| {
+            a.0.samples_per_second
+                .mean
+                .total_cmp(&b.0.samples_per_second.mean)
+        });
+    if let Some((p, value)) = best {
+        m.paragraph(
+            &format!(
+                "Fastest at {key} = {value}: {} samples/s. Values whose ± ranges overlap are not told apart by these runs.",
+                p.samples_per_second.display(2)
+            ),
+            Tone::Plain,
+        );
+    }
+    m.table(&table);
+    m.chart(ChartKind::Scan, c);
 }
 
 /// A value's origin, short: a file's name, else the source as recorded.
@@ -53,7 +96,7 @@ pub(crate) fn differences_table(c: &Comparison) -> Table {
     headers.extend(c.profiles.iter().map(|p| (p.name.as_str(), false)));
     let mut t = Table::new(&headers);
     for d in &c.setting_differences {
-        let mut row = vec![Cell::plain(&d.key), Cell::plain(&d.side)];
+        let mut row = vec![Cell::plain(&d.setting), Cell::plain(&d.side)];
         row.extend(
             d.values
                 .iter()

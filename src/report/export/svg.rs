@@ -92,7 +92,7 @@ fn tick_text(v: f64, step: f64) -> String {
 }
 
 /// A round axis end and tick step covering `max`.
-fn axis(max: f64) -> (f64, f64) {
+pub(crate) fn axis(max: f64) -> (f64, f64) {
     if !max.is_finite() || max <= 0.0 {
         return (1.0, 0.25);
     }
