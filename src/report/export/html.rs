@@ -186,6 +186,7 @@ fn throughput_chart(c: &Comparison) -> BarChart {
         series: c.profiles.iter().map(|p| p.name.clone()).collect(),
         legend: false,
         groups,
+        log: false,
     }
 }
 
@@ -214,11 +215,14 @@ fn latency_chart(c: &Comparison) -> BarChart {
         .collect();
     BarChart {
         id: "chart-latency",
-        title: "Request latency per profile".into(),
+        title: "Request latency per profile: p50, p95, p99 and max, on a log scale so the \
+                percentiles stay visible next to the slowest call"
+            .into(),
         unit: "ms".into(),
         series: ["p50", "p95", "p99", "max"].map(String::from).to_vec(),
         legend: true,
         groups,
+        log: true,
     }
 }
 
@@ -251,5 +255,6 @@ fn patterns_chart(c: &Comparison) -> BarChart {
         series: c.profiles.iter().map(|p| p.name.clone()).collect(),
         legend: true,
         groups,
+        log: false,
     }
 }
