@@ -2,6 +2,7 @@
 
 mod compare;
 mod error;
+mod measure;
 mod profiles;
 pub mod run;
 mod scan;

@@ -1,6 +1,7 @@
 //! Exporters: one file per format behind one small trait, and the set of files a
 //! comparison is written to, rewritten atomically after each profile.
 
+mod context;
 pub mod csv;
 mod details;
 pub mod html;

@@ -58,9 +58,15 @@ pub(crate) struct BarChart {
 
 /// The value-to-x mapping of a chart and its axis.
 enum Scale {
-    Linear { end: f64, step: f64 },
+    Linear {
+        end: f64,
+        step: f64,
+    },
     /// Decades from `10^lo` to `10^hi`.
-    Log { lo: i32, hi: i32 },
+    Log {
+        lo: i32,
+        hi: i32,
+    },
 }
 
 impl Scale {
@@ -191,7 +197,11 @@ impl BarChart {
             LABEL_WIDTH + plot + 24.0,
             top + body + 14.0,
             escape(&self.unit),
-            if matches!(scale, Scale::Log { .. }) { " (log scale)" } else { "" }
+            if matches!(scale, Scale::Log { .. }) {
+                " (log scale)"
+            } else {
+                ""
+            }
         );
         let mut y = top;
         for group in &self.groups {
@@ -278,7 +288,13 @@ impl BarChart {
     }
 }
 
-fn draw_axis(s: &mut String, ticks: &[(f64, String)], top: f64, bottom: f64, x: &dyn Fn(f64) -> f64) {
+fn draw_axis(
+    s: &mut String,
+    ticks: &[(f64, String)],
+    top: f64,
+    bottom: f64,
+    x: &dyn Fn(f64) -> f64,
+) {
     for (v, label) in ticks {
         let tx = x(*v);
         let _ = write!(
