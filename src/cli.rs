@@ -69,7 +69,7 @@ pub enum Command {
     #[command(subcommand)]
     Image(ImageCommand),
     /// Run several profiles on the same samples and compare speed and what they learned.
-    Compare(CompareArgs),
+    Compare(Box<CompareArgs>),
     /// Re-render exports from saved run records or a saved comparison (no training).
     Report(ReportArgs),
     /// Run katotune's KATO-compatible engine as a standalone server.
