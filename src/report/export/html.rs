@@ -215,8 +215,7 @@ fn latency_chart(c: &Comparison) -> BarChart {
         .collect();
     BarChart {
         id: "chart-latency",
-        title: "Request latency per profile: p50, p95, p99 and max, on a log scale so the \
-                percentiles stay visible next to the slowest call"
+        title: "Request latency per profile (log scale: percentiles stay visible next to max)"
             .into(),
         unit: "ms".into(),
         series: ["p50", "p95", "p99", "max"].map(String::from).to_vec(),

@@ -102,7 +102,16 @@ impl Scale {
                 .collect(),
             Scale::Log { lo, hi } => (lo..=hi)
                 .map(|d| 10f64.powi(d))
-                .map(|v| (v, short_number(v).trim_end_matches(".00").to_string()))
+                .map(|v| {
+                    (
+                        v,
+                        if v >= 1.0 {
+                            format!("{v:.0}")
+                        } else {
+                            format!("{v}")
+                        },
+                    )
+                })
                 .collect(),
         }
     }
