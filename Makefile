@@ -37,7 +37,8 @@ bench:
 # phases side by side on the shipped corpus, with an HTML report.
 run:
 	$(CARGO) run --release --locked -- compare baseline phase1-batched phase2-tuned phase3-parallel \
-		--export-html runs/compare.html --export-markdown runs/compare.md
+		--warmup 1 --export-html runs/compare.html --export-markdown runs/compare.md \
+		--export-json runs/compare.json
 
 # A fully static katotune for the FROM-scratch engine image.
 static:

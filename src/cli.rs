@@ -69,7 +69,7 @@ pub enum Command {
     #[command(subcommand)]
     Image(ImageCommand),
     /// Run several profiles on the same samples and compare speed and what they learned.
-    Compare(CompareArgs),
+    Compare(Box<CompareArgs>),
     /// Re-render exports from saved run records or a saved comparison (no training).
     Report(ReportArgs),
     /// Run katotune's KATO-compatible engine as a standalone server.
@@ -314,12 +314,25 @@ pub struct CompareArgs {
     /// The profile the others are measured against (default: the first).
     #[arg(long)]
     pub reference: Option<String>,
-    /// Samples trained before each measured run, not counted.
-    #[arg(long, default_value_t = 0)]
-    pub warmup: u64,
-    /// Measured runs per profile (mean and standard deviation over them).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub runs: u32,
+    /// Whole runs of each profile before its measured runs, not counted.
+    #[arg(long, default_value_t = 0, value_name = "RUNS")]
+    pub warmup: u32,
+    /// Samples trained before each measured run on its stack, not counted.
+    #[arg(long, default_value_t = 0, value_name = "SAMPLES")]
+    pub warmup_samples: u64,
+    /// Fewest measured runs per profile (default: the profile's `report.min_runs`, 3).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: Option<u32>,
+    /// Least measured wall time per profile, like `3s` (default: `report.min_time`, 3s).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub min_time: Option<std::time::Duration>,
+    /// Most measured runs per profile, whatever `--min-time` asks.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_runs: u32,
+    /// Run one profile once per value of a setting: `training.workers=1,2,4,8`,
+    /// `training.workers=1..8`, any key (server knobs get a fresh stack per value).
+    #[arg(long, value_name = "KEY=VALUES")]
+    pub scan: Option<String>,
     /// Use one stack for every profile when they differ only in client settings.
     #[arg(long)]
     pub reuse_stack: bool,
@@ -329,6 +342,9 @@ pub struct CompareArgs {
     /// How far below the baseline's throughput a profile may fall: `10%` or `0.1`.
     #[arg(long, default_value = "10%")]
     pub threshold: String,
+    /// Confidence of the gate's Welch t-test: `95%` or `0.95`.
+    #[arg(long, default_value = "95%")]
+    pub confidence: String,
     /// Exit 0 even when a profile learned a different knowledge base.
     #[arg(long)]
     pub allow_kb_diff: bool,

@@ -1,16 +1,20 @@
 //! `katotune compare` and `katotune report`: hyperfine for KATO training.
 //!
 //! Every profile trains the same samples (the reference profile's dataset, skip and
-//! count), each run on a fresh stack unless `--reuse-stack`, after `--warmup`
-//! samples that are not counted, `--runs` times. Exports are rewritten after each
-//! profile, so a crash keeps what was done.
+//! count), each run on a fresh stack unless `--reuse-stack`. After `--warmup` whole
+//! runs that are not counted, a profile runs until it has at least `--runs` runs
+//! (`report.min_runs`, 3) and `--min-time` of measured wall time (`report.min_time`,
+//! 3 s), at most `--max-runs`. Exports are rewritten after each profile, so a crash
+//! keeps what was done.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::run::{install_ctrl_c, new_run_id, write_record};
+use super::measure::{measure_profile, RunContext, RunPlan};
+use super::run::{install_ctrl_c, new_run_id};
 use super::{load_profile, BadInput, CliResult};
 use crate::cli::{ColorChoice, CompareArgs, ExportArgs, GlobalArgs, ReportArgs};
 use crate::exit;
@@ -19,11 +23,10 @@ use crate::profile::Profile;
 use crate::report::export::table::TerminalTable;
 use crate::report::export::ExportSet;
 use crate::report::load::{load_inputs, Inputs};
-use crate::report::{Comparison, ProfileRuns, ReproMeta};
-use crate::stack::{KbStart, StackGuard};
-use crate::train::journal::Journal;
+use crate::report::{Comparison, GateRule, ProfileRuns, ReproMeta, ScanAxis};
+use crate::stack::StackGuard;
 use crate::train::record::{RunRecord, RunStatus};
-use crate::train::runner::{self, now, RunOptions};
+use crate::train::runner::{self, now};
 
 /// Parses `10%` or `0.1`.
 pub fn parse_threshold(text: &str) -> Result<f64, BadInput> {
@@ -36,6 +39,21 @@ pub fn parse_threshold(text: &str) -> Result<f64, BadInput> {
         Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
         _ => Err(BadInput(format!(
             "--threshold `{text}`: write a percentage below 100%, like `10%`"
+        ))),
+    }
+}
+
+/// Parses `95%` or `0.95` (between 50 % and 100 %, both excluded).
+pub fn parse_confidence(text: &str) -> Result<f64, BadInput> {
+    let t = text.trim();
+    let value = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    };
+    match value {
+        Ok(v) if v > 0.5 && v < 1.0 => Ok(v),
+        _ => Err(BadInput(format!(
+            "--confidence `{text}`: write a percentage between 50% and 100%, like `95%`"
         ))),
     }
 }
@@ -100,10 +118,39 @@ fn align_samples(profiles: &mut [Profile], reference: usize) {
 }
 
 pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
-    let threshold = parse_threshold(&args.threshold)?;
-    let mut profiles = Vec::new();
-    for name in &args.profiles {
-        profiles.push(load_profile(name, &args.overrides)?.profile);
+    let rule = GateRule {
+        threshold: parse_threshold(&args.threshold)?,
+        confidence: parse_confidence(&args.confidence)?,
+    };
+    let (mut profiles, mut sources) = (Vec::new(), Vec::new());
+    let scan = args
+        .scan
+        .as_deref()
+        .map(super::scan::parse_scan)
+        .transpose()?;
+    if let Some(spec) = &scan {
+        let [name] = args.profiles.as_slice() else {
+            return Err(BadInput(format!(
+                "--scan runs one profile across values; {} profiles were given",
+                args.profiles.len()
+            ))
+            .into());
+        };
+        for (p, s) in super::scan::scan_profiles(name, &args.overrides, spec)? {
+            profiles.push(p);
+            sources.push(s);
+        }
+    }
+    for name in args.profiles.iter().filter(|_| scan.is_none()) {
+        let loaded = load_profile(name, &args.overrides)?;
+        let origins = crate::profile::explain::explain(&loaded.profile, &loaded.figment);
+        sources.push(
+            origins
+                .into_iter()
+                .map(|o| (o.key, o.source))
+                .collect::<BTreeMap<_, _>>(),
+        );
+        profiles.push(loaded.profile);
     }
     let reference = match &args.reference {
         None => 0,
@@ -143,35 +190,17 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
     // The exit code of the first run that did not complete.
     let mut stopped: Option<i32> = None;
     let total = profiles.len();
+    let load_at_start = crate::report::meta::load_average();
     for (i, profile) in profiles.iter().enumerate() {
-        let mut records = Vec::new();
-        let mut kb = Vec::new();
-        for run in 0..args.runs {
-            let label = format!(
-                "[{}/{total}] {} run {}/{}",
-                i + 1,
-                profile.name,
-                run + 1,
-                args.runs
-            );
-            let dir = out_dir.join(format!("{}-run{}", profile.name, run + 1));
-            let (record, tallies) = measured_run(
-                profile,
-                &label,
-                &dir,
-                args.warmup,
-                &cancel,
-                shared_stack.then_some(&mut shared),
-            )
-            .await?;
-            write_record(&record, &dir.join("record.json"))?;
-            let stopped = record.status != RunStatus::Completed;
-            records.push(record);
-            kb = tallies.iter().map(|t| t.sorted_counts()).collect();
-            if stopped {
-                break;
-            }
-        }
+        let plan = RunPlan::of(&args, profile);
+        let ctx = RunContext {
+            label: format!("[{}/{total}] {}", i + 1, profile.name),
+            out_dir: &out_dir,
+            warmup_samples: args.warmup_samples,
+            cancel: &cancel,
+        };
+        let (records, kb) =
+            measure_profile(profile, &plan, &ctx, shared_stack.then_some(&mut shared)).await?;
         let interrupted = records.iter().find(|r| r.status != RunStatus::Completed);
         let interrupted = interrupted.map(RunRecord::exit_code);
         stopped = stopped.or(interrupted);
@@ -179,15 +208,21 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
             profile: profile.clone(),
             records,
             kb,
+            sources: sources[i].clone(),
         });
-        let meta = ReproMeta::capture(started_at.clone(), now());
-        let c = Comparison::build(
+        let mut meta = ReproMeta::capture(started_at.clone(), now());
+        meta.load_average_at_start = load_at_start;
+        let c = Comparison::build_with_rule(
             done.clone(),
             reference.min(done.len() - 1),
             baseline.as_ref(),
-            Some(threshold),
+            rule,
             meta,
-        );
+        )
+        .with_scan(scan.as_ref().map(|s| ScanAxis {
+            setting: s.key.clone(),
+            values: s.values.clone(),
+        }));
         exports.write(&c)?;
         comparison = Some(c);
         if interrupted.is_some() {
@@ -203,67 +238,6 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
     }
     let comparison = comparison.context("no profile was run")?;
     finish(global, &comparison, &exports, args.allow_kb_diff, stopped)
-}
-
-/// One measured run (after its warm-up) on a fresh stack, or on the shared one.
-async fn measured_run(
-    profile: &Profile,
-    label: &str,
-    dir: &Path,
-    warmup: u64,
-    cancel: &CancellationToken,
-    shared: Option<&mut Option<StackGuard>>,
-) -> CliResult<(RunRecord, Vec<crate::train::digest::NodeTally>)> {
-    noteln!(
-        "{label}: provisioning ({} backend)",
-        super::output::user_name(&profile.stack.backend)
-    );
-    let run_id = new_run_id();
-    let own = match &shared {
-        Some(slot) if slot.is_some() => None,
-        _ => Some(StackGuard::up(profile, KbStart::Continue, &run_id, false, cancel).await?),
-    };
-    let target = match (own.as_ref(), &shared) {
-        (Some(g), _) => g.target(),
-        (None, Some(slot)) => slot.as_ref().context("shared stack")?.target(),
-        (None, None) => unreachable!("a stack is either owned or shared"),
-    };
-    let work = async {
-        let mut measured = profile.clone();
-        if warmup > 0 {
-            noteln!("{label}: warm-up ({warmup} samples, not counted)");
-            let mut warm = profile.clone();
-            warm.training.samples = Some(warmup);
-            let opts = run_options(&run_id, &dir.join("warmup"), cancel);
-            runner::run(&warm, &target, &opts).await?;
-            let journal = Journal::load(&opts.journal_path)?;
-            measured.training.skip = journal.next_row;
-        }
-        noteln!("{label}: training");
-        let opts = run_options(&run_id, dir, cancel);
-        Ok(runner::run_detailed(&measured, &target, &opts).await?)
-    };
-    match (own, shared) {
-        // The first run on a shared stack keeps it for the next ones (`compare` takes it
-        // down at the end); a failed one still leaves it in the slot to be taken down.
-        (Some(g), Some(slot)) => {
-            *slot = Some(g);
-            work.await
-        }
-        (Some(g), None) => g.scope(work).await,
-        (None, _) => work.await,
-    }
-}
-
-fn run_options(run_id: &str, dir: &Path, cancel: &CancellationToken) -> RunOptions {
-    RunOptions {
-        run_id: run_id.to_string(),
-        resume: false,
-        journal_path: dir.join("journal.json"),
-        cancel: cancel.clone(),
-        drain_deadline: std::time::Duration::from_secs(30),
-        progress_bar: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-    }
 }
 
 /// Prints the table and the verdicts; the exit code says what went wrong first.
@@ -352,6 +326,7 @@ fn print_comparison(global: &GlobalArgs, c: &Comparison) -> CliResult<()> {
     } else if !super::output::is_quiet() {
         let table = TerminalTable {
             colour: colour_on(global),
+            width: crate::report::export::table::terminal_width(),
         }
         .render_text(c);
         outln!("{table}");

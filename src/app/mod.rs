@@ -27,9 +27,11 @@ mod deliver;
 mod doctor;
 mod error;
 pub mod kb;
+mod measure;
 pub mod output;
 mod profiles;
 pub mod run;
+mod scan;
 mod stack;
 
 use serde_json::Value;
@@ -49,7 +51,7 @@ pub async fn run(cli: Cli) -> CliResult<i32> {
         Command::Render(args) => render(args, &cli.global),
         Command::Health(args) => health(args).await,
         Command::Run(args) => run::run(args, &cli.global).await,
-        Command::Compare(args) => compare::compare(args, &cli.global).await,
+        Command::Compare(args) => compare::compare(*args, &cli.global).await,
         Command::Report(args) => compare::report(args, &cli.global),
         Command::Apply(args) => stack::apply(args, false).await,
         Command::Up(args) => stack::apply(args, true).await,

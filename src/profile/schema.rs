@@ -364,6 +364,12 @@ pub struct ReportSection {
     pub formats: Vec<ReportFormat>,
     /// Folder for run records, journals and exports.
     pub output_dir: PathBuf,
+    /// `compare`: fewest measured runs per profile (`--runs` overrides).
+    pub min_runs: u32,
+    /// `compare`: least measured wall time per profile, summed over its runs; runs go
+    /// on until both this and `min_runs` are met (`--min-time` overrides).
+    #[serde(with = "duration::required")]
+    pub min_time: Duration,
 }
 
 impl Default for ReportSection {
@@ -371,6 +377,8 @@ impl Default for ReportSection {
         Self {
             formats: vec![ReportFormat::Json],
             output_dir: PathBuf::from("runs"),
+            min_runs: 3,
+            min_time: Duration::from_secs(3),
         }
     }
 }

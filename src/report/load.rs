@@ -1,6 +1,7 @@
 //! Loading saved results for `katotune report`: run records (one profile per file;
 //! several files of one profile are its repeats) or one saved comparison.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -157,6 +158,7 @@ fn add_record(runs: &mut Vec<ProfileRuns>, record: RunRecord) {
             let mut profile = record.profile.resolved.clone();
             profile.name.clone_from(&record.profile.name);
             runs.push(ProfileRuns {
+                sources: BTreeMap::new(),
                 profile,
                 records: vec![record],
                 kb: Vec::new(),

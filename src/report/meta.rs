@@ -26,6 +26,10 @@ pub struct ReproMeta {
     pub started_at: String,
     /// When the last profile finished (RFC 3339).
     pub finished_at: String,
+    /// The host's 1-minute load average when the comparison started (`compare` only;
+    /// `None` where the system does not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_average_at_start: Option<f64>,
 }
 
 /// The machine katotune ran on.
@@ -56,6 +60,7 @@ impl ReproMeta {
             dataset: None,
             started_at: started_at.into(),
             finished_at: finished_at.into(),
+            load_average_at_start: None,
         }
     }
 }
@@ -75,6 +80,12 @@ impl ReproMeta {
         }
         meta
     }
+}
+
+/// The 1-minute load average now (Linux and macOS), `None` elsewhere.
+pub fn load_average() -> Option<f64> {
+    let one = System::load_average().ok()?.one;
+    (one.is_finite() && one >= 0.0 && cfg!(unix)).then_some(one)
 }
 
 impl HostInfo {

@@ -6,6 +6,7 @@
 //! records can be rendered again without training ([`load_inputs`]).
 
 pub mod correctness;
+pub mod differences;
 pub mod export;
 pub mod load;
 pub mod meta;
@@ -15,11 +16,12 @@ pub mod relative_speed;
 pub mod settings;
 pub mod stats;
 pub mod summary;
+pub mod warnings;
 
 pub use export::{ExportError, ExportSet, Exporter};
 pub use load::{load_inputs, Inputs, LoadError};
 pub use meta::{HostInfo, ReproMeta};
-pub use model::{Comparison, ProfileRuns, ProfileSummary, SCHEMA_VERSION};
-pub use regression::{Verdict, VerdictStatus, DEFAULT_THRESHOLD};
+pub use model::{Comparison, ProfileRuns, ProfileSummary, ScanAxis, SCHEMA_VERSION};
+pub use regression::{GateRule, Verdict, VerdictStatus, DEFAULT_CONFIDENCE, DEFAULT_THRESHOLD};
 pub use relative_speed::Relative;
 pub use stats::Spread;

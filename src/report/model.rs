@@ -7,12 +7,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::correctness::{self, CheckStatus, KbSide};
+use super::differences::{differing_settings, SettingDifference};
 use super::meta::ReproMeta;
-use super::regression::{self, Gate, Verdict, VerdictStatus, DEFAULT_THRESHOLD};
+use super::regression::{self, Gate, GateRule, Verdict, VerdictStatus, DEFAULT_THRESHOLD};
 use super::relative_speed::Relative;
 use super::settings::Setting;
 use super::stats::Spread;
 use super::summary::{self, CallSummary, NodeSummary, RunBrief, SampleSummary};
+use super::warnings;
 use crate::profile::Profile;
 use crate::train::dataset::DatasetIdentity;
 use crate::train::record::{BackendInfo, RunRecord};
@@ -31,6 +33,9 @@ pub struct ProfileRuns {
     /// in the order of that record's `levels` (`kb[0]` is node0). Empty when the
     /// names could not be read; differences are then reported without examples.
     pub kb: Vec<BTreeMap<String, u64>>,
+    /// Where each resolved setting came from, by dotted key (`profile::explain`);
+    /// empty when rebuilt from run records.
+    pub sources: BTreeMap<String, String>,
 }
 
 /// The comparison of several profiles over the same samples.
@@ -46,6 +51,16 @@ pub struct Comparison {
     pub gate: Option<Gate>,
     /// In the order they were given.
     pub profiles: Vec<ProfileSummary>,
+    /// When the profiles are one profile scanned across values of one setting
+    /// (`compare --scan`): the key and the values, in profile order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanAxis>,
+    /// Settings whose resolved value is not the same in every profile.
+    #[serde(default)]
+    pub setting_differences: Vec<SettingDifference>,
+    /// Reasons to doubt every figure (a busy machine), see [`super::warnings`].
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// One profile in the comparison.
@@ -80,14 +95,37 @@ pub struct ProfileSummary {
     pub correctness: correctness::Correctness,
     /// The server settings this profile sets, explained for its target.
     pub settings: Vec<Setting>,
+    /// Reasons to doubt this profile's figures (short runs, high variation, outliers,
+    /// nothing trained), see [`super::warnings`].
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// The regression gate's verdict, when a baseline was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
     /// The resolved profile.
     pub resolved: Profile,
+    /// Where each resolved setting came from, by dotted key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, String>,
+}
+
+/// The setting a scan varied and its values, one per profile in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanAxis {
+    /// Dotted key, e.g. `training.workers` (not named `key`: that field name is
+    /// masked as a secret in exports).
+    pub setting: String,
+    /// The values as written, e.g. `["1", "2", "4"]`.
+    pub values: Vec<String>,
 }
 
 impl Comparison {
+    /// This comparison as a scan over `axis` (profile `i` ran with `axis.values[i]`).
+    pub fn with_scan(mut self, axis: Option<ScanAxis>) -> Self {
+        self.scan = axis;
+        self
+    }
+
     /// Builds the comparison of `inputs` against `inputs[reference]` (the first profile
     /// when `reference` is out of range), gated against `baseline` with `threshold`
     /// ([`DEFAULT_THRESHOLD`] when a baseline comes without one). `meta.dataset` is
@@ -97,6 +135,18 @@ impl Comparison {
         reference: usize,
         baseline: Option<&Comparison>,
         threshold: Option<f64>,
+        meta: ReproMeta,
+    ) -> Comparison {
+        let rule = GateRule::with_threshold(threshold.unwrap_or(DEFAULT_THRESHOLD));
+        Self::build_with_rule(inputs, reference, baseline, rule, meta)
+    }
+
+    /// [`Comparison::build`] with the gate's confidence too.
+    pub fn build_with_rule(
+        inputs: Vec<ProfileRuns>,
+        reference: usize,
+        baseline: Option<&Comparison>,
+        rule: GateRule,
         mut meta: ReproMeta,
     ) -> Comparison {
         let reference = if reference < inputs.len() {
@@ -118,12 +168,12 @@ impl Comparison {
             }
         }
         let gate = baseline.map(|base| {
-            let threshold = threshold.unwrap_or(DEFAULT_THRESHOLD);
             for profile in &mut profiles {
-                profile.verdict = Some(regression::judge(profile, base, threshold));
+                profile.verdict = Some(regression::judge(profile, base, rule));
             }
             Gate {
-                threshold,
+                threshold: rule.threshold,
+                confidence: rule.confidence,
                 baseline_started_at: base.meta.started_at.clone(),
                 baseline_git_revision: base.meta.git_revision.clone(),
             }
@@ -131,8 +181,14 @@ impl Comparison {
         if meta.dataset.is_none() {
             meta.dataset = profiles.get(reference).and_then(|p| p.dataset.clone());
         }
+        for p in &mut profiles {
+            p.warnings = warnings::profile_warnings(p);
+        }
         Comparison {
             schema_version: SCHEMA_VERSION,
+            warnings: warnings::comparison_warnings(&meta),
+            setting_differences: differing_settings(&profiles),
+            scan: None,
             meta,
             reference: profiles
                 .get(reference)

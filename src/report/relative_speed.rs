@@ -80,8 +80,10 @@ mod tests {
         Spread {
             mean,
             stddev,
+            median: mean,
             min: mean,
             max: mean,
+            n: 2,
         }
     }
 

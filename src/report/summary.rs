@@ -110,8 +110,10 @@ pub(crate) fn summarize(runs: &ProfileRuns) -> ProfileSummary {
             ),
         },
         settings: settings_of(&runs.profile),
+        warnings: Vec::new(),
         verdict: None,
         resolved: runs.profile.clone(),
+        sources: runs.sources.clone(),
     }
 }
 

@@ -81,7 +81,16 @@ fn html_export_snapshot() {
 #[test]
 fn terminal_table_snapshot() {
     let c = gated();
-    insta::assert_snapshot!(stable(render(&TerminalTable { colour: false }, &c), &c));
+    insta::assert_snapshot!(stable(
+        render(
+            &TerminalTable {
+                colour: false,
+                width: None
+            },
+            &c
+        ),
+        &c
+    ));
 }
 
 #[test]
@@ -119,11 +128,23 @@ fn html_marks_differences_red() {
 #[test]
 fn terminal_table_colours_differences_red_only_when_asked() {
     let c = fixture::comparison();
-    let coloured = render(&TerminalTable { colour: true }, &c);
+    let coloured = render(
+        &TerminalTable {
+            colour: true,
+            width: None,
+        },
+        &c,
+    );
     assert!(
         coloured.contains("\u{1b}[31mKB DIFFERS: broken-batch node1 vs baseline: 4 names differ")
     );
-    let plain = render(&TerminalTable { colour: false }, &c);
+    let plain = render(
+        &TerminalTable {
+            colour: false,
+            width: None,
+        },
+        &c,
+    );
     assert!(!plain.contains('\u{1b}'), "{plain}");
     assert!(
         plain.contains("KB DIFFERS: broken-batch node1 vs baseline: 4 names differ, learns 4 vs 2")
@@ -178,4 +199,82 @@ fn export_to_a_missing_folder_names_the_file() {
         message.contains("out.json") && message.contains("folder exists"),
         "{message}"
     );
+}
+
+#[test]
+fn terminal_table_fits_a_narrow_terminal_and_names_what_it_left_out() {
+    let c = gated();
+    let wide = render(
+        &TerminalTable {
+            colour: false,
+            width: None,
+        },
+        &c,
+    );
+    let table_width = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(['┌', '│', '╞', '└']))
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    assert!(table_width(&wide) > 100, "the fixture's full table is wide");
+    for width in [60u16, 80, 120] {
+        let narrow = TerminalTable {
+            colour: false,
+            width: Some(width),
+        }
+        .render_text(&c);
+        assert!(
+            table_width(&narrow) <= width as usize,
+            "a {width}-column terminal got a wider table:\n{narrow}"
+        );
+        // The first columns a user reads are kept; the dropped ones are named.
+        assert!(
+            narrow.contains("phase3-parallel") && narrow.contains("4.20"),
+            "{narrow}"
+        );
+        assert!(narrow.contains("too narrow for"), "{narrow}");
+    }
+}
+
+/// The lines of a Markdown export from `## {heading}` up to the next section.
+fn markdown_section(c: &Comparison, heading: &str) -> String {
+    let md = render(&MarkdownExporter, c);
+    let start = md
+        .find(&format!("## {heading}\n"))
+        .unwrap_or_else(|| panic!("no {heading} section in:\n{md}"));
+    let rest = &md[start..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 4);
+    rest[..end].to_string()
+}
+
+#[test]
+fn settings_difference_table_snapshot() {
+    let section = markdown_section(&gated(), "What differs");
+    // Same in every profile: not listed.
+    assert!(!section.contains("training.chunk_sizes"), "{section}");
+    insta::assert_snapshot!(section);
+}
+
+#[test]
+fn a_profile_that_trained_nothing_shows_n_a_not_the_fastest_time() {
+    let mut inputs = fixture::inputs();
+    for r in &mut inputs[2].records {
+        r.samples.done = 0;
+        r.samples_per_second = 0.0;
+    }
+    let c = Comparison::build(inputs, 0, None, None, fixture::meta());
+    let table = TerminalTable {
+        colour: false,
+        width: None,
+    }
+    .render_text(&c);
+    let row = table
+        .lines()
+        .find(|l| l.contains("broken-batch"))
+        .expect("a row for broken-batch");
+    assert!(row.contains("n/a"), "{row}");
+    assert!(!row.contains("0.0 ms") && !row.contains("0.00 ms"), "{row}");
+    assert!(table.contains("broken-batch trained no samples"), "{table}");
 }

@@ -44,7 +44,10 @@ fn throughput_drop_beyond_the_threshold_is_a_regression() {
     assert!((v.speed_change.unwrap_or(0.0) + 0.25).abs() < 1e-9);
     assert_eq!(
         v.reasons,
-        ["samples/s fell 25.0% below the baseline (8.40 -> 6.30; threshold 10.0%)"]
+        [
+            "samples/s fell 25.0% below the baseline (8.40 -> 6.30; threshold 10.0%), \
+          Welch p < 0.001 (below 0.05) over 3 vs 3 runs"
+        ]
     );
     assert!(v.changed_nodes.is_empty());
 }

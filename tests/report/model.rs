@@ -168,6 +168,7 @@ fn a_profile_without_runs_is_marked_not_run() {
         profile: fixture::parallel_profile(),
         records: Vec::new(),
         kb: Vec::new(),
+        sources: Default::default(),
     });
     inputs[3].profile.name = "never-ran".into();
     let c = Comparison::build(inputs, 0, None, None, fixture::meta());

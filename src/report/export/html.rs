@@ -138,7 +138,15 @@ impl Markup for Html {
     }
 
     fn chart(&mut self, kind: ChartKind, comparison: &Comparison) {
+        if kind == ChartKind::Scan {
+            if let Some(chart) = super::line_chart::scan_chart(comparison) {
+                self.body
+                    .push_str(&format!("<figure>{}</figure>\n", chart.to_svg()));
+            }
+            return;
+        }
         let chart = match kind {
+            ChartKind::Scan => return,
             ChartKind::Throughput => throughput_chart(comparison),
             ChartKind::Latency => latency_chart(comparison),
             ChartKind::Patterns => patterns_chart(comparison),
@@ -178,6 +186,7 @@ fn throughput_chart(c: &Comparison) -> BarChart {
         series: c.profiles.iter().map(|p| p.name.clone()).collect(),
         legend: false,
         groups,
+        log: false,
     }
 }
 
@@ -206,11 +215,13 @@ fn latency_chart(c: &Comparison) -> BarChart {
         .collect();
     BarChart {
         id: "chart-latency",
-        title: "Request latency per profile".into(),
+        title: "Request latency per profile (log scale: percentiles stay visible next to max)"
+            .into(),
         unit: "ms".into(),
         series: ["p50", "p95", "p99", "max"].map(String::from).to_vec(),
         legend: true,
         groups,
+        log: true,
     }
 }
 
@@ -243,5 +254,6 @@ fn patterns_chart(c: &Comparison) -> BarChart {
         series: c.profiles.iter().map(|p| p.name.clone()).collect(),
         legend: true,
         groups,
+        log: false,
     }
 }

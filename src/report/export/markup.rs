@@ -75,6 +75,8 @@ pub(crate) enum ChartKind {
     Throughput,
     Latency,
     Patterns,
+    /// Samples/s against the scanned value (scan comparisons only).
+    Scan,
 }
 
 /// A document format: draws headings, text, lists and tables.

@@ -1,10 +1,12 @@
 //! Exporters: one file per format behind one small trait, and the set of files a
 //! comparison is written to, rewritten atomically after each profile.
 
+mod context;
 pub mod csv;
 mod details;
 pub mod html;
 pub mod json;
+mod line_chart;
 pub mod markdown;
 mod markup;
 mod sections;

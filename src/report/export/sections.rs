@@ -2,6 +2,8 @@
 //! gate, latency, patterns per node, calls, server settings and reproduction facts.
 //! Each section is built here once as neutral tables and text.
 
+pub(crate) use super::context::all_warnings;
+use super::context::{differences_section, scan_section, warnings_section};
 use super::markup::{Cell, ChartKind, Markup, Table, Tone};
 use crate::report::correctness::{CheckStatus, NodeDifference};
 use crate::report::{Comparison, ProfileSummary, VerdictStatus};
@@ -16,7 +18,10 @@ pub(crate) fn document(m: &mut impl Markup, c: &Comparison) {
     if !sentences.is_empty() {
         m.list(&plain(sentences));
     }
+    scan_section(m, c);
+    differences_section(m, c);
     m.chart(ChartKind::Throughput, c);
+    warnings_section(m, c);
     correctness_section(m, c);
     if c.gate.is_some() {
         gate_section(m, c);
@@ -73,9 +78,10 @@ pub(crate) fn check_cell(p: &ProfileSummary) -> Cell {
     Cell::toned(text, tone)
 }
 
-/// `4.21 ± 0.12`, `1.00` for the reference, `-` without a ratio.
+/// `4.21 ± 0.12`, `1.00` for the reference, `n/a` without a ratio.
 pub(crate) fn relative_text(p: &ProfileSummary) -> String {
-    p.relative.map_or_else(|| "-".to_string(), |r| r.display())
+    p.relative
+        .map_or_else(|| "n/a".to_string(), |r| r.display())
 }
 
 fn count_cell(n: u64) -> Cell {
@@ -83,31 +89,79 @@ fn count_cell(n: u64) -> Cell {
 }
 
 /// One column of the results table: its header, alignment and cell.
-type Column = (&'static str, bool, fn(&ProfileSummary) -> Cell);
+pub(crate) type Column = (&'static str, bool, fn(&ProfileSummary) -> Cell);
+
+/// `n/a` for a profile that trained nothing (its speed would read as fastest or slowest).
+fn measured(p: &ProfileSummary, text: impl FnOnce() -> String) -> Cell {
+    if p.samples.done == 0 {
+        Cell::toned("n/a", Tone::Warn)
+    } else {
+        Cell::plain(text())
+    }
+}
+
+/// Time per sample in the unit that fits: ms below a second, else s.
+pub(crate) fn per_sample_text(p: &ProfileSummary) -> String {
+    let s = &p.seconds_per_sample;
+    let (scale, unit) = if s.mean < 1.0 {
+        (1000.0, "ms")
+    } else {
+        (1.0, "s")
+    };
+    let places = |v: f64| {
+        if v * scale >= 100.0 {
+            0
+        } else if v * scale >= 10.0 {
+            1
+        } else {
+            2
+        }
+    };
+    let d = places(s.mean);
+    match s.stddev {
+        Some(sd) => format!("{:.*} ± {:.*} {unit}", d, s.mean * scale, d, sd * scale),
+        None => format!("{:.*} {unit}", d, s.mean * scale),
+    }
+}
 
 const PROFILE: Column = ("Profile", false, |p| Cell::plain(&p.name));
-const RUNS: Column = ("Runs", true, |p| Cell::plain(p.runs.len().to_string()));
-const RATE: Column = ("Samples/s", true, |p| {
-    Cell::plain(p.samples_per_second.display(2))
+pub(crate) const RUNS: Column = ("Runs × samples", true, |p| {
+    Cell::plain(format!("{} × {}", p.runs.len(), p.samples.done))
 });
-const PER_SAMPLE: Column = ("s/sample", true, |p| {
-    Cell::plain(p.seconds_per_sample.display(3))
+pub(crate) const RATE: Column = ("Samples/s (mean ± sd)", true, |p| {
+    measured(p, || p.samples_per_second.display(2))
 });
+pub(crate) const MEDIAN: Column = ("Median", true, |p| {
+    measured(p, || format!("{:.2}", p.samples_per_second.median))
+});
+pub(crate) const RANGE: Column = ("Min … max", true, |p| {
+    measured(p, || {
+        format!(
+            "{:.2} … {:.2}",
+            p.samples_per_second.min, p.samples_per_second.max
+        )
+    })
+});
+const PER_SAMPLE: Column = ("Per sample", true, |p| measured(p, || per_sample_text(p)));
 const TOKENS: Column = ("Tokens/s", true, |p| {
-    Cell::plain(p.tokens_per_second.display(0))
+    measured(p, || p.tokens_per_second.display(0))
 });
-const RELATIVE: Column = ("Relative", true, |p| Cell::plain(relative_text(p)));
+pub(crate) const RELATIVE: Column = ("Relative speed", true, |p| Cell::plain(relative_text(p)));
 const CALLS: Column = ("Calls/sample", true, |p| {
-    Cell::plain(format!("{:.2}", p.calls.per_sample))
+    measured(p, || format!("{:.2}", p.calls.per_sample))
 });
 const P95: Column = ("p95 ms", true, |p| {
-    Cell::plain(format!("{:.2}", p.calls.latency.p95_ms))
+    if p.calls.latency.samples == 0 {
+        Cell::toned("n/a", Tone::Warn)
+    } else {
+        Cell::plain(format!("{:.2}", p.calls.latency.p95_ms))
+    }
 });
 const ERRORS: Column = ("Errors", true, |p| count_cell(p.calls.errors));
 const DONE: Column = ("Done", true, |p| Cell::plain(p.samples.done.to_string()));
 const AT_RISK: Column = ("At risk", true, |p| count_cell(p.samples.at_risk));
 const FAILED: Column = ("Failed", true, |p| count_cell(p.samples.failed));
-const KB: Column = ("KB vs reference", false, check_cell);
+pub(crate) const KB: Column = ("KB vs reference", false, check_cell);
 
 fn table_of(c: &Comparison, columns: &[Column]) -> Table {
     let headers: Vec<(&str, bool)> = columns.iter().map(|(h, right, _)| (*h, *right)).collect();
@@ -123,8 +177,8 @@ pub(crate) fn results_table(c: &Comparison) -> Table {
     table_of(
         c,
         &[
-            PROFILE, RUNS, RATE, PER_SAMPLE, TOKENS, RELATIVE, CALLS, P95, ERRORS, DONE, AT_RISK,
-            FAILED, KB,
+            PROFILE, RUNS, RATE, MEDIAN, RANGE, PER_SAMPLE, TOKENS, RELATIVE, CALLS, P95, ERRORS,
+            DONE, AT_RISK, FAILED, KB,
         ],
     )
 }
@@ -134,7 +188,8 @@ pub(crate) fn compact_results_table(c: &Comparison) -> Table {
     table_of(
         c,
         &[
-            PROFILE, RATE, PER_SAMPLE, RELATIVE, CALLS, P95, ERRORS, DONE, AT_RISK, KB,
+            PROFILE, RATE, RELATIVE, RUNS, KB, MEDIAN, RANGE, PER_SAMPLE, P95, CALLS, ERRORS,
+            AT_RISK,
         ],
     )
 }
@@ -256,10 +311,14 @@ fn gate_section(m: &mut impl Markup, c: &Comparison) {
     m.heading(2, "Regression gate");
     m.paragraph(
         &format!(
-            "Against the baseline of {} (katotune revision {}), threshold {:.1}% slower.",
+            "Against the baseline of {} (katotune revision {}). A profile regresses when its mean \
+             samples/s fell more than {:.1}% AND Welch's one-sided t-test over the per-run samples/s \
+             says it is slower at {:.0}% confidence (p < {:.2}), or when a KB digest changed.",
             gate.baseline_started_at,
             gate.baseline_git_revision,
-            gate.threshold * 100.0
+            gate.threshold * 100.0,
+            gate.confidence * 100.0,
+            1.0 - gate.confidence
         ),
         Tone::Plain,
     );
@@ -268,6 +327,8 @@ fn gate_section(m: &mut impl Markup, c: &Comparison) {
         ("Baseline samples/s", true),
         ("Samples/s", true),
         ("Change", true),
+        ("Welch test (slower)", true),
+        ("Runs (now vs baseline)", true),
         ("Verdict", false),
     ]);
     for p in &c.profiles {
@@ -275,6 +336,10 @@ fn gate_section(m: &mut impl Markup, c: &Comparison) {
         let (word, tone) = match v.status {
             VerdictStatus::Pass => ("pass".to_string(), Tone::Good),
             VerdictStatus::NoBaseline => ("no baseline".to_string(), Tone::Plain),
+            VerdictStatus::TooFewRuns => (
+                "not tested: fewer than 2 runs on a side".to_string(),
+                Tone::Warn,
+            ),
             VerdictStatus::Regressed => (format!("REGRESSED: {}", v.reasons.join("; ")), Tone::Bad),
         };
         t.row(vec![
@@ -293,6 +358,11 @@ fn gate_section(m: &mut impl Markup, c: &Comparison) {
                     Tone::Plain
                 },
             ),
+            Cell::plain(
+                v.welch
+                    .map_or("-".into(), |w| crate::report::regression::p_text(w.p_less)),
+            ),
+            Cell::plain(format!("{} vs {}", v.runs.0, v.runs.1)),
             Cell::toned(word, tone),
         ]);
     }

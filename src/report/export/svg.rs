@@ -51,6 +51,70 @@ pub(crate) struct BarChart {
     pub series: Vec<String>,
     pub legend: bool,
     pub groups: Vec<Group>,
+    /// A log10 value axis (decades), for measures spanning orders of magnitude such
+    /// as latency percentiles; bars then start at the decade below the smallest value.
+    pub log: bool,
+}
+
+/// The value-to-x mapping of a chart and its axis.
+enum Scale {
+    Linear {
+        end: f64,
+        step: f64,
+    },
+    /// Decades from `10^lo` to `10^hi`.
+    Log {
+        lo: i32,
+        hi: i32,
+    },
+}
+
+impl Scale {
+    fn of(values: impl Iterator<Item = f64> + Clone, log: bool) -> Scale {
+        let max = values.clone().fold(0.0, f64::max);
+        let min = values.filter(|v| *v > 0.0).fold(f64::INFINITY, f64::min);
+        if log && max > 0.0 && min.is_finite() {
+            let lo = min.log10().floor() as i32;
+            let hi = (max.log10().ceil() as i32).max(lo + 1);
+            return Scale::Log { lo, hi };
+        }
+        let (end, step) = axis(max);
+        Scale::Linear { end, step }
+    }
+
+    /// Where `v` lies between 0 (axis start) and 1 (axis end).
+    fn fraction(&self, v: f64) -> f64 {
+        match *self {
+            Scale::Linear { end, .. } => v.max(0.0) / end,
+            Scale::Log { lo, hi } => {
+                let l = v.max(10f64.powi(lo)).log10();
+                (l - lo as f64) / (hi - lo) as f64
+            }
+        }
+    }
+
+    /// The tick values and their labels.
+    fn ticks(&self) -> Vec<(f64, String)> {
+        match *self {
+            Scale::Linear { end, step } => (0..=(end / step).round() as usize)
+                .map(|i| step * i as f64)
+                .map(|v| (v, tick_text(v, step)))
+                .collect(),
+            Scale::Log { lo, hi } => (lo..=hi)
+                .map(|d| 10f64.powi(d))
+                .map(|v| {
+                    (
+                        v,
+                        if v >= 1.0 {
+                            format!("{v:.0}")
+                        } else {
+                            format!("{v}")
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Escapes text for HTML and SVG.
@@ -92,7 +156,7 @@ fn tick_text(v: f64, step: f64) -> String {
 }
 
 /// A round axis end and tick step covering `max`.
-fn axis(max: f64) -> (f64, f64) {
+pub(crate) fn axis(max: f64) -> (f64, f64) {
     if !max.is_finite() || max <= 0.0 {
         return (1.0, 0.25);
     }
@@ -109,15 +173,14 @@ fn axis(max: f64) -> (f64, f64) {
 impl BarChart {
     /// The `<svg>` element.
     pub fn to_svg(&self) -> String {
-        let max = self
+        let values = self
             .groups
             .iter()
             .flat_map(|g| &g.bars)
-            .map(|b| b.error.map_or(b.value, |(_, hi)| hi.max(b.value)))
-            .fold(0.0, f64::max);
-        let (end, step) = axis(max);
+            .map(|b| b.error.map_or(b.value, |(_, hi)| hi.max(b.value)));
+        let scale = Scale::of(values, self.log);
         let plot = WIDTH - LABEL_WIDTH - VALUE_ROOM;
-        let x = |v: f64| LABEL_WIDTH + (v.max(0.0) / end) * plot;
+        let x = |v: f64| LABEL_WIDTH + scale.fraction(v) * plot;
         let top = TITLE_HEIGHT + if self.legend { LEGEND_HEIGHT } else { 0.0 };
         let bars: usize = self.groups.iter().map(|g| g.bars.len().max(1)).sum();
         let body = bars as f64 * (BAR_HEIGHT + BAR_GAP) + self.groups.len() as f64 * GROUP_GAP;
@@ -126,7 +189,7 @@ impl BarChart {
         let _ = write!(
             s,
             "<svg id=\"{}\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" \
-             viewBox=\"0 0 {WIDTH} {height}\" width=\"{WIDTH}\" height=\"{height}\">\
+             viewBox=\"0 0 {WIDTH} {height}\" width=\"100%\">\
              <title>{}</title>\
              <text class=\"chart-title\" x=\"0\" y=\"18\">{}</text>",
             self.id,
@@ -136,13 +199,18 @@ impl BarChart {
         if self.legend {
             self.draw_legend(&mut s);
         }
-        draw_axis(&mut s, end, step, top, top + body, &x);
+        draw_axis(&mut s, &scale.ticks(), top, top + body, &x);
         let _ = write!(
             s,
-            "<text class=\"unit\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-            x(end) + 24.0,
+            "<text class=\"unit\" x=\"{:.1}\" y=\"{:.1}\">{}{}</text>",
+            LABEL_WIDTH + plot + 24.0,
             top + body + 14.0,
-            escape(&self.unit)
+            escape(&self.unit),
+            if matches!(scale, Scale::Log { .. }) {
+                " (log scale)"
+            } else {
+                ""
+            }
         );
         let mut y = top;
         for group in &self.groups {
@@ -229,17 +297,21 @@ impl BarChart {
     }
 }
 
-fn draw_axis(s: &mut String, end: f64, step: f64, top: f64, bottom: f64, x: &dyn Fn(f64) -> f64) {
-    let ticks = (end / step).round() as usize;
-    for i in 0..=ticks {
-        let v = step * i as f64;
-        let tx = x(v);
+fn draw_axis(
+    s: &mut String,
+    ticks: &[(f64, String)],
+    top: f64,
+    bottom: f64,
+    x: &dyn Fn(f64) -> f64,
+) {
+    for (v, label) in ticks {
+        let tx = x(*v);
         let _ = write!(
             s,
             "<line class=\"grid\" x1=\"{tx:.1}\" y1=\"{top:.1}\" x2=\"{tx:.1}\" y2=\"{bottom:.1}\"/>\
              <text class=\"tick\" x=\"{tx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
             bottom + 14.0,
-            tick_text(v, step)
+            escape(label)
         );
     }
 }
