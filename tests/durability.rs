@@ -199,6 +199,43 @@ fn kill_9_at_random_points_then_resume_learns_what_an_uninterrupted_run_learns()
     assert_eq!(record["samples"]["at_risk"].as_array().unwrap().len(), 0);
 }
 
+/// Sends SIGINT (what Ctrl-C sends) to a child.
+fn interrupt(child: &Child) {
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+#[test]
+fn two_quick_ctrl_c_lose_nothing_and_resume_finishes_the_same_kb() {
+    let reference = reference();
+    let out = tempfile::tempdir().unwrap();
+    let rows = out.path().join("quick.journal.rows.log");
+    let child = run_command(out.path(), &[])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the row log", Duration::from_secs(30), || {
+        std::fs::metadata(&rows).is_ok_and(|m| m.len() > 0)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // The second Ctrl-C quits at once, without waiting for in-flight samples.
+    interrupt(&child);
+    std::thread::sleep(Duration::from_millis(30));
+    interrupt(&child);
+    let stopped = child.wait_with_output().unwrap();
+    assert_eq!(stopped.status.code(), Some(130), "{}", stderr(&stopped));
+    let output = run_command(out.path(), &["--resume"]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let kb = kb_contents(&out.path().join("quick.kato.db"));
+    assert_same_kb(&kb, &reference.kb, "after two quick Ctrl-C and a resume");
+    let record = last_record(out.path());
+    assert_eq!(level_digests(&record), reference.digests);
+    assert_eq!(record["samples"]["at_risk"].as_array().unwrap().len(), 0);
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
