@@ -202,3 +202,30 @@ fn run_and_resume_agree_on_what_to_do_with_an_earlier_knowledge_base() {
         .stderr(predicate::str::contains("nothing to resume"))
         .stderr(predicate::str::contains("--fresh"));
 }
+
+#[test]
+fn each_kb_file_has_its_own_journal_so_resume_neither_skips_nor_repeats() {
+    let out = tempfile::tempdir().unwrap();
+    let go = |file: &str, more: &[&str]| {
+        let kb = format!("stack.kb_file={}", out.path().join(file).display());
+        let mut args = vec!["--set", "stack.ephemeral=false", "--set", kb.as_str()];
+        args.extend_from_slice(more);
+        run(out.path(), &args)
+    };
+    go("a.db", &["--samples", "5"]).success();
+    // Another KB of the same profile in between must not move a.db's progress.
+    go("b.db", &["--samples", "3"]).success();
+    go("a.db", &["--samples", "8", "--resume"]).success();
+    go("c.db", &["--samples", "8"]).success();
+    Command::cargo_bin("katotune")
+        .unwrap()
+        .args(["kb", "diff"])
+        .arg(out.path().join("a.db"))
+        .arg(out.path().join("c.db"))
+        .assert()
+        .code(0);
+    // A KB that never ran has nothing to resume, whatever other KBs of the profile did.
+    go("d.db", &["--resume"])
+        .code(2)
+        .stderr(predicate::str::contains("nothing to resume"));
+}

@@ -26,11 +26,23 @@ pub fn new_run_id() -> String {
 }
 
 /// Where a profile's resume journal lives.
+///
+/// A journal belongs to one knowledge base: with `stack.kb_file` set it sits beside
+/// that file (`<kb_file>.journal.json`), so a resume never continues one KB with
+/// another's progress (which would skip samples or learn them twice); otherwise it is
+/// `<report.output_dir>/<profile>.journal.json`, beside the default KB file.
 pub fn journal_path(profile: &Profile) -> PathBuf {
-    profile
-        .report
-        .output_dir
-        .join(format!("{}.journal.json", profile.name))
+    match &profile.stack.kb_file {
+        Some(file) if !profile.stack.ephemeral => {
+            let mut name = file.file_name().unwrap_or_default().to_os_string();
+            name.push(".journal.json");
+            file.with_file_name(name)
+        }
+        _ => profile
+            .report
+            .output_dir
+            .join(format!("{}.journal.json", profile.name)),
+    }
 }
 
 /// Writes the run's report in every `report.formats` besides JSON (the record is
