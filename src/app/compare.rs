@@ -195,6 +195,11 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
         let plan = RunPlan::of(&args, profile);
         let ctx = RunContext {
             label: format!("[{}/{total}] {}", i + 1, profile.name),
+            prefix: if profiles[..i].iter().any(|p| p.name == profile.name) {
+                format!("{}-{}", profile.name, i + 1)
+            } else {
+                profile.name.clone()
+            },
             out_dir: &out_dir,
             warmup_samples: args.warmup_samples,
             cancel: &cancel,

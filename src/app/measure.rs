@@ -52,6 +52,9 @@ impl RunPlan {
 /// What every run of one profile shares.
 pub(super) struct RunContext<'a> {
     pub label: String,
+    /// Folder-name prefix of this profile's runs, unique within the comparison (a
+    /// profile compared with itself keeps both sets of records).
+    pub prefix: String,
     pub out_dir: &'a Path,
     pub warmup_samples: u64,
     pub cancel: &'a CancellationToken,
@@ -69,9 +72,7 @@ pub(super) async fn measure_profile(
 ) -> CliResult<Measured> {
     for w in 0..plan.warmup_runs {
         let label = format!("{} warm-up run {}/{}", ctx.label, w + 1, plan.warmup_runs);
-        let dir = ctx
-            .out_dir
-            .join(format!("{}-warmup{}", profile.name, w + 1));
+        let dir = ctx.out_dir.join(format!("{}-warmup{}", ctx.prefix, w + 1));
         let (record, _) = measured_run(profile, &label, &dir, ctx, shared.as_deref_mut()).await?;
         if record.status != RunStatus::Completed {
             return Ok((vec![record], Vec::new()));
@@ -82,7 +83,7 @@ pub(super) async fn measure_profile(
     while plan.wants_more(records.len() as u32, seconds) {
         let run = records.len() + 1;
         let label = format!("{} run {run} (at least {})", ctx.label, plan.min_runs);
-        let dir = ctx.out_dir.join(format!("{}-run{run}", profile.name));
+        let dir = ctx.out_dir.join(format!("{}-run{run}", ctx.prefix));
         let (record, tallies) =
             measured_run(profile, &label, &dir, ctx, shared.as_deref_mut()).await?;
         write_record(&record, &dir.join("record.json"))?;
