@@ -204,8 +204,18 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
             warmup_samples: args.warmup_samples,
             cancel: &cancel,
         };
-        let (records, kb) =
-            measure_profile(profile, &plan, &ctx, shared_stack.then_some(&mut shared)).await?;
+        let measured =
+            measure_profile(profile, &plan, &ctx, shared_stack.then_some(&mut shared)).await;
+        let (records, kb) = match measured {
+            Ok(measured) => measured,
+            Err(e) => {
+                // A shared stack is taken down on the way out too (`--reuse-stack`).
+                if let Some(guard) = shared.take() {
+                    guard.finish().await;
+                }
+                return Err(e);
+            }
+        };
         let interrupted = records.iter().find(|r| r.status != RunStatus::Completed);
         let interrupted = interrupted.map(RunRecord::exit_code);
         stopped = stopped.or(interrupted);
