@@ -484,6 +484,6 @@ fn parse_samples(raw: &str) -> Result<SampleCount, String> {
         return Ok(SampleCount::All);
     }
     raw.trim().parse::<u64>().map(SampleCount::Count).map_err(|_| {
-        format!("`{raw}` is not a number of samples: give a whole number, 0 or more (e.g. --samples 100), or `all`")
+        format!("`{raw}` is not a number of samples: give a whole number, 1 or more (e.g. --samples 100), or `all`")
     })
 }

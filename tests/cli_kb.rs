@@ -300,3 +300,43 @@ fn a_corrupt_or_truncated_dump_is_refused_with_its_line() {
     let mut stores = Stores::connect(&s.urls).unwrap();
     assert_eq!(stores.stats("node0_kato").unwrap().patterns, 10);
 }
+
+#[test]
+fn reset_of_an_absent_node_and_a_dump_into_a_missing_folder_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kb.db");
+    let kb_file = format!("stack.kb_file={}", db.display());
+    let out = format!("report.output_dir={}", dir.path().display());
+    Command::cargo_bin("katotune")
+        .unwrap()
+        .env("NO_COLOR", "1")
+        .args([
+            "run",
+            "quick",
+            "--samples",
+            "3",
+            "--set",
+            "stack.ephemeral=false",
+        ])
+        .args(["--set", &kb_file, "--set", &out])
+        .assert()
+        .success();
+    Command::cargo_bin("katotune")
+        .unwrap()
+        .args(["kb", "reset"])
+        .arg(&db)
+        .args(["--node", "node9"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("node9_kato is not in"))
+        .stdout(predicate::str::contains("removed").not());
+    Command::cargo_bin("katotune")
+        .unwrap()
+        .args(["kb", "dump"])
+        .arg(&db)
+        .arg("-o")
+        .arg(dir.path().join("no/such/folder/kb.jsonl"))
+        .assert()
+        .code(katotune::exit::BAD_INPUT)
+        .stderr(predicate::str::contains("does not exist"));
+}

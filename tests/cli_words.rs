@@ -88,7 +88,7 @@ fn wrong_values_say_what_was_written_and_what_is_allowed() {
     show("inherits: quick\ntraining:\n  workers: \"four\"\n")
         .code(2)
         .stderr(predicate::str::contains(
-            "`four` is not allowed here: this takes a whole number (0 or more)",
+            "`four` is not allowed here: this takes a whole number",
         ))
         .stderr(predicate::str::contains("usize").not());
     show("training:\n  workers: 4\n  workers: 5\n")

@@ -262,6 +262,16 @@ fn record_digests(path: &Path, service_name: &str) -> Result<BTreeMap<String, St
 fn dump(a: KbDumpArgs) -> Result<i32> {
     let r = resolve(a.target.as_deref(), &a.stores)?;
     let (info, stream) = location::open_source(&r.location, &r.service_name)?;
+    if let Some(dir) = a.output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(BadInput(format!(
+                "-o {}: the folder {} does not exist; create it, or write the dump elsewhere",
+                a.output.display(),
+                dir.display()
+            ))
+            .into());
+        }
+    }
     let partial = partial_path(&a.output);
     let file = std::fs::File::create(&partial)
         .with_context(|| format!("cannot create {}", partial.display()))?;
@@ -386,7 +396,17 @@ fn reset(a: KbResetArgs) -> Result<i32> {
             )
             .into()),
         };
-    let kbs: Vec<String> = nodes.iter().map(|n| kb_id(n, &r.service_name)).collect();
+    let present: Vec<String> = location::stats(&r.location, &r.service_name)?
+        .into_iter()
+        .map(|s| s.kb_id)
+        .collect();
+    let (kbs, absent): (Vec<String>, Vec<String>) = nodes
+        .iter()
+        .map(|n| kb_id(n, &r.service_name))
+        .partition(|kb| present.contains(kb));
+    for kb in &absent {
+        println!("{kb} is not in {}: nothing to remove", r.location);
+    }
     for (kb, what) in location::remove(&r.location, &kbs)? {
         println!("removed {kb} from {}: {what}", r.location);
     }

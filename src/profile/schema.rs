@@ -500,7 +500,7 @@ fn samples_or_all<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>,
         Some(Samples::Count(n)) => Ok(Some(n)),
         Some(Samples::Word(w)) if w.eq_ignore_ascii_case("all") => Ok(None),
         Some(Samples::Word(w)) => Err(serde::de::Error::custom(format!(
-            "`{w}` is not allowed here: this takes a whole number of samples (0 or more) or `all`"
+            "`{w}` is not allowed here: this takes a whole number of samples (1 or more) or `all`"
         ))),
     }
 }

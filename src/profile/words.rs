@@ -25,7 +25,7 @@ pub(super) fn yaml_message(raw: &str) -> String {
 /// What a whole-number or other expected type means to a user.
 fn allowed(expected: &str) -> String {
     match expected {
-        "usize" | "u64" | "u32" | "u16" | "u8" => "a whole number (0 or more)".into(),
+        "usize" | "u64" | "u32" | "u16" | "u8" => "a whole number".into(),
         "i64" | "i32" => "a whole number".into(),
         "f64" | "f32" => "a number".into(),
         "a boolean" | "bool" => "true or false".into(),
@@ -88,7 +88,7 @@ mod tests {
         let four = Kind::InvalidType(Actual::Str("four".into()), "usize".into());
         assert_eq!(
             value_message(&four),
-            "`four` is not allowed here: this takes a whole number (0 or more)"
+            "`four` is not allowed here: this takes a whole number"
         );
         let empty = Kind::InvalidType(Actual::Unit, "usize".into());
         assert!(value_message(&empty).starts_with("an empty value is not allowed"));
