@@ -97,18 +97,17 @@ async fn run_into_a_stack_loads_the_kb_its_stores_hold_exactly_and_refuses_to_mi
     let loaded = profile::load(&target, &[]).unwrap().profile;
     let _stack = StackGuard(vec![template::stack_name(&loaded)]);
 
-    let delivered = katotune(&[
-        "--format",
-        "json",
-        "run",
-        &train,
-        "--into",
-        &target,
-        "--allow-eviction",
-        "--fresh",
-    ]);
-    assert_eq!(delivered.status.code(), Some(0), "{}", shown(&delivered));
-    let rec = record(&delivered);
+    // A delivery that must succeed: its output, with the run record it printed.
+    let deliver = |more: &[&str]| {
+        let mut args = vec!["--format", "json", "run", &train, "--into", &target];
+        args.extend_from_slice(&["--allow-eviction", "--fresh"]);
+        args.extend_from_slice(more);
+        let out = katotune(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+        let rec = record(&out);
+        (out, rec)
+    };
+    let (delivered, rec) = deliver(&[]);
     let delivery = &rec["delivery"];
     assert_eq!(delivery["verified"], Value::Bool(true), "{delivery}");
     for level in rec["levels"].as_array().unwrap() {
@@ -153,20 +152,7 @@ async fn run_into_a_stack_loads_the_kb_its_stores_hold_exactly_and_refuses_to_mi
     refused(&again, "nothing was trained");
 
     // replace: the nodes start over and hold exactly one run's KB again.
-    let replaced = katotune(&[
-        "--format",
-        "json",
-        "run",
-        &train,
-        "--into",
-        &target,
-        "--allow-eviction",
-        "--fresh",
-        "--set",
-        "deliver.mode=replace",
-    ]);
-    assert_eq!(replaced.status.code(), Some(0), "{}", shown(&replaced));
-    let again = record(&replaced);
+    let (_, again) = deliver(&["--set", "deliver.mode=replace"]);
     assert_eq!(again["delivery"]["digests"], delivery["digests"]);
     assert_eq!(again["delivery"]["verified"], Value::Bool(true));
 }
