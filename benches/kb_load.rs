@@ -10,16 +10,15 @@
 mod kb_support;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use katotune::engine::{self, EngineConfig};
 use katotune::kb::location::{self, Location};
 use katotune::kb::stores::load::{LoadMode, LoadOptions, DEFAULT_BATCH};
 use katotune::kb::stores::Stores;
 use katotune::profile::Profile;
-use katotune::train::record::{BackendInfo, RunRecord};
+use katotune::train::record::RunRecord;
 use katotune::train::runner::{self, RunOptions, Target};
-use tokio_util::sync::CancellationToken;
 
 fn corpus() -> PathBuf {
     if let Ok(p) = std::env::var("KATOTUNE_KJV_CHAPTERS") {
@@ -51,22 +50,8 @@ fn train(db: &Path, out: &Path) -> RunRecord {
         };
         let engine = engine::start(config).await.expect("engine starts");
         let url = engine.url();
-        let target = Target {
-            url: url.clone(),
-            backend: BackendInfo {
-                kind: "embedded".into(),
-                url,
-                server: String::new(),
-            },
-        };
-        let opts = RunOptions {
-            run_id: "bench".into(),
-            resume: false,
-            journal_path: out.join("kjv.journal.json"),
-            cancel: CancellationToken::new(),
-            drain_deadline: Duration::from_secs(30),
-            progress_bar: false,
-        };
+        let target = Target::embedded(url);
+        let opts = RunOptions::quiet("bench", out.join("kjv.journal.json"));
         let record = runner::run(&p, &target, &opts).await.expect("run starts");
         engine.shutdown().await;
         record

@@ -5,14 +5,13 @@
 //! Each profile runs on a fresh in-memory engine in this process, over real HTTP on
 //! loopback. The digests must agree, or the numbers mean nothing: the bench checks.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use katotune::engine::{self, EngineConfig};
 use katotune::profile::Profile;
-use katotune::train::record::{BackendInfo, RunRecord};
+use katotune::train::record::RunRecord;
 use katotune::train::runner::{self, RunOptions, Target};
 use katotune::train::tokenizer::Gpt2Tokenizer;
-use tokio_util::sync::CancellationToken;
 
 const ROUNDS: usize = 3;
 
@@ -33,22 +32,8 @@ async fn once(p: &Profile, out: &std::path::Path) -> RunRecord {
         .await
         .expect("engine starts");
     let url = engine.url();
-    let target = Target {
-        url: url.clone(),
-        backend: BackendInfo {
-            kind: "embedded".into(),
-            url,
-            server: String::new(),
-        },
-    };
-    let opts = RunOptions {
-        run_id: "bench".into(),
-        resume: false,
-        journal_path: out.join(format!("{}.journal.json", p.name)),
-        cancel: CancellationToken::new(),
-        drain_deadline: Duration::from_secs(30),
-        progress_bar: false,
-    };
+    let target = Target::embedded(url);
+    let opts = RunOptions::quiet("bench", out.join(format!("{}.journal.json", p.name)));
     let record = runner::run(p, &target, &opts).await.expect("run starts");
     engine.shutdown().await;
     record

@@ -4,17 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use katotune::engine::{self, EngineConfig, RunningEngine};
 use katotune::kb::engine_file::{read_engine_file, EngineFileError};
 use katotune::kb::kato_form::{affinity_writes, clickhouse_row, pattern_writes, StoreImage};
 use katotune::profile::Profile;
-use katotune::train::record::BackendInfo;
 use katotune::train::runner::{self, RunOptions, Target};
 use reqwest::Client;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
 /// `../shared/kato/storage`: from `KATOTUNE_SHARED`, else the first `shared/` beside
 /// the crate or one of its ancestors (a worktree sits deeper than the main checkout).
@@ -270,22 +267,8 @@ async fn five_kjv_samples_on_the_baseline_profile_store_what_kato_stores() {
     profile.training.samples = Some(5);
     profile.report.output_dir = dir.path().to_path_buf();
     let url = engine.url();
-    let target = Target {
-        url: url.clone(),
-        backend: BackendInfo {
-            kind: "embedded".into(),
-            url,
-            server: String::new(),
-        },
-    };
-    let options = RunOptions {
-        run_id: "golden".into(),
-        resume: false,
-        journal_path: dir.path().join("journal.json"),
-        cancel: CancellationToken::new(),
-        drain_deadline: Duration::from_secs(30),
-        progress_bar: false,
-    };
+    let target = Target::embedded(url);
+    let options = RunOptions::quiet("golden", dir.path().join("journal.json"));
     runner::run(&profile, &target, &options)
         .await
         .expect("training runs");

@@ -6,16 +6,13 @@ mod kb_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use katotune::engine::{self, EngineConfig};
 use katotune::kb::location::{self, Location};
 use katotune::kb::stores::load::{LoadMode, LoadOptions};
 use katotune::profile::Profile;
-use katotune::train::record::BackendInfo;
 use katotune::train::runner::{self, RunOptions, Target};
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
 fn golden() -> Value {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -45,22 +42,8 @@ fn train(db: &Path, out: &Path) {
         };
         let engine = engine::start(config).await.unwrap();
         let url = engine.url();
-        let target = Target {
-            url: url.clone(),
-            backend: BackendInfo {
-                kind: "embedded".into(),
-                url,
-                server: String::new(),
-            },
-        };
-        let opts = RunOptions {
-            run_id: "golden".into(),
-            resume: false,
-            journal_path: out.join("journal.json"),
-            cancel: CancellationToken::new(),
-            drain_deadline: Duration::from_secs(30),
-            progress_bar: false,
-        };
+        let target = Target::embedded(url);
+        let opts = RunOptions::quiet("golden", out.join("journal.json"));
         runner::run(&profile, &target, &opts).await.unwrap();
         engine.shutdown().await;
     });

@@ -396,19 +396,12 @@ fn reset(a: KbResetArgs) -> Result<i32> {
             )
             .into()),
         };
-    let present: Vec<String> = location::stats(&r.location, &r.service_name)?
-        .into_iter()
-        .map(|s| s.kb_id)
-        .collect();
-    let (kbs, absent): (Vec<String>, Vec<String>) = nodes
-        .iter()
-        .map(|n| kb_id(n, &r.service_name))
-        .partition(|kb| present.contains(kb));
-    for kb in &absent {
-        println!("{kb} is not in {}: nothing to remove", r.location);
-    }
+    let kbs: Vec<String> = nodes.iter().map(|n| kb_id(n, &r.service_name)).collect();
     for (kb, what) in location::remove(&r.location, &kbs)? {
-        println!("removed {kb} from {}: {what}", r.location);
+        match what {
+            Some(what) => println!("removed {kb} from {}: {what}", r.location),
+            None => println!("{kb} is not in {}: nothing to remove", r.location),
+        }
     }
     Ok(exit::OK)
 }

@@ -262,7 +262,8 @@ pub fn name_counts(
 }
 
 /// Removes `kb_ids` from `loc`; per KB, what was removed in words.
-pub fn remove(loc: &Location, kb_ids: &[String]) -> Result<Vec<(String, String)>> {
+/// Per KB: what was removed, or `None` when the target did not hold it.
+pub fn remove(loc: &Location, kb_ids: &[String]) -> Result<Vec<(String, Option<String>)>> {
     let mut out = Vec::new();
     match loc {
         Location::Dump(p) => anyhow::bail!(
@@ -273,7 +274,8 @@ pub fn remove(loc: &Location, kb_ids: &[String]) -> Result<Vec<(String, String)>
             let mut w = EngineFileWriter::open(path)?;
             for kb in kb_ids {
                 let n = w.remove_kb(kb)?;
-                out.push((kb.clone(), format!("{n} patterns and their affinity")));
+                let what = (n > 0).then(|| format!("{n} patterns and their affinity"));
+                out.push((kb.clone(), what));
             }
             w.finish()?;
         }
@@ -281,12 +283,12 @@ pub fn remove(loc: &Location, kb_ids: &[String]) -> Result<Vec<(String, String)>
             let mut stores = Stores::connect(urls)?;
             for kb in kb_ids {
                 let (rows, keys) = stores.remove_kb(kb)?;
-                out.push((
-                    kb.clone(),
+                let what = (rows + keys > 0).then(|| {
                     format!(
                         "ClickHouse partition '{kb}' ({rows} rows) and {keys} Redis keys {kb}:*"
-                    ),
-                ));
+                    )
+                });
+                out.push((kb.clone(), what));
             }
         }
     }

@@ -49,7 +49,9 @@ pub fn explain(profile: &Profile, figment: &Figment) -> Vec<Origin> {
     out
 }
 
-fn leaves(value: &Value, path: String, visit: &mut dyn FnMut(String, &Value)) {
+/// Visits every leaf of `value` with its dotted path (`stack.tuning.workers`); an empty
+/// map counts as a leaf.
+pub(crate) fn leaves(value: &Value, path: String, visit: &mut dyn FnMut(String, &Value)) {
     match value {
         Value::Object(map) if !map.is_empty() => {
             for (k, v) in map {

@@ -82,25 +82,9 @@ fn flatten(p: &ProfileSummary) -> BTreeMap<String, Value> {
     let mut value = serde_json::to_value(&p.resolved).unwrap_or(Value::Null);
     crate::secret::redact_json(&mut value);
     let mut out = BTreeMap::new();
-    leaves(&value, String::new(), &mut out);
+    crate::profile::explain::leaves(&value, String::new(), &mut |key, leaf| {
+        out.insert(key, leaf.clone());
+    });
     out.retain(|k, _| !IGNORED.contains(&k.split('.').next().unwrap_or_default()));
     out
-}
-
-fn leaves(value: &Value, path: String, out: &mut BTreeMap<String, Value>) {
-    match value {
-        Value::Object(map) if !map.is_empty() => {
-            for (k, v) in map {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                leaves(v, p, out);
-            }
-        }
-        _ => {
-            out.insert(path, value.clone());
-        }
-    }
 }

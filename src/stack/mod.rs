@@ -21,6 +21,7 @@ use crate::engine::{self, EngineConfig, RunningEngine};
 use crate::profile::schema::{Backend, Port};
 use crate::profile::Profile;
 use crate::train::record::BackendInfo;
+use crate::train::runner::Target;
 
 pub use guard::StackGuard;
 pub use stores::{stores_of, StoreUrls};
@@ -159,13 +160,9 @@ pub async fn up(
                 prepare_kb_file(path, kb)?;
             }
             let engine = engine::start_locked(config, lock).await?;
-            let url = engine.url();
+            let Target { url, backend } = Target::embedded(engine.url());
             Ok(StackHandle {
-                backend: BackendInfo {
-                    kind: "embedded".into(),
-                    url: url.clone(),
-                    server: format!("katotune-engine {}", env!("CARGO_PKG_VERSION")),
-                },
+                backend,
                 url,
                 stores: None,
                 running: Running::Embedded(engine),

@@ -51,6 +51,35 @@ pub struct Target {
     pub backend: BackendInfo,
 }
 
+impl RunOptions {
+    /// A fresh (not resumed) run with no progress bar, its journal at `journal_path`,
+    /// 30 s for in-flight samples after a cancel: what tests and benches run.
+    pub fn quiet(run_id: &str, journal_path: PathBuf) -> Self {
+        Self {
+            run_id: run_id.to_string(),
+            resume: false,
+            journal_path,
+            cancel: CancellationToken::new(),
+            drain_deadline: Duration::from_secs(30),
+            progress_bar: false,
+        }
+    }
+}
+
+impl Target {
+    /// katotune's engine at `url` (started in-process or by `katotune serve`).
+    pub fn embedded(url: String) -> Self {
+        Self {
+            backend: BackendInfo {
+                kind: "embedded".into(),
+                url: url.clone(),
+                server: format!("katotune-engine {}", env!("CARGO_PKG_VERSION")),
+            },
+            url,
+        }
+    }
+}
+
 /// What stops a run before it trains anything.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
