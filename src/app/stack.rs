@@ -48,7 +48,7 @@ pub async fn apply(args: StackArgs, wait: bool) -> CliResult<i32> {
             );
             outln!(
                 "  ready after: {}; probe {:.1} s",
-                describe_times(&times),
+                describe_times(&times, &report),
                 probe_started.elapsed().as_secs_f64()
             );
             if stores::has_stores(&plan) {

@@ -206,7 +206,7 @@ async fn up_docker(
         eprintln!(
             "{}: services ready after {}",
             plan.stack,
-            docker::describe_times(&times)
+            docker::describe_times(&times, &report)
         );
         let url = backend.api_endpoint(&plan).await?;
         let stores = match stores::has_stores(&plan) {
@@ -285,6 +285,9 @@ async fn guard_stores(profile: &Profile, found: &StoreUrls, kb: KbStart) -> Resu
         .map_err(|e| StackError::NotReady(format!("the store check stopped: {e}")))??;
     for (kb_id, rows, keys) in report.removed {
         eprintln!("--fresh: removed {kb_id} ({rows} ClickHouse rows, {keys} Redis keys)");
+    }
+    if !report.probes_removed.is_empty() {
+        tracing::info!(kbs = ?report.probes_removed, "removed what earlier readiness probes left in the stores");
     }
     Ok(())
 }
