@@ -272,3 +272,20 @@ fn a_local_profile_inherits_the_shipped_profile_of_its_own_name() {
         .stderr(predicate::str::contains("mine.yaml (the profile itself)"))
         .stderr(predicate::str::contains("cycle").not());
 }
+
+#[test]
+fn render_of_a_profile_that_never_uses_docker_says_so() {
+    katotune()
+        .args(["render", "baseline"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("io.katotune.stack: katotune-baseline"))
+        .stderr(predicate::str::contains(
+            "profile baseline uses the embedded backend, so `run` and `compare` never start this docker stack",
+        ));
+    katotune()
+        .args(["render", "docker-kato"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("never start").not());
+}
