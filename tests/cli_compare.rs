@@ -337,3 +337,31 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_node_one_profile_lacks_is_absent_not_a_different_kb() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, sizes: &str| {
+        let path = dir.path().join(format!("{name}.yaml"));
+        let text = format!("inherits: quick\ntraining:\n  samples: 3\n  chunk_sizes: {sizes}\n");
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    // node3 learns one pattern per sample (the sample's last names); node4 above it
+    // only ever gets one name per sample, a pattern KATO never stores: idle.
+    let four = write("four", "[5, 7, 9, 5000]");
+    let three = write("three", "[5, 7, 9]");
+    let five = write("five", "[5, 7, 9, 5000, 5000]");
+    let out = dir.path().join("out");
+    let once = ["--runs", "1", "--min-time", "0s"];
+    let assert = compare(&out, &[&four, &five], &once).success();
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
+    assert!(stdout.contains("same KB"), "{stdout}");
+    assert!(!stdout.contains("DIFFERS"), "{stdout}");
+    compare(&out, &[&four, &three], &once)
+        .code(katotune::exit::KB_MISMATCH)
+        .stdout(predicate::str::contains("(node3 absent)"))
+        .stdout(predicate::str::contains(
+            "KB: three has no node3 (not in its hierarchy); four learned 3 names there",
+        ));
+}

@@ -142,6 +142,16 @@ pub fn load_profile(name: &str, overrides: &ProfileOverrides) -> CliResult<profi
 
 fn render(args: RenderArgs, global: &crate::cli::GlobalArgs) -> CliResult<i32> {
     let loaded = load_profile(&args.profile, &args.overrides)?;
+    let backend = loaded.profile.stack.backend;
+    if backend != profile::schema::Backend::Docker {
+        // The plan is still worth seeing, but it is not what `run` brings up.
+        noteln!(
+            "note: profile {} uses the {} backend, so `run` and `compare` never start this \
+             docker stack; it is what `apply`, `up` or `run --backend docker` would create",
+            loaded.profile.name,
+            output::user_name(&backend)
+        );
+    }
     let plan = template::render(&loaded.profile, "render")?;
     let mut shown = serde_json::to_value(&plan)?;
     if let Some(list) = shown.get_mut("containers").and_then(Value::as_array_mut) {

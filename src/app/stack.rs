@@ -9,7 +9,7 @@ use crate::cli::{
 };
 use crate::exit;
 use crate::profile::schema::Backend;
-use crate::stack::docker::{describe_times, ContainerChange, DockerBackend};
+use crate::stack::docker::{describe_times, DockerBackend};
 use crate::stack::{image, probe, stores, template};
 
 fn docker_profile(args: &StackArgs) -> CliResult<crate::profile::Profile> {
@@ -96,13 +96,7 @@ fn report_changes(stack: &str, report: &crate::stack::docker::ApplyReport) {
         outln!("{}: nothing to do, every container is up to date", stack);
     } else {
         for c in &report.containers {
-            let what = match c.change {
-                ContainerChange::Created => "created",
-                ContainerChange::Recreated => "recreated (config changed)",
-                ContainerChange::Started => "started",
-                ContainerChange::Unchanged => "unchanged",
-            };
-            outln!("{}: {what}", c.name);
+            outln!("{}: {}", c.name, c.change.words());
         }
     }
 }

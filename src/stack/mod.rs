@@ -198,16 +198,14 @@ async fn up_docker(
     let backend = docker::DockerBackend::connect().await?;
     let existed = !backend.status(Some(&plan.stack)).await?.is_empty();
     let bring_up = async {
+        // `apply` logs each container's change once (INFO, shown with -v).
         let report = backend.apply(&plan, run_id).await?;
-        for c in &report.containers {
-            tracing::info!("{}: {:?}", c.name, c.change);
-        }
         let times = backend.wait_healthy(&plan, profile.health.timeout).await?;
-        eprintln!(
+        crate::app::output::note(format_args!(
             "{}: services ready after {}",
             plan.stack,
             docker::describe_times(&times, &report)
-        );
+        ));
         let url = backend.api_endpoint(&plan).await?;
         let stores = match stores::has_stores(&plan) {
             true => Some(stores::of_plan(&backend, &plan).await?),
@@ -284,7 +282,9 @@ async fn guard_stores(profile: &Profile, found: &StoreUrls, kb: KbStart) -> Resu
         .await
         .map_err(|e| StackError::NotReady(format!("the store check stopped: {e}")))??;
     for (kb_id, rows, keys) in report.removed {
-        eprintln!("--fresh: removed {kb_id} ({rows} ClickHouse rows, {keys} Redis keys)");
+        crate::app::output::note(format_args!(
+            "--fresh: removed {kb_id} ({rows} ClickHouse rows, {keys} Redis keys)"
+        ));
     }
     if !report.probes_removed.is_empty() {
         tracing::info!(kbs = ?report.probes_removed, "removed what earlier readiness probes left in the stores");

@@ -147,6 +147,11 @@ impl Segmenter {
         self.segmentation
     }
 
+    /// Tokens kept per paragraph (path A; path B keeps every token).
+    pub fn paragraph_token_cap(&self) -> usize {
+        self.paragraph_token_cap
+    }
+
     /// Node0's chunk size.
     pub fn chunk_size(&self) -> usize {
         self.chunk_size

@@ -58,11 +58,15 @@ pub(crate) fn check_cell(p: &ProfileSummary) -> Cell {
     let status = p.correctness.status;
     let mut text = status.label().to_string();
     if !p.correctness.differences.is_empty() {
-        let nodes: Vec<&str> = p
+        // A node one side lacks is named as absent, not as a different KB.
+        let nodes: Vec<String> = p
             .correctness
             .differences
             .iter()
-            .map(|d| d.node.as_str())
+            .map(|d| match (&d.digest, &d.reference_digest) {
+                (Some(_), Some(_)) => d.node.clone(),
+                _ => format!("{} absent", d.node),
+            })
             .collect();
         text = format!("{text} ({})", nodes.join(", "));
     }
