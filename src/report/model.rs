@@ -14,7 +14,7 @@ use super::relative_speed::Relative;
 use super::settings::Setting;
 use super::stats::Spread;
 use super::summary::{self, CallSummary, NodeSummary, RunBrief, SampleSummary};
-use super::warnings;
+use super::warnings::{self, MaxRunsReached};
 use crate::profile::Profile;
 use crate::train::dataset::DatasetIdentity;
 use crate::train::record::{BackendInfo, RunRecord};
@@ -29,13 +29,16 @@ pub struct ProfileRuns {
     pub profile: Profile,
     /// The measured repeats, in the order they ran (warm-ups left out).
     pub records: Vec<RunRecord>,
-    /// Name counts read back from the server after the last repeat, one map per level
-    /// in the order of that record's `levels` (`kb[0]` is node0). Empty when the
-    /// names could not be read; differences are then reported without examples.
+    /// Name counts of the last repeat's KB, one map per level in the order of that
+    /// record's `levels` (`kb[0]` is node0): read back from the server's KB (the
+    /// record's `kb_check` says from where), else the client's tally. Empty when
+    /// unknown; differences are then reported without examples.
     pub kb: Vec<BTreeMap<String, u64>>,
     /// Where each resolved setting came from, by dotted key (`profile::explain`);
     /// empty when rebuilt from run records.
     pub sources: BTreeMap<String, String>,
+    /// Set when `--max-runs` ended the runs before `--min-time` was met.
+    pub max_runs_reached: Option<MaxRunsReached>,
 }
 
 /// The comparison of several profiles over the same samples.
@@ -107,6 +110,9 @@ pub struct ProfileSummary {
     /// Where each resolved setting came from, by dotted key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sources: BTreeMap<String, String>,
+    /// Set when `--max-runs` ended the runs before `--min-time` was met.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_runs_reached: Option<MaxRunsReached>,
 }
 
 /// The setting a scan varied and its values, one per profile in order.

@@ -114,6 +114,7 @@ pub(crate) fn summarize(runs: &ProfileRuns) -> ProfileSummary {
         verdict: None,
         resolved: runs.profile.clone(),
         sources: runs.sources.clone(),
+        max_runs_reached: runs.max_runs_reached,
     }
 }
 

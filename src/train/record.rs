@@ -58,6 +58,10 @@ pub struct RunRecord {
     /// `run --into`: where the KB was loaded and whether the stores hold exactly it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<DeliveryInfo>,
+    /// `compare`: every node's KB read back after the run, against the client's tally
+    /// (record version 2; absent in older records and in `run`'s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kb_check: Option<super::kb_check::KbCheck>,
 }
 
 /// What `run --into` did with the trained KB (see `app::deliver`).

@@ -225,6 +225,7 @@ fn record(shape: Shape<'_>) -> RunRecord {
         levels: levels(shape.kb),
         durability: Default::default(),
         delivery: None,
+        kb_check: None,
     }
 }
 
