@@ -294,10 +294,20 @@ fn finish(
     }
     let failures = c.correctness_failures();
     for p in &failures {
-        eprintln!(
-            "KB DIFFERS {}: it learned a different knowledge base than {}",
-            p.name, c.reference
-        );
+        if let Some(read) = p.correctness.read_back.as_ref().filter(|_| p.correctness.stores_disagree()) {
+            eprintln!(
+                "KB MISMATCH {}: its KB read back {} is not what the server answered ({})",
+                p.name,
+                read.source.label(),
+                read.mismatched_nodes().join(", ")
+            );
+        }
+        if p.correctness.status.is_bad() || !p.correctness.repeats_agree {
+            eprintln!(
+                "KB DIFFERS {}: it learned a different knowledge base than {}",
+                p.name, c.reference
+            );
+        }
     }
     if !failures.is_empty() && !allow_kb_diff {
         return Ok(exit::KB_MISMATCH);

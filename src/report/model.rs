@@ -221,7 +221,9 @@ impl Comparison {
 
     /// Profiles whose KB differs from the reference's: a batching or parallelism bug
     /// when they train the same data the same way (`Differs`), or an expected change
-    /// of settings (`DifferentLearning`) the user must acknowledge (`--allow-kb-diff`).
+    /// of settings (`DifferentLearning`) the user must acknowledge (`--allow-kb-diff`);
+    /// also profiles whose repeats disagree, or whose KB as read back is not what the
+    /// server answered.
     pub fn correctness_failures(&self) -> Vec<&ProfileSummary> {
         self.profiles
             .iter()
@@ -230,6 +232,7 @@ impl Comparison {
                     p.correctness.status,
                     CheckStatus::Differs | CheckStatus::DifferentLearning
                 ) || !p.correctness.repeats_agree
+                    || p.correctness.stores_disagree()
             })
             .collect()
     }
@@ -269,11 +272,11 @@ fn compare_with_reference(
     }
     profile.correctness.differences = correctness::differences(
         KbSide {
-            levels: &mine.levels,
+            levels: &mine.kb_levels(),
             kb: &input.kb,
         },
         KbSide {
-            levels: &theirs.levels,
+            levels: &theirs.kb_levels(),
             kb: &reference_input.kb,
         },
     );

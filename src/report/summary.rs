@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::correctness::{self, CheckStatus, Correctness};
+use super::read_back::ReadBack;
 use super::model::ProfileRuns;
 use super::settings::{settings_of, target_label};
 use super::stats::Spread;
@@ -65,8 +66,11 @@ pub struct NodeSummary {
     pub learns: u64,
     /// Distinct pattern names.
     pub distinct: u64,
-    /// KB digest (SHA-1 over sorted `name count` lines).
+    /// KB digest (SHA-1 over sorted `name count` lines), as read back when it was.
     pub digest: String,
+    /// Why this node learned nothing, when it did not (the run record's explanation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Everything but the parts that need other profiles (relative speed, correctness
@@ -97,7 +101,7 @@ pub(crate) fn summarize(runs: &ProfileRuns) -> ProfileSummary {
         relative: None,
         calls: calls(records),
         samples: samples(records),
-        nodes: last.map_or_else(Vec::new, |r| r.levels.iter().map(node).collect()),
+        nodes: last.map_or_else(Vec::new, |r| r.kb_levels().iter().map(node).collect()),
         correctness: Correctness {
             status: CheckStatus::NotRun,
             differences: Vec::new(),
@@ -105,9 +109,13 @@ pub(crate) fn summarize(runs: &ProfileRuns) -> ProfileSummary {
             repeats_agree: correctness::repeats_agree(
                 &records
                     .iter()
-                    .map(|r| r.levels.as_slice())
+                    .map(RunRecord::kb_levels)
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(Vec::as_slice)
                     .collect::<Vec<_>>(),
             ),
+            read_back: ReadBack::of(records),
         },
         settings: settings_of(&runs.profile),
         warnings: Vec::new(),
@@ -145,6 +153,7 @@ fn node(level: &crate::train::record::LevelRecord) -> NodeSummary {
         learns: level.kb.learns,
         distinct: level.kb.distinct,
         digest: level.kb.digest.clone(),
+        note: level.note.clone(),
     }
 }
 

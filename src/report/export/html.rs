@@ -163,17 +163,24 @@ fn throughput_chart(c: &Comparison) -> BarChart {
         .enumerate()
         .map(|(i, p)| {
             let s = &p.samples_per_second;
+            let trained = p.samples.done > 0;
             Group {
                 label: p.name.clone(),
                 bars: vec![Bar {
                     series: i,
-                    value: s.mean,
-                    error: s.stddev.map(|sd| ((s.mean - sd).max(0.0), s.mean + sd)),
-                    label: format!(
-                        "{}/s ({}x)",
-                        s.display(2),
-                        super::sections::relative_text(p)
-                    ),
+                    value: if trained { s.mean } else { 0.0 },
+                    error: s
+                        .stddev
+                        .filter(|_| trained)
+                        .map(|sd| ((s.mean - sd).max(0.0), s.mean + sd)),
+                    label: match trained {
+                        true => format!(
+                            "{}/s ({}x)",
+                            s.display(2),
+                            super::sections::relative_text(p)
+                        ),
+                        false => "n/a: trained nothing".into(),
+                    },
                     bad: p.correctness.status == CheckStatus::Differs,
                 }],
             }
@@ -233,6 +240,7 @@ fn patterns_chart(c: &Comparison) -> BarChart {
                 .profiles
                 .iter()
                 .enumerate()
+                .filter(|(_, p)| p.samples.done > 0)
                 .filter_map(|(i, p)| {
                     let n = p.nodes.iter().find(|n| n.node == node)?;
                     Some(Bar {
