@@ -19,8 +19,10 @@ use crate::profile::Profile;
 use crate::train::dataset::DatasetIdentity;
 use crate::train::record::{BackendInfo, RunRecord};
 
-/// Format version of the comparison JSON (bumped on incompatible changes).
-pub const SCHEMA_VERSION: u32 = 1;
+/// Format version of the comparison JSON. 2 added, compatibly (version 1 documents
+/// still read): latency histograms, where each KB was read back
+/// (`correctness.read_back`), idle-level notes and `max_runs_reached`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One profile's input to a comparison.
 #[derive(Debug, Clone, PartialEq)]

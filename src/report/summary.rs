@@ -34,7 +34,8 @@ pub struct CallSummary {
     /// Client calls per trained sample by endpoint (mean over repeats).
     pub per_sample_by_endpoint: BTreeMap<String, f64>,
     /// Percentiles are the mean over repeats; `max_ms` is the slowest of all;
-    /// `samples` counts every measured request.
+    /// `samples` counts every measured request; `histogram` is every repeat's
+    /// distribution added up.
     pub latency: LatencySummary,
     /// Failed calls, summed over repeats.
     pub errors: u64,
@@ -184,6 +185,11 @@ fn calls(records: &[RunRecord]) -> CallSummary {
         s.p99_ms += l.p99_ms / n;
         s.mean_ms += l.mean_ms / n;
         s.max_ms = s.max_ms.max(l.max_ms);
+        match (&mut s.histogram, &l.histogram) {
+            (Some(all), Some(h)) => all.merge(h),
+            (None, Some(h)) => s.histogram = Some(h.clone()),
+            _ => {}
+        }
     }
     summary.per_sample = summary.per_sample_by_endpoint.values().sum();
     summary

@@ -13,8 +13,10 @@ use super::segment::SegmentCounts;
 use crate::kato::metrics::MetricsSnapshot;
 use crate::profile::Profile;
 
-/// Format version of run records (bumped on incompatible changes).
-pub const RECORD_VERSION: u32 = 1;
+/// Format version of run records. 2 added, compatibly (older records still read):
+/// latency histograms per endpoint (`calls...latency.histogram`) and `compare`'s
+/// `kb_check`.
+pub const RECORD_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {

@@ -1,6 +1,7 @@
 //! One self-contained HTML file: the shared outline with light CSS, differences in
-//! red, and three inline SVG charts (throughput with error bars, latency
-//! percentiles, patterns per node). No script, no font, nothing fetched.
+//! red, and inline SVG charts (throughput with error bars, latency distributions from
+//! the recorded histograms, or percentiles for records without them, patterns per
+//! node, and a scan's line chart). No script, no font, nothing fetched.
 
 use super::details::node_names;
 use super::markup::{ChartKind, Markup, Table, Tone};
@@ -58,6 +59,7 @@ svg .value { fill: #1f2328; }
 svg .value.bad { fill: #c62828; font-weight: 600; }
 svg .error-bar line { stroke: #1f2328; stroke-width: 1.4; }
 svg .legend text { fill: #1f2328; }
+svg .marker { stroke: #1f2328; stroke-width: 1.3; }
 ";
 
 #[derive(Default)]
@@ -145,6 +147,12 @@ impl Markup for Html {
             }
             return;
         }
+        if kind == ChartKind::Latency {
+            if let Some(svg) = super::histogram_chart::latency_distribution(comparison) {
+                self.body.push_str(&format!("<figure>{svg}</figure>\n"));
+                return;
+            }
+        }
         let chart = match kind {
             ChartKind::Scan => return,
             ChartKind::Throughput => throughput_chart(comparison),
@@ -197,10 +205,12 @@ fn throughput_chart(c: &Comparison) -> BarChart {
     }
 }
 
+/// Percentiles per profile, for records without histograms (before record version 2).
 fn latency_chart(c: &Comparison) -> BarChart {
     let groups = c
         .profiles
         .iter()
+        .filter(|p| p.calls.latency.samples > 0)
         .map(|p| {
             let l = &p.calls.latency;
             let values = [l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms];

@@ -98,16 +98,26 @@ fn short(digest: &str) -> String {
 /// The levels that learned nothing, per profile, with the run record's reason; none
 /// for a profile that trained nothing (its whole row is n/a).
 pub(crate) fn idle_levels(m: &mut impl Markup, c: &Comparison) {
-    let mut items = Vec::new();
+    // (node, reason) -> profiles, in first-seen order.
+    let mut idle: Vec<(&str, &str, Vec<&str>)> = Vec::new();
     for p in c.profiles.iter().filter(|p| p.samples.done > 0) {
         for n in p.nodes.iter().filter(|n| n.learns == 0) {
             let why = n.note.as_deref().unwrap_or("learned nothing");
-            items.push((format!("{} {}: {why}", p.name, n.node), Tone::Warn));
+            match idle.iter_mut().find(|(node, w, _)| *node == n.node && *w == why) {
+                Some((_, _, profiles)) => profiles.push(&p.name),
+                None => idle.push((&n.node, why, vec![&p.name])),
+            }
         }
     }
-    if items.is_empty() {
+    if idle.is_empty() {
         return;
     }
+    let items: Vec<(String, Tone)> = idle
+        .into_iter()
+        .map(|(node, why, profiles)| {
+            (format!("{node} ({}): {why}", profiles.join(", ")), Tone::Warn)
+        })
+        .collect();
     m.paragraph(
         "Idle levels: these nodes learned no pattern. A level needs at least 2 names from the \
          level below within one sample (one name per pattern learned there), so upper levels \

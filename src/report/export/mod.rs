@@ -4,6 +4,7 @@
 mod context;
 pub mod csv;
 mod details;
+mod histogram_chart;
 mod knowledge;
 pub mod html;
 pub mod json;

@@ -78,9 +78,9 @@ pub(crate) fn check_cell(p: &ProfileSummary) -> Cell {
     }
     if let Some(read) = &p.correctness.read_back {
         match read.mismatches.is_empty() {
-            true => text.push_str(&format!(" ({})", read.short())),
+            true => text.push_str(&format!(" · {}", read.short())),
             false => text.push_str(&format!(
-                "; {} ≠ tally ({})",
+                " · {} ≠ tally ({})",
                 read.short().to_uppercase(),
                 read.mismatched_nodes().join(", ")
             )),
