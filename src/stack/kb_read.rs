@@ -162,8 +162,13 @@ async fn engine_kb(
     Ok(Some((kb.kb_id, counts)))
 }
 
-/// Every node's KB from the stores (blocking).
-fn read_stores(
+/// Every node's KB from KATO's stores, as (KB id, name counts) in `nodes`' order:
+/// each `kato.patterns_data` row of `<node>_<service>` with its Redis frequency (0
+/// when the key is missing).
+///
+/// Blocking: call it on a blocking thread. Errors: a store that cannot be reached or
+/// read.
+pub fn read_stores(
     urls: &StoreUrls,
     nodes: &[String],
 ) -> Result<Vec<(String, Option<BTreeMap<String, u64>>)>, ReadError> {

@@ -21,8 +21,9 @@ pub fn own_prefix(prefix: &str) -> String {
 }
 
 /// Deletes the KBs of `nodes` on the KATO at `url`: per node a session, `clear-all`,
-/// and the session deleted again. Returns each node that could not be cleared, with
-/// why (the caller says so: the KB is left on the server).
+/// and the session deleted again; then katotune's engine commits ([`commit`]).
+/// Returns each node that could not be cleared, with why (the caller says so: the KB
+/// is left on the server).
 pub async fn remove_nodes(url: &str, nodes: &[String]) -> Vec<(String, String)> {
     let http = reqwest::Client::builder()
         .timeout(CALL_TIMEOUT)
@@ -35,7 +36,30 @@ pub async fn remove_nodes(url: &str, nodes: &[String]) -> Vec<(String, String)> 
             failed.push((node.clone(), why));
         }
     }
+    if let Err(why) = commit(&http, base).await {
+        failed.extend(nodes.iter().map(|n| (n.clone(), why.clone())));
+    }
     failed
+}
+
+/// katotune's engine keeps the removal on disk before anything else happens: the next
+/// run's durability barrier rolls the engine back to what its file holds, which would
+/// bring uncommitted KBs back (`POST /katotune/checkpoint`). KATO has no such route
+/// (404) and writes its stores as it goes.
+async fn commit(http: &reqwest::Client, base: &str) -> Result<(), String> {
+    let answer = http
+        .post(format!("{base}/katotune/checkpoint"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .map_err(|e| crate::secret::mask_text(&e.to_string()).into_owned())?;
+    match answer.status() {
+        s if s.is_success() || s == reqwest::StatusCode::NOT_FOUND => Ok(()),
+        s => Err(format!(
+            "the engine did not commit the removal (HTTP {s}: {})",
+            answer.text().await.unwrap_or_default()
+        )),
+    }
 }
 
 async fn clear_node(http: &reqwest::Client, base: &str, node: &str) -> Result<(), String> {
