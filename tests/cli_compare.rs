@@ -228,7 +228,10 @@ fn runs_continue_until_the_least_count_and_time_are_met_after_whole_warmup_runs(
     assert_eq!(c["profiles"][0]["runs"].as_array().unwrap().len(), 3);
     assert_eq!(c["profiles"][0]["max_runs_reached"]["max_runs"], 3);
     let warnings = c["profiles"][0]["warnings"].to_string();
-    assert!(warnings.contains("short of the 3600.00 s asked"), "{warnings}");
+    assert!(
+        warnings.contains("short of the 3600.00 s asked"),
+        "{warnings}"
+    );
 }
 
 /// On a stack shared by every run (`--reuse-stack`), each run and its warm-up samples
@@ -262,7 +265,10 @@ fn each_run_on_a_shared_stack_reads_back_exactly_its_own_kb() {
         assert_eq!(read["source"], "engine", "{read}");
         assert_eq!(read["mismatches"], serde_json::json!([]), "{}", p["name"]);
         assert_eq!(p["correctness"]["repeats_agree"], true, "{}", p["name"]);
-        assert_eq!(p["nodes"][0]["node"], "node0", "records name the profile's nodes");
+        assert_eq!(
+            p["nodes"][0]["node"], "node0",
+            "records name the profile's nodes"
+        );
     }
     assert_eq!(c["profiles"][1]["correctness"]["status"], "same");
 }

@@ -114,12 +114,25 @@ async fn compare_on_an_external_kato_trains_nodes_of_its_own_and_leaves_the_user
     );
     let export = dir.path().join("external.json");
     let args: Vec<String> = [
-        "compare", &one, &batched, "--runs", "2", "--min-time", "0s", "--warmup-samples", "2",
-        "--export-json", export.to_str().unwrap(), "--set",
+        "compare",
+        &one,
+        &batched,
+        "--runs",
+        "2",
+        "--min-time",
+        "0s",
+        "--warmup-samples",
+        "2",
+        "--export-json",
+        export.to_str().unwrap(),
+        "--set",
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain([format!("report.output_dir={}", dir.path().join("runs").display())])
+    .chain([format!(
+        "report.output_dir={}",
+        dir.path().join("runs").display()
+    )])
     .collect();
     let out = tokio::task::spawn_blocking(move || katotune().args(&args).output().unwrap())
         .await
@@ -130,7 +143,10 @@ async fn compare_on_an_external_kato_trains_nodes_of_its_own_and_leaves_the_user
         let read = &p["correctness"]["read_back"];
         assert_eq!(read["source"], "engine", "{read}");
         assert_eq!(read["mismatches"], json!([]), "{}", p["name"]);
-        assert!(p["nodes"][0]["learns"].as_u64().unwrap() > 0, "node0 trained");
+        assert!(
+            p["nodes"][0]["learns"].as_u64().unwrap() > 0,
+            "node0 trained"
+        );
     }
     assert_eq!(c["profiles"][1]["correctness"]["status"], "same");
 
@@ -227,6 +243,9 @@ async fn kato_stores_read_back_equal_the_run_and_a_lost_frequency_is_a_mismatch(
     let bad: Vec<_> = check.mismatches().collect();
     assert_eq!(bad.len(), 1, "{check:?}");
     assert_eq!(bad[0].node, "node0");
-    assert_eq!(bad[0].kb.distinct, bad[0].tally.distinct, "the row is still there");
+    assert_eq!(
+        bad[0].kb.distinct, bad[0].tally.distinct,
+        "the row is still there"
+    );
     assert!(bad[0].kb.learns < bad[0].tally.learns, "its learns are not");
 }

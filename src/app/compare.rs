@@ -294,7 +294,12 @@ fn finish(
     }
     let failures = c.correctness_failures();
     for p in &failures {
-        if let Some(read) = p.correctness.read_back.as_ref().filter(|_| p.correctness.stores_disagree()) {
+        if let Some(read) = p
+            .correctness
+            .read_back
+            .as_ref()
+            .filter(|_| p.correctness.stores_disagree())
+        {
             eprintln!(
                 "KB MISMATCH {}: its KB read back {} is not what the server answered ({})",
                 p.name,

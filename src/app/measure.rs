@@ -145,7 +145,11 @@ mod tests {
     fn max_runs_reached_short_of_the_time_is_said() {
         let cut = plan().cut_short(5, 1.25).expect("cut short");
         assert_eq!(cut.max_runs, 5);
-        assert!(cut.sentence().contains("--max-runs 5"), "{}", cut.sentence());
+        assert!(
+            cut.sentence().contains("--max-runs 5"),
+            "{}",
+            cut.sentence()
+        );
         assert!(cut.sentence().contains("1.25 s"), "{}", cut.sentence());
     }
 

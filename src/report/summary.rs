@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::correctness::{self, CheckStatus, Correctness};
-use super::read_back::ReadBack;
 use super::model::ProfileRuns;
+use super::read_back::ReadBack;
 use super::settings::{settings_of, target_label};
 use super::stats::Spread;
 use super::ProfileSummary;

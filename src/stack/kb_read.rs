@@ -85,8 +85,10 @@ pub async fn read_back(
                 kbs.push((id, Some(counts)));
             }
             let note = match stores {
-                Some(_) => "katotune's engine serves here in KATO's place and keeps its KB \
-                    itself (the stack's Redis and ClickHouse stay empty); read from the engine",
+                Some(_) => {
+                    "katotune's engine serves here in KATO's place and keeps its KB \
+                    itself (the stack's Redis and ClickHouse stay empty); read from the engine"
+                }
                 None => "read from katotune's engine (GET /katotune/kb/{node})",
             };
             return Ok(ReadBack {

@@ -75,14 +75,22 @@ fn screenshot_path() -> std::path::PathBuf {
 
 fn screenshot(browser: &str, page: &Path, profile_dir: &Path) {
     let out = Command::new(browser)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
         .arg(format!("--user-data-dir={}", profile_dir.display()))
         .args(["--hide-scrollbars", "--window-size=1280,6200"])
         .arg(format!("--screenshot={}", screenshot_path().display()))
         .arg(page)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {browser}: {e}; {INSTALL}"));
-    assert!(out.status.success(), "{browser} failed to take a screenshot");
+    assert!(
+        out.status.success(),
+        "{browser} failed to take a screenshot"
+    );
     eprintln!("screenshot of the report: {}", screenshot_path().display());
 }
 
@@ -100,7 +108,9 @@ fn chromium_renders_the_charts_and_the_explanations() {
     let browser = chromium();
     let dir = tempfile::tempdir().expect("temp dir");
     let page = dir.path().join("compare.html");
-    let html = HtmlExporter.render(&explained()).expect("the comparison renders");
+    let html = HtmlExporter
+        .render(&explained())
+        .expect("the comparison renders");
     std::fs::write(&page, html).expect("write page");
     let dom = dump_dom(&browser, &page, &dir.path().join("chromium-profile"));
     let throughput = chart(&dom, "chart-throughput");
@@ -111,7 +121,10 @@ fn chromium_renders_the_charts_and_the_explanations() {
     // profile that measured nothing.
     let latency = chart(&dom, "chart-latency-distribution");
     assert_eq!(latency.matches("<rect class=\"hist-bar\"").count(), 15);
-    assert_eq!(latency.matches("data-profile=\"trained-nothing\"").count(), 0);
+    assert_eq!(
+        latency.matches("data-profile=\"trained-nothing\"").count(),
+        0
+    );
     assert!(latency.contains("ms (log scale)"));
     assert_eq!(latency.matches("<line class=\"marker\"").count(), 3 * 3 + 3);
     let patterns = chart(&dom, "chart-patterns");

@@ -22,11 +22,11 @@ use katotune::profile::Profile;
 use katotune::report::{Comparison, HostInfo, ProfileRuns, ReproMeta};
 use katotune::train::dataset::{DatasetFormat, DatasetIdentity};
 use katotune::train::digest::digest_of;
+use katotune::train::kb_check::{KbCheck, KbSource, NodeReading};
 use katotune::train::record::{
     BackendInfo, LevelRecord, ProfileInfo, RunRecord, RunStatus, SampleCounts, SampleIssue,
     RECORD_VERSION,
 };
-use katotune::train::kb_check::{KbCheck, KbSource, NodeReading};
 use katotune::train::segment::SegmentCounts;
 
 pub type Kb = Vec<BTreeMap<String, u64>>;
@@ -191,7 +191,10 @@ struct Shape<'a> {
 /// Gives `record` these levels, read back as they are (the check agrees).
 pub fn relevel(record: &mut RunRecord, levels: Vec<LevelRecord>) {
     record.levels = levels;
-    let source = record.kb_check.as_ref().map_or(KbSource::Engine, |c| c.source);
+    let source = record
+        .kb_check
+        .as_ref()
+        .map_or(KbSource::Engine, |c| c.source);
     let nodes = record
         .levels
         .iter()

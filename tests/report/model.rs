@@ -212,14 +212,21 @@ fn a_kb_stored_otherwise_than_answered_is_a_mismatch_and_fails_the_check() {
     check.nodes[0].kb.digest = "e".repeat(40);
     let c = Comparison::build(inputs, 0, None, None, fixture::meta());
     let p = profile(&c, "phase3-parallel");
-    let read = p.correctness.read_back.as_ref().expect("records carry a read-back");
+    let read = p
+        .correctness
+        .read_back
+        .as_ref()
+        .expect("records carry a read-back");
     assert_eq!(read.source, KbSource::Engine);
     assert_eq!(read.mismatches.len(), 1);
     let m = &read.mismatches[0];
     assert_eq!((m.run, m.node.as_str()), (2, "node0"));
     assert_eq!(m.tally.learns, m.kb.learns + 1);
     assert!(p.correctness.stores_disagree());
-    assert!(!p.correctness.repeats_agree, "run 2 stored another KB than runs 1 and 3");
+    assert!(
+        !p.correctness.repeats_agree,
+        "run 2 stored another KB than runs 1 and 3"
+    );
     assert!(c
         .correctness_failures()
         .iter()
@@ -227,5 +234,8 @@ fn a_kb_stored_otherwise_than_answered_is_a_mismatch_and_fails_the_check() {
     let markdown = MarkdownExporter.render(&c).expect("renders");
     let markdown = String::from_utf8(markdown).expect("utf-8");
     assert!(markdown.contains("ENGINE ≠ tally (node0)"), "{markdown}");
-    assert!(markdown.contains("NO: node0"), "the read-back table names the node");
+    assert!(
+        markdown.contains("NO: node0"),
+        "the read-back table names the node"
+    );
 }

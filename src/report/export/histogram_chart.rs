@@ -138,7 +138,14 @@ fn axis(s: &mut String, lo: f64, hi: f64, top: f64, bottom: f64, x: &dyn Fn(f64)
 
 fn draw_row(s: &mut String, row: &Row<'_>, y: f64, x: &dyn Fn(f64) -> f64) {
     let total = row.histogram.total() as f64;
-    let peak = row.histogram.counts.iter().copied().max().unwrap_or(1).max(1) as f64;
+    let peak = row
+        .histogram
+        .counts
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
     let base = y + BAR_ROOM + 6.0;
     let _ = write!(
         s,

@@ -103,7 +103,10 @@ pub(crate) fn idle_levels(m: &mut impl Markup, c: &Comparison) {
     for p in c.profiles.iter().filter(|p| p.samples.done > 0) {
         for n in p.nodes.iter().filter(|n| n.learns == 0) {
             let why = n.note.as_deref().unwrap_or("learned nothing");
-            match idle.iter_mut().find(|(node, w, _)| *node == n.node && *w == why) {
+            match idle
+                .iter_mut()
+                .find(|(node, w, _)| *node == n.node && *w == why)
+            {
                 Some((_, _, profiles)) => profiles.push(&p.name),
                 None => idle.push((&n.node, why, vec![&p.name])),
             }
@@ -115,7 +118,10 @@ pub(crate) fn idle_levels(m: &mut impl Markup, c: &Comparison) {
     let items: Vec<(String, Tone)> = idle
         .into_iter()
         .map(|(node, why, profiles)| {
-            (format!("{node} ({}): {why}", profiles.join(", ")), Tone::Warn)
+            (
+                format!("{node} ({}): {why}", profiles.join(", ")),
+                Tone::Warn,
+            )
         })
         .collect();
     m.paragraph(
