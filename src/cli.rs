@@ -317,7 +317,8 @@ pub struct CompareArgs {
     /// Whole runs of each profile before its measured runs, not counted.
     #[arg(long, default_value_t = 0, value_name = "RUNS")]
     pub warmup: u32,
-    /// Samples trained before each measured run on its stack, not counted.
+    /// Samples trained before each measured run on its stack, not counted (on nodes of
+    /// their own, removed afterwards, so the measured KB holds only measured samples).
     #[arg(long, default_value_t = 0, value_name = "SAMPLES")]
     pub warmup_samples: u64,
     /// Fewest measured runs per profile (default: the profile's `report.min_runs`, 3).
@@ -333,7 +334,8 @@ pub struct CompareArgs {
     /// `training.workers=1..8`, any key (server knobs get a fresh stack per value).
     #[arg(long, value_name = "KEY=VALUES")]
     pub scan: Option<String>,
-    /// Use one stack for every profile when they differ only in client settings.
+    /// Use one stack for every profile when they differ only in client settings (each
+    /// run then trains nodes of its own there, removed after the run).
     #[arg(long)]
     pub reuse_stack: bool,
     /// An earlier `--export-json` to gate against.

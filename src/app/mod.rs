@@ -28,6 +28,7 @@ mod doctor;
 mod error;
 pub mod kb;
 mod measure;
+mod measured_run;
 pub mod output;
 mod profiles;
 pub mod run;

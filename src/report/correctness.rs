@@ -70,6 +70,19 @@ pub struct Correctness {
     pub note: Option<String>,
     /// Every measured repeat of this profile learned the same digests.
     pub repeats_agree: bool,
+    /// Where the digests were read back after each run, and the nodes whose KB as
+    /// read is not the client's tally; `None` when the records carry no KB check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_back: Option<super::read_back::ReadBack>,
+}
+
+impl Correctness {
+    /// True when a run's KB as read back is not what the server answered.
+    pub fn stores_disagree(&self) -> bool {
+        self.read_back
+            .as_ref()
+            .is_some_and(|r| !r.mismatches.is_empty())
+    }
 }
 
 /// One node that learned something else than the reference.

@@ -162,6 +162,7 @@ fn add_record(runs: &mut Vec<ProfileRuns>, record: RunRecord) {
                 profile,
                 records: vec![record],
                 kb: Vec::new(),
+                max_runs_reached: None,
             });
         }
     }

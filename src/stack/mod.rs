@@ -10,8 +10,10 @@ pub mod doctor;
 pub mod guard;
 pub mod image;
 pub mod kb_guard;
+pub mod kb_read;
 pub mod plan;
 pub mod probe;
+pub mod run_nodes;
 pub mod stores;
 pub mod template;
 
@@ -30,7 +32,8 @@ pub use stores::{stores_of, StoreUrls};
 pub struct StackHandle {
     pub url: String,
     pub backend: BackendInfo,
-    /// Redis and ClickHouse of a docker KATO stack (`None` for other stacks).
+    /// Redis and ClickHouse of a docker KATO stack or of an external KATO whose stores
+    /// katotune was told about (`None` otherwise).
     stores: Option<StoreUrls>,
     running: Running,
 }
@@ -43,7 +46,22 @@ enum Running {
         stack: String,
         /// Whether this invocation created the stack (only then is it taken down).
         created: bool,
+        /// Remove its volumes too when taking it down ([`Lifetime::Disposable`]).
+        disposable: bool,
     },
+}
+
+/// Which stack `up` brings up on the docker backend, and what `down` removes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Lifetime {
+    /// The profile's own stack (`katotune-<profile>`): it may already run, and `down`
+    /// keeps its volumes, so its knowledge base lives on.
+    #[default]
+    Profile,
+    /// A stack of its own named `stack`, whose volumes `down` removes with it: a clean
+    /// knowledge base that nothing else sees (one per `compare` run). Other backends
+    /// ignore it.
+    Disposable { stack: String },
 }
 
 /// Why a stack could not be brought up or made ready.
@@ -145,6 +163,17 @@ pub async fn up(
     run_id: &str,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<StackHandle, StackError> {
+    up_as(profile, kb, run_id, cancel, &Lifetime::Profile).await
+}
+
+/// [`up`] with the docker stack's [`Lifetime`].
+pub async fn up_as(
+    profile: &Profile,
+    kb: KbStart,
+    run_id: &str,
+    cancel: &tokio_util::sync::CancellationToken,
+    lifetime: &Lifetime,
+) -> Result<StackHandle, StackError> {
     match profile.stack.backend {
         Backend::Embedded => {
             let config = engine_config(profile)?;
@@ -170,8 +199,9 @@ pub async fn up(
         }
         Backend::External => {
             let url = profile.stack.url.clone().unwrap_or_default();
-            if let Some(found) = external_stores(profile) {
-                guard_stores(profile, &found, kb).await?;
+            let stores = external_stores(profile);
+            if let Some(found) = &stores {
+                guard_stores(profile, found, kb).await?;
             }
             Ok(StackHandle {
                 backend: BackendInfo {
@@ -180,11 +210,11 @@ pub async fn up(
                     server: String::new(),
                 },
                 url,
-                stores: None,
+                stores,
                 running: Running::External,
             })
         }
-        Backend::Docker => up_docker(profile, kb, run_id, cancel).await,
+        Backend::Docker => up_docker(profile, kb, run_id, cancel, lifetime).await,
     }
 }
 
@@ -193,8 +223,12 @@ async fn up_docker(
     kb: KbStart,
     run_id: &str,
     cancel: &tokio_util::sync::CancellationToken,
+    lifetime: &Lifetime,
 ) -> Result<StackHandle, StackError> {
-    let plan = template::render(profile, run_id)?;
+    let (plan, disposable) = match lifetime {
+        Lifetime::Profile => (template::render(profile, run_id)?, false),
+        Lifetime::Disposable { stack } => (template::render_as(profile, run_id, stack)?, true),
+    };
     let backend = docker::DockerBackend::connect().await?;
     let existed = !backend.status(Some(&plan.stack)).await?.is_empty();
     let bring_up = async {
@@ -221,14 +255,14 @@ async fn up_docker(
             Ok(found) => found,
             Err(e) => {
                 if !existed {
-                    let _ = backend.down(&plan.stack, false).await;
+                    let _ = backend.down(&plan.stack, disposable).await;
                 }
                 return Err(e);
             }
         },
         _ = cancel.cancelled() => {
             if !existed {
-                let _ = backend.down(&plan.stack, false).await;
+                let _ = backend.down(&plan.stack, disposable).await;
             }
             return Err(StackError::Interrupted);
         }
@@ -251,6 +285,7 @@ async fn up_docker(
             backend,
             stack: plan.stack,
             created: !existed,
+            disposable,
         },
     })
 }
@@ -325,7 +360,8 @@ fn prepare_kb_file(path: &std::path::Path, kb: KbStart) -> Result<(), StackError
 
 impl StackHandle {
     /// Where katotune reaches the stack's knowledge-base stores: a docker stack of
-    /// the `kato` template has them, other stacks do not.
+    /// the `kato` template has them, an external KATO when `KATOTUNE_REDIS_URL` and
+    /// `KATOTUNE_CLICKHOUSE_URL` name them ([`external_stores`]), other stacks not.
     pub fn stores(&self) -> Option<&StoreUrls> {
         self.stores.as_ref()
     }
@@ -349,7 +385,8 @@ impl StackHandle {
     }
 
     /// Takes down what `up` started (the embedded engine flushes its knowledge base).
-    /// A docker stack is removed only if this invocation created it and `keep` is off.
+    /// A docker stack is removed only if this invocation created it and `keep` is off;
+    /// a disposable one with its volumes.
     pub async fn down(self, keep: bool) {
         match self.running {
             Running::Embedded(engine) => engine.shutdown().await,
@@ -358,10 +395,11 @@ impl StackHandle {
                 backend,
                 stack,
                 created,
+                disposable,
             } => {
                 if keep || !created {
                     tracing::info!("leaving stack {stack} running (`katotune down` removes it)");
-                } else if let Err(e) = backend.down(&stack, false).await {
+                } else if let Err(e) = backend.down(&stack, disposable).await {
                     tracing::error!("could not take stack {stack} down: {e}");
                 }
             }

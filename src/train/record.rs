@@ -13,8 +13,10 @@ use super::segment::SegmentCounts;
 use crate::kato::metrics::MetricsSnapshot;
 use crate::profile::Profile;
 
-/// Format version of run records (bumped on incompatible changes).
-pub const RECORD_VERSION: u32 = 1;
+/// Format version of run records. 2 added, compatibly (older records still read):
+/// latency histograms per endpoint (`calls...latency.histogram`) and `compare`'s
+/// `kb_check`.
+pub const RECORD_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -58,6 +60,10 @@ pub struct RunRecord {
     /// `run --into`: where the KB was loaded and whether the stores hold exactly it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<DeliveryInfo>,
+    /// `compare`: every node's KB read back after the run, against the client's tally
+    /// (record version 2; absent in older records and in `run`'s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kb_check: Option<super::kb_check::KbCheck>,
 }
 
 /// What `run --into` did with the trained KB (see `app::deliver`).

@@ -106,6 +106,7 @@ impl RecordBuilder {
             levels,
             durability: facts.durability,
             delivery: None,
+            kb_check: None,
         }
     }
 }
