@@ -81,14 +81,18 @@ pub(super) fn objects(scope: &Scope<'_>, profile: &Profile) -> Result<Vec<Manife
 /// The profile the shard pods train: this one, resolved, on the embedded engine.
 fn profile_config(scope: &Scope<'_>, profile: &Profile) -> Result<ConfigMap, KubeError> {
     let mut pod = profile.clone();
-    pod.inherits = None;
     pod.stack.backend = Backend::Embedded;
     pod.stack.ephemeral = false;
     pod.stack.kb_file = None;
     pod.stack.replicas = 1;
     pod.report.output_dir = SHARDS_DIR.into();
     pod.deliver = DeliverSection::default();
-    let masked = crate::secret::redacted(&pod).map_err(|e| KubeError::Yaml(e.to_string()))?;
+    let mut masked = serde_json::to_value(crate::secret::Redacted(&pod))
+        .map_err(|e| KubeError::Yaml(e.to_string()))?;
+    // Resolved: nothing to inherit (a profile file refuses `inherits: null`).
+    if let Some(map) = masked.as_object_mut() {
+        map.remove("inherits");
+    }
     let text = serde_saphyr::to_string(&masked).map_err(|e| KubeError::Yaml(e.to_string()))?;
     Ok(ConfigMap {
         metadata: scope.meta(PROFILE_CONFIG, &[]),
