@@ -49,7 +49,8 @@ pub enum Command {
     #[command(subcommand)]
     Profiles(ProfilesCommand),
     /// Print the plan the docker backend would apply (containers, env, ports, labels,
-    /// health checks) and an equivalent docker-compose file, without touching Docker.
+    /// health checks), an equivalent docker-compose file, or Kubernetes manifests,
+    /// without touching anything.
     Render(RenderArgs),
     /// Spin KATO up (per the profile's backend), wait until healthy, train, report,
     /// tear down.
@@ -122,9 +123,12 @@ pub struct ShowArgs {
 pub struct RenderArgs {
     /// Profile name or file.
     pub profile: String,
-    /// What to print: the plan, or a docker-compose file.
+    /// What to print: the plan, a docker-compose file, or Kubernetes manifests (the
+    /// stack and the sharded training).
     #[arg(long, value_enum, default_value_t = RenderAs::Plan)]
     pub output: RenderAs,
+    #[command(flatten)]
+    pub kubernetes: KubernetesArgs,
     #[command(flatten)]
     pub overrides: ProfileOverrides,
 }
@@ -133,6 +137,28 @@ pub struct RenderArgs {
 pub enum RenderAs {
     Plan,
     Compose,
+    Kubernetes,
+}
+
+/// `render --output kubernetes` only.
+#[derive(Debug, Args, Default, Clone)]
+pub struct KubernetesArgs {
+    /// Namespace of every object (default: katotune-<profile>).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Training shards: pods of the Indexed Job, each `run --shard I/N` (default 1).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u32>,
+    /// katotune's image for the training Jobs (default: katotune-engine:latest, what
+    /// `katotune image build` tags).
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// Size of every persistent volume claim (default 10Gi).
+    #[arg(long, value_name = "QUANTITY")]
+    pub volume_size: Option<String>,
+    /// Storage class of every claim (default: the cluster's).
+    #[arg(long, value_name = "NAME")]
+    pub storage_class: Option<String>,
 }
 
 /// Flags that override profile values (highest precedence).

@@ -74,6 +74,7 @@ fn options(out: &std::path::Path, resume: bool) -> RunOptions {
 async fn train(p: &Profile, url: &str, opts: &RunOptions) -> RunRecord {
     let target = Target {
         url: url.into(),
+        replicas: Vec::new(),
         backend: BackendInfo {
             kind: "test".into(),
             url: url.into(),

@@ -49,6 +49,7 @@ fn options(out: &std::path::Path, resume: bool, cancel: CancellationToken) -> Ru
 async fn train(p: &Profile, url: &str, opts: &RunOptions) -> RunRecord {
     let target = Target {
         url: url.to_string(),
+        replicas: Vec::new(),
         backend: BackendInfo {
             kind: "embedded".into(),
             url: url.into(),
@@ -201,6 +202,7 @@ async fn resume_refuses_a_journal_from_other_settings() {
     other.training.chunk_sizes = vec![5, 7];
     let target = Target {
         url: e.url(),
+        replicas: Vec::new(),
         backend: BackendInfo {
             kind: "embedded".into(),
             url: e.url(),

@@ -11,6 +11,7 @@ use crate::exit;
 use crate::kb::stores::StoreError;
 use crate::profile::ProfileError;
 use crate::stack::docker::DockerError;
+use crate::stack::kubernetes::KubeError;
 use crate::stack::template::TemplateError;
 use crate::stack::StackError;
 use crate::train::dataset::DatasetError;
@@ -228,13 +229,29 @@ impl From<StoreError> for CliError {
     }
 }
 
+impl From<KubeError> for CliError {
+    fn from(e: KubeError) -> Self {
+        let failure = match e {
+            KubeError::Template(_) => Failure::StackFailed,
+            KubeError::Yaml(_) => Failure::RunFailed,
+            KubeError::BadName { .. }
+            | KubeError::BadShards(_)
+            | KubeError::BadSize(_)
+            | KubeError::BadLabel { .. }
+            | KubeError::NoStores { .. } => Failure::BadInput,
+        };
+        Self::new(failure, e)
+    }
+}
+
 impl From<RunError> for CliError {
     fn from(e: RunError) -> Self {
         let failure = match e {
             RunError::Dataset(_) | RunError::Journal(_) => Failure::BadInput,
-            RunError::Tokenizer(_) | RunError::Start { .. } | RunError::Durable(_) => {
-                Failure::RunFailed
-            }
+            RunError::Tokenizer(_)
+            | RunError::Start { .. }
+            | RunError::Client(_)
+            | RunError::Durable(_) => Failure::RunFailed,
         };
         Self::new(failure, e)
     }

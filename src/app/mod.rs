@@ -31,6 +31,7 @@ mod measure;
 mod measured_run;
 pub mod output;
 mod profiles;
+mod render;
 pub mod run;
 mod scan;
 mod stack;
@@ -39,17 +40,16 @@ use serde_json::Value;
 
 pub use error::{CliError, CliResult, Failure};
 
-use crate::cli::{Cli, Command, HealthArgs, ProfileOverrides, RenderArgs, RenderAs};
+use crate::cli::{Cli, Command, HealthArgs, ProfileOverrides};
 use crate::exit;
 use crate::profile::{self, FlagOverride};
-use crate::stack::template;
 
 /// Runs the parsed command line; the error (if any) carries its exit code
 /// ([`CliError::exit_code`]).
 pub async fn run(cli: Cli) -> CliResult<i32> {
     match cli.command {
         Command::Profiles(cmd) => profiles::run(cmd, &cli.global),
-        Command::Render(args) => render(args, &cli.global),
+        Command::Render(args) => render::render(args, &cli.global),
         Command::Health(args) => health(args).await,
         Command::Run(args) => run::run(args, &cli.global).await,
         Command::Compare(args) => compare::compare(*args, &cli.global).await,
@@ -139,44 +139,6 @@ pub fn load_profile(name: &str, overrides: &ProfileOverrides) -> CliResult<profi
         tracing::warn!("{w}");
     }
     Ok(loaded)
-}
-
-fn render(args: RenderArgs, global: &crate::cli::GlobalArgs) -> CliResult<i32> {
-    let loaded = load_profile(&args.profile, &args.overrides)?;
-    let backend = loaded.profile.stack.backend;
-    if backend != profile::schema::Backend::Docker {
-        // The plan is still worth seeing, but it is not what `run` brings up.
-        noteln!(
-            "note: profile {} uses the {} backend, so `run` and `compare` never start this \
-             docker stack; it is what `apply`, `up` or `run --backend docker` would create",
-            loaded.profile.name,
-            output::user_name(&backend)
-        );
-    }
-    let plan = template::render(&loaded.profile, "render")?;
-    let mut shown = serde_json::to_value(&plan)?;
-    if let Some(list) = shown.get_mut("containers").and_then(Value::as_array_mut) {
-        for (c, spec) in list.iter_mut().zip(&plan.containers) {
-            c["env"] = serde_json::to_value(template::masked_env(spec))?;
-            for f in c
-                .get_mut("files")
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
-                f["contents"] = Value::from(format!(
-                    "<{} bytes>",
-                    f["contents"].as_str().map_or(0, str::len)
-                ));
-            }
-        }
-    }
-    let doc = match args.output {
-        RenderAs::Plan => shown,
-        RenderAs::Compose => template::to_compose(&plan),
-    };
-    print_data(&crate::secret::Redacted(&doc), global)?;
-    Ok(exit::OK)
 }
 
 /// Prints a data document as YAML (text) or JSON.

@@ -10,7 +10,7 @@ use crate::cli::{
 use crate::exit;
 use crate::profile::schema::Backend;
 use crate::stack::docker::{describe_times, DockerBackend};
-use crate::stack::{image, probe, stores, template};
+use crate::stack::{image, stores, template};
 
 fn docker_profile(args: &StackArgs) -> CliResult<crate::profile::Profile> {
     let profile = load_profile(&args.profile, &args.overrides)?.profile;
@@ -38,14 +38,11 @@ pub async fn apply(args: StackArgs, wait: bool) -> CliResult<i32> {
         report_changes(&plan.stack, &report);
         if wait {
             let times = docker.wait_healthy(&plan, profile.health.timeout).await?;
-            let url = docker.api_endpoint(&plan).await?;
+            let urls = docker.api_endpoints(&plan).await?;
             let probe_started = std::time::Instant::now();
-            probe::ready_for(&url, &profile).await?;
-            outln!(
-                "{} is ready at {}",
-                plan.stack,
-                crate::secret::mask_url(&url)
-            );
+            crate::stack::guard::ready_everywhere(&urls, &profile).await?;
+            let shown: Vec<String> = urls.iter().map(|u| crate::secret::mask_url(u)).collect();
+            outln!("{} is ready at {}", plan.stack, shown.join(", "));
             outln!(
                 "  ready after: {}; probe {:.1} s",
                 describe_times(&times, &report),
@@ -97,6 +94,9 @@ fn report_changes(stack: &str, report: &crate::stack::docker::ApplyReport) {
     } else {
         for c in &report.containers {
             outln!("{}: {}", c.name, c.change.words());
+        }
+        for name in &report.replicas_removed {
+            outln!("{name}: removed (stack.replicas is lower now)");
         }
     }
 }

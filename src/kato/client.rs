@@ -61,6 +61,22 @@ use super::api::{
 use super::error::{CallSite, ErrorKind, KatoError, SetupError};
 use super::metrics::{ClientMetrics, Endpoint, MetricsSnapshot};
 
+/// Refuses a base URL that is not `http://HOST:PORT` (`given` is the URL as the
+/// caller wrote it, for the message).
+fn check_base_url(base_url: &str, given: &str) -> Result<(), SetupError> {
+    let bad = |reason: String| SetupError::BadBaseUrl {
+        url: given.to_owned(),
+        reason,
+    };
+    let parsed = reqwest::Url::parse(base_url).map_err(|e| bad(e.to_string()))?;
+    if parsed.scheme() != "http" {
+        return Err(bad(
+            "only plain http is supported (KATO serves no TLS)".to_owned()
+        ));
+    }
+    Ok(())
+}
+
 /// Async client of one KATO server; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct KatoClient {
@@ -71,14 +87,7 @@ impl KatoClient {
     /// A client for the server in `config`, with its own connection pool.
     pub fn new(config: ClientConfig) -> Result<Self, SetupError> {
         let base_url = config.base_url.trim_end_matches('/').to_owned();
-        let bad = |reason: &str| SetupError::BadBaseUrl {
-            url: config.base_url.clone(),
-            reason: reason.to_owned(),
-        };
-        let parsed = reqwest::Url::parse(&base_url).map_err(|e| bad(&e.to_string()))?;
-        if parsed.scheme() != "http" {
-            return Err(bad("only plain http is supported (KATO serves no TLS)"));
-        }
+        check_base_url(&base_url, &config.base_url)?;
         // KATO runs on loopback, a compose network or a LAN: a forward proxy from the
         // environment would only get in the way.
         let http = reqwest::Client::builder()
@@ -94,6 +103,21 @@ impl KatoClient {
             })?;
         Ok(Self {
             transport: Arc::new(Transport::new(http, base_url, config)),
+        })
+    }
+
+    /// A client of another server of the same stack (a KATO replica at `base_url`):
+    /// same connection pool, timeouts and retry policy, and the same
+    /// [`ClientMetrics`], so a run's counters cover every replica. Outages are waited
+    /// for per server.
+    pub fn at(&self, base_url: &str) -> Result<Self, SetupError> {
+        let base_url = base_url.trim_end_matches('/');
+        if base_url == self.base_url() {
+            return Ok(self.clone());
+        }
+        check_base_url(base_url, base_url)?;
+        Ok(Self {
+            transport: Arc::new(self.transport.sibling(base_url.to_owned())),
         })
     }
 

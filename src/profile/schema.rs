@@ -45,8 +45,14 @@ pub struct StackSection {
     pub url: Option<String>,
     /// Address published ports bind to (loopback unless you mean otherwise).
     pub host: String,
-    /// Host port of the KATO API: a number, or `auto` for a free one.
+    /// Host port of the KATO API: a number, or `auto` for a free one. With several
+    /// replicas, replica `i` (1-based) publishes on `port + i - 1`.
     pub port: Port,
+    /// KATO servers behind the stack's one Redis and one ClickHouse, 1 to
+    /// [`MAX_REPLICAS`] (docker backend and `render --output kubernetes`). Each has its
+    /// own port, and the trainer pins each worker's sessions to one of them (KATO's
+    /// session locks are per process, API.md 7).
+    pub replicas: u32,
     /// KATO's SERVICE_NAME: the suffix of every knowledge-base id.
     pub service_name: String,
     /// Container images (docker backend).
@@ -63,6 +69,9 @@ pub struct StackSection {
     /// Any other environment for the KATO container, passed as is.
     pub env: BTreeMap<String, String>,
 }
+
+/// Most KATO replicas a stack may run (`stack.replicas`).
+pub const MAX_REPLICAS: u32 = 16;
 
 /// The seed plan's server knobs plus the ones that really change KATO's behaviour.
 /// `None` means "leave the server's own default".
@@ -428,6 +437,7 @@ impl Default for StackSection {
             url: None,
             host: "127.0.0.1".into(),
             port: Port::Auto,
+            replicas: 1,
             service_name: "kato".into(),
             images: Images::default(),
             qdrant: false,

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::knobs::{self, KatoEffect, Knob};
-use super::schema::{Backend, Profile, Segmentation, Template, Tuning};
+use super::schema::{Backend, Port, Profile, Segmentation, Template, Tuning, MAX_REPLICAS};
 
 /// One thing wrong with a profile.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -222,13 +222,74 @@ pub fn problems(p: &Profile) -> Vec<Problem> {
         }
         _ => {}
     }
+    if let Some(message) = replica_problem(p) {
+        bad("stack.replicas", message);
+    }
     // The dataset itself is checked by `run` and `profiles validate` (the
     // dataset reader), not here: showing a profile never needs its dataset.
     out
 }
 
-/// One warning per knob the target server ignores, saying where the effect lives.
+impl Profile {
+    /// Whether the stack's KATO service runs katotune's engine image (the `embedded`
+    /// template, or the `kato` template with `images.kato` set to `images.engine`): one
+    /// process that keeps its knowledge base in its own SQLite file.
+    pub fn kato_is_engine_image(&self) -> bool {
+        self.stack.template == Template::Embedded
+            || self.stack.images.kato == self.stack.images.engine
+    }
+}
+
+/// What is wrong with `stack.replicas`: outside 1 to [`MAX_REPLICAS`], ports past
+/// 65535, or replicas of katotune's engine image, which would split the knowledge
+/// base (each engine keeps its own file; KATO replicas share Redis and ClickHouse).
+fn replica_problem(p: &Profile) -> Option<String> {
+    let n = p.stack.replicas;
+    if !(1..=MAX_REPLICAS).contains(&n) {
+        return Some(format!("{n} is outside the valid range 1-{MAX_REPLICAS}"));
+    }
+    if n > 1 && p.kato_is_engine_image() {
+        return Some(format!(
+            "{n} replicas of katotune's engine image would split the knowledge base into {n} \
+             (each engine keeps its own file); replicas need the `kato` template, whose KATO \
+             servers share one Redis and one ClickHouse, or set stack.replicas: 1"
+        ));
+    }
+    match p.stack.port {
+        Port::Fixed(port) if u32::from(port) + n - 1 > 65535 => Some(format!(
+            "replica {n} would publish on port {}; lower stack.port or the replicas",
+            u32::from(port) + n - 1
+        )),
+        _ => None,
+    }
+}
+
+/// A warning when `stack.replicas` cannot take effect: the embedded and external
+/// backends talk to one server.
+fn replica_warning(p: &Profile) -> Option<String> {
+    let n = p.stack.replicas;
+    let backend = match p.stack.backend {
+        Backend::Docker => return None,
+        Backend::Embedded => "the embedded backend runs one engine in katotune",
+        Backend::External => "the external backend talks to the one server at stack.url",
+    };
+    (n > 1).then(|| {
+        format!(
+            "stack.replicas ({n}) applies to the docker backend and `render --output \
+             kubernetes`; {backend}"
+        )
+    })
+}
+
+/// One warning per knob the target server ignores, saying where the effect lives,
+/// and one when `stack.replicas` cannot take effect on the profile's backend.
 pub fn warnings(p: &Profile) -> Vec<String> {
+    let mut out: Vec<String> = replica_warning(p).into_iter().collect();
+    out.extend(knob_warnings(p));
+    out
+}
+
+fn knob_warnings(p: &Profile) -> Vec<String> {
     if p.target() == Target::Engine {
         return Vec::new();
     }

@@ -74,6 +74,9 @@ pub struct ApplyReport {
     pub network_created: bool,
     /// Volumes created by this apply.
     pub volumes_created: Vec<String>,
+    /// KATO replicas katotune had created that the plan no longer has (the profile
+    /// lowered `stack.replicas`), removed by this apply.
+    pub replicas_removed: Vec<String>,
 }
 
 impl ApplyReport {
@@ -81,6 +84,7 @@ impl ApplyReport {
     pub fn is_unchanged(&self) -> bool {
         !self.network_created
             && self.volumes_created.is_empty()
+            && self.replicas_removed.is_empty()
             && self
                 .containers
                 .iter()

@@ -295,18 +295,28 @@ pub fn knob_verdicts(profile: &Profile) -> Vec<Verdict> {
         .collect()
 }
 
+/// KATO's `KATO_WORKERS` when the environment does not set it (API.md 7).
+const KATO_DEFAULT_WORKERS: usize = 4;
+
 /// Server settings against this machine: KATO workers vs cores, and predictions on
 /// by default for every session (katotune's sessions send `false` anyway).
 pub fn server_verdicts(profile: &Profile, cores: usize) -> Vec<Verdict> {
     let env = profile.server_env();
     let mut out = Vec::new();
-    if let Some(workers) = env
+    let replicas = profile.stack.replicas.max(1) as usize;
+    let set = env
         .get("KATO_WORKERS")
-        .and_then(|w| w.parse::<usize>().ok())
-    {
-        out.push(match workers > 2 * cores {
-            true => verdict(Level::Warn, "server workers", format!("KATO_WORKERS={workers} on {cores} cores: workers beyond about 2 per core only add memory and contention"), "set stack.tuning.workers to at most twice the cores"),
-            false => verdict(Level::Ok, "server workers", format!("KATO_WORKERS={workers} on {cores} cores"), ""),
+        .and_then(|w| w.parse::<usize>().ok());
+    // With replicas, KATO's default of 4 workers each counts too (API.md 7).
+    if let Some(workers) = set.or((replicas > 1).then_some(KATO_DEFAULT_WORKERS)) {
+        let total = workers * replicas;
+        let shape = match replicas {
+            1 => format!("KATO_WORKERS={workers}"),
+            n => format!("{n} replicas x KATO_WORKERS={workers} = {total} server processes"),
+        };
+        out.push(match total > 2 * cores {
+            true => verdict(Level::Warn, "server workers", format!("{shape} on {cores} cores: workers beyond about 2 per core only add memory and contention"), "set stack.tuning.workers (times stack.replicas) to at most twice the cores"),
+            false => verdict(Level::Ok, "server workers", format!("{shape} on {cores} cores"), ""),
         });
     }
     if env.get("PROCESS_PREDICTIONS").map(String::as_str) == Some("true") {
@@ -381,6 +391,21 @@ mod tests {
         let v = server_verdicts(&profile, 2);
         assert_eq!(v[0].level, Level::Warn, "{v:?}");
         assert_eq!(server_verdicts(&profile, 8)[0].level, Level::Ok);
+    }
+
+    #[test]
+    fn replicas_multiply_the_server_workers_against_the_cores() {
+        let mut profile = crate::profile::load("docker-kato", &[]).unwrap().profile;
+        profile.stack.tuning.workers = None;
+        assert!(
+            server_verdicts(&profile, 2).is_empty(),
+            "one replica, KATO's default"
+        );
+        profile.stack.replicas = 3;
+        let v = server_verdicts(&profile, 4);
+        assert_eq!(v[0].level, Level::Warn, "3 x 4 workers on 4 cores: {v:?}");
+        assert!(v[0].finding.contains("12 server processes"), "{v:?}");
+        assert_eq!(server_verdicts(&profile, 6)[0].level, Level::Ok);
     }
 
     #[test]

@@ -50,7 +50,7 @@ impl StackGuard {
             handle: Some(handle),
             keep,
         };
-        let ready = probe::ready_for(guard.url(), profile).await;
+        let ready = ready_everywhere(&guard.handle().replicas, profile).await;
         match ready {
             Ok(()) => {
                 tracing::info!(
@@ -84,6 +84,7 @@ impl StackGuard {
         Target {
             url: h.url.clone(),
             backend: h.backend.clone(),
+            replicas: h.replicas.clone(),
         }
     }
 
@@ -112,6 +113,15 @@ impl StackGuard {
             handle.down(self.keep).await;
         }
     }
+}
+
+/// [`probe::ready_for`] on every replica in turn: a stack is ready when each of its
+/// KATO servers answers and learns.
+pub async fn ready_everywhere(urls: &[String], profile: &Profile) -> Result<(), StackError> {
+    for url in urls {
+        probe::ready_for(url, profile).await?;
+    }
+    Ok(())
 }
 
 impl Drop for StackGuard {

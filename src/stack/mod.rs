@@ -11,6 +11,7 @@ pub mod guard;
 pub mod image;
 pub mod kb_guard;
 pub mod kb_read;
+pub mod kubernetes;
 pub mod plan;
 pub mod probe;
 pub mod run_nodes;
@@ -32,6 +33,9 @@ pub use stores::{stores_of, StoreUrls};
 pub struct StackHandle {
     pub url: String,
     pub backend: BackendInfo,
+    /// Every KATO replica's base URL, `url` first (one entry but for a docker stack
+    /// with `stack.replicas` above 1).
+    pub replicas: Vec<String>,
     /// Redis and ClickHouse of a docker KATO stack or of an external KATO whose stores
     /// katotune was told about (`None` otherwise).
     stores: Option<StoreUrls>,
@@ -189,10 +193,15 @@ pub async fn up_as(
                 prepare_kb_file(path, kb)?;
             }
             let engine = engine::start_locked(config, lock).await?;
-            let Target { url, backend } = Target::embedded(engine.url());
+            let Target {
+                url,
+                backend,
+                replicas,
+            } = Target::embedded(engine.url());
             Ok(StackHandle {
                 backend,
                 url,
+                replicas,
                 stores: None,
                 running: Running::Embedded(engine),
             })
@@ -209,6 +218,7 @@ pub async fn up_as(
                     url: url.clone(),
                     server: String::new(),
                 },
+                replicas: vec![url.clone()],
                 url,
                 stores,
                 running: Running::External,
@@ -240,7 +250,7 @@ async fn up_docker(
             plan.stack,
             docker::describe_times(&times, &report)
         ));
-        let url = backend.api_endpoint(&plan).await?;
+        let urls = backend.api_endpoints(&plan).await?;
         let stores = match stores::has_stores(&plan) {
             true => Some(stores::of_plan(&backend, &plan).await?),
             false => None,
@@ -248,9 +258,9 @@ async fn up_docker(
         if let Some(found) = &stores {
             guard_stores(profile, found, kb).await?;
         }
-        Ok::<_, StackError>((url, stores))
+        Ok::<_, StackError>((urls, stores))
     };
-    let (url, stores) = tokio::select! {
+    let (replicas, stores) = tokio::select! {
         result = bring_up => match result {
             Ok(found) => found,
             Err(e) => {
@@ -273,13 +283,19 @@ async fn up_docker(
         .find(|c| c.service == plan.api_service)
         .map(|c| c.image.clone())
         .unwrap_or_default();
+    let url = replicas[0].clone();
+    let shape = match replicas.len() {
+        1 => String::new(),
+        n => format!(", {n} replicas"),
+    };
     Ok(StackHandle {
         backend: BackendInfo {
             kind: "docker".into(),
             url: url.clone(),
-            server: format!("{} ({} template)", image, plan.template),
+            server: format!("{} ({} template{shape})", image, plan.template),
         },
         url,
+        replicas,
         stores,
         running: Running::Docker {
             backend,

@@ -21,6 +21,8 @@ pub mod labels {
     pub const RUN_ID: &str = "io.katotune.run-id";
     /// The service name inside the stack (kato, redis, clickhouse, engine...).
     pub const SERVICE: &str = "io.katotune.service";
+    /// Which KATO replica a container is, `1` to `stack.replicas` (API containers only).
+    pub const REPLICA: &str = "io.katotune.replica";
 }
 
 /// A whole stack as it should exist.
@@ -38,10 +40,32 @@ pub struct StackPlan {
     pub volumes: Vec<String>,
     /// Containers in start order (dependencies first).
     pub containers: Vec<ContainerSpec>,
-    /// The service whose HTTP API training talks to.
+    /// The service whose HTTP API training talks to (its first replica).
     pub api_service: String,
+    /// Services of every replica of the API service, `api_service` first (`kato`,
+    /// `kato-2`, ...); empty in plans written before replicas, meaning `api_service`
+    /// alone.
+    #[serde(default)]
+    pub replicas: Vec<String>,
     /// Labels shared by every resource (stack, profile, run id).
     pub labels: BTreeMap<String, String>,
+}
+
+impl StackPlan {
+    /// The containers serving KATO's API, replica 1 first.
+    pub fn api_containers(&self) -> Vec<&ContainerSpec> {
+        let wanted = |service: &str| match self.replicas.is_empty() {
+            true => service == self.api_service,
+            false => self.replicas.iter().any(|r| r == service),
+        };
+        let mut found: Vec<&ContainerSpec> = self
+            .containers
+            .iter()
+            .filter(|c| wanted(&c.service))
+            .collect();
+        found.sort_by_key(|c| self.replicas.iter().position(|r| *r == c.service));
+        found
+    }
 }
 
 /// One container.

@@ -158,11 +158,19 @@ pub fn render_as(profile: &Profile, run_id: &str, stack: &str) -> Result<StackPl
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let mut containers = Vec::new();
+    let mut replicas = Vec::new();
     for svc in doc.services {
         if svc.when.as_deref() == Some("qdrant") && !profile.stack.qdrant {
             continue;
         }
-        containers.push(container(svc, profile, &stack, &shared, name)?);
+        let spec = container(svc, profile, &stack, &shared, name)?;
+        if spec.service == doc.api_service {
+            let copies = replicate(&spec, profile.stack.replicas);
+            replicas = copies.iter().map(|c| c.service.clone()).collect();
+            containers.extend(copies);
+        } else {
+            containers.push(spec);
+        }
     }
     Ok(StackPlan {
         stack: stack.clone(),
@@ -172,6 +180,7 @@ pub fn render_as(profile: &Profile, run_id: &str, stack: &str) -> Result<StackPl
         volumes: doc.volumes.iter().map(|v| format!("{stack}-{v}")).collect(),
         containers,
         api_service: doc.api_service,
+        replicas,
         labels: shared,
     })
 }
@@ -271,6 +280,32 @@ fn container(
     spec.labels
         .insert(labels::CONFIG_HASH.into(), spec.config_hash.clone());
     Ok(spec)
+}
+
+/// `n` copies of the API container (`stack.replicas`), each labelled with its replica
+/// number: replica 1 is `spec` itself (so a stack that grows keeps its first KATO),
+/// replica `i` is service `<service>-<i>`, container `<name>-<i>`, and publishes a
+/// fixed host port `i - 1` above replica 1's (`auto` ports stay for Docker to pick).
+fn replicate(spec: &ContainerSpec, n: u32) -> Vec<ContainerSpec> {
+    (1..=n.max(1))
+        .map(|i| {
+            let mut copy = spec.clone();
+            if i > 1 {
+                copy.service = format!("{}-{i}", spec.service);
+                copy.name = format!("{}-{i}", spec.name);
+                for port in &mut copy.ports {
+                    port.host = port.host.map(|h| h.saturating_add((i - 1) as u16));
+                }
+                copy.config_hash = config_hash(&copy);
+                copy.labels
+                    .insert(labels::SERVICE.into(), copy.service.clone());
+                copy.labels
+                    .insert(labels::CONFIG_HASH.into(), copy.config_hash.clone());
+            }
+            copy.labels.insert(labels::REPLICA.into(), i.to_string());
+            copy
+        })
+        .collect()
 }
 
 fn health_spec(h: HealthDoc, template: &str) -> Result<HealthSpec, TemplateError> {

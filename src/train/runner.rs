@@ -25,7 +25,7 @@ use super::segment::Segmenter;
 use super::tokenizer::Gpt2Tokenizer;
 use super::worker::{TrainSettings, Worker};
 use crate::kato::client::{ClientConfig, KatoClient, RetryPolicy};
-use crate::kato::error::KatoError;
+use crate::kato::error::{KatoError, SetupError};
 use crate::profile::schema::{MetadataPolicy, Segmentation};
 use crate::profile::Profile;
 
@@ -47,8 +47,13 @@ pub struct RunOptions {
 /// Where the server is.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// Base URL of the server (replica 1 when there are several).
     pub url: String,
     pub backend: BackendInfo,
+    /// Base URLs of every KATO replica behind one knowledge base (`stack.replicas`),
+    /// `url` first; empty means `url` alone. Each worker's sessions stay on one replica
+    /// ([`replica_of_worker`]).
+    pub replicas: Vec<String>,
 }
 
 impl RunOptions {
@@ -75,9 +80,26 @@ impl Target {
                 url: url.clone(),
                 server: format!("katotune-engine {}", env!("CARGO_PKG_VERSION")),
             },
+            replicas: vec![url.clone()],
             url,
         }
     }
+
+    /// Every replica's base URL, `url` first (at least one).
+    pub fn urls(&self) -> Vec<String> {
+        match self.replicas.is_empty() {
+            true => vec![self.url.clone()],
+            false => self.replicas.clone(),
+        }
+    }
+}
+
+/// The replica (0-based) that worker `worker` (0-based) sends all its sessions to:
+/// round-robin, so `W` workers spread over `R` replicas differ by at most one per
+/// replica. KATO's session locks are per process (API.md 7), so one worker's calls
+/// never go to two replicas.
+pub fn replica_of_worker(worker: usize, replicas: usize) -> usize {
+    worker % replicas.max(1)
 }
 
 /// What stops a run before it trains anything.
@@ -91,6 +113,9 @@ pub enum RunError {
     Tokenizer(String),
     #[error("cannot start training against {url}: {source}")]
     Start { url: String, source: KatoError },
+    /// A server URL the HTTP client cannot use.
+    #[error(transparent)]
+    Client(#[from] SetupError),
     #[error(transparent)]
     Durable(#[from] DurableError),
 }
@@ -236,15 +261,20 @@ pub async fn run_detailed(
         .map_or(plan.settled, |j| plan.settled.max(j.samples_done));
     let (skip, half_done) = (plan.skip, plan.half_done);
     dataset.skip_rows(start_row)?;
-    let client = KatoClient::new(client_config(profile, &target.url))
-        .map_err(|e| RunError::Tokenizer(e.to_string()))?;
+    let client = KatoClient::new(client_config(profile, &target.url))?;
+    let replicas = target
+        .urls()
+        .iter()
+        .map(|url| client.at(url))
+        .collect::<Result<Vec<_>, _>>()?;
     let settings = Arc::new(train_settings(profile));
     let mut workers = Vec::new();
-    for _ in 0..t.workers {
-        let w = Worker::start(client.clone(), settings.clone())
+    for index in 0..t.workers {
+        let replica = &replicas[replica_of_worker(index, replicas.len())];
+        let w = Worker::start(replica.clone(), settings.clone())
             .await
             .map_err(|source| RunError::Start {
-                url: target.url.clone(),
+                url: replica.base_url().to_string(),
                 source,
             })?;
         workers.push(w);
@@ -365,6 +395,26 @@ pub fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workers_go_round_robin_over_replicas() {
+        let spread = |workers: usize, replicas: usize| {
+            let mut per = vec![0; replicas];
+            for w in 0..workers {
+                per[replica_of_worker(w, replicas)] += 1;
+            }
+            per
+        };
+        assert_eq!(spread(4, 2), [2, 2]);
+        assert_eq!(spread(5, 2), [3, 2]);
+        assert_eq!(spread(2, 3), [1, 1, 0]);
+        assert_eq!(spread(3, 1), [3]);
+        assert_eq!(
+            replica_of_worker(7, 0),
+            0,
+            "no replicas means the one server"
+        );
+    }
 
     #[test]
     fn a_row_never_marked_done_is_retrained_behind_a_barrier_and_at_risk_without_one() {

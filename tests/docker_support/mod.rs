@@ -197,6 +197,7 @@ pub fn plan(stack: &str, containers: Vec<ContainerSpec>) -> StackPlan {
             .first()
             .map(|c| c.service.clone())
             .unwrap_or_default(),
+        replicas: vec![],
         labels: BTreeMap::from([(labels::STACK.into(), stack.into())]),
         containers,
     }

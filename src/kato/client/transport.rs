@@ -4,7 +4,7 @@
 //! is returned as it is.
 
 use std::error::Error as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -24,7 +24,9 @@ pub(super) struct Transport {
     pub(super) http: reqwest::Client,
     pub(super) base_url: String,
     pub(super) config: ClientConfig,
-    pub(super) metrics: ClientMetrics,
+    /// Shared with the transports of the same client's other replicas
+    /// ([`Transport::sibling`]), so a run's counters cover every replica.
+    pub(super) metrics: Arc<ClientMetrics>,
     outage_since: Mutex<Option<Instant>>,
 }
 
@@ -51,7 +53,21 @@ impl Transport {
             http,
             base_url,
             config,
-            metrics: ClientMetrics::new(),
+            metrics: Arc::new(ClientMetrics::new()),
+            outage_since: Mutex::new(None),
+        }
+    }
+
+    /// A transport to another server (`base_url`) with this one's connection pool,
+    /// settings and metrics; outages are tracked per server.
+    pub(super) fn sibling(&self, base_url: String) -> Self {
+        let mut config = self.config.clone();
+        config.base_url.clone_from(&base_url);
+        Self {
+            http: self.http.clone(),
+            base_url,
+            config,
+            metrics: Arc::clone(&self.metrics),
             outage_since: Mutex::new(None),
         }
     }

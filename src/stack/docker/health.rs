@@ -154,23 +154,34 @@ impl DockerBackend {
         text
     }
 
-    /// The HTTP address of the plan's API service, from the host port Docker
-    /// published for it: `http://127.0.0.1:<port>`.
+    /// The HTTP address of the plan's API service (its first replica), from the
+    /// host port Docker published for it: `http://127.0.0.1:<port>`.
     pub async fn api_endpoint(&self, plan: &StackPlan) -> Result<String, DockerError> {
-        let port = plan
-            .containers
-            .iter()
-            .find(|c| c.service == plan.api_service)
-            .and_then(|spec| spec.ports.first())
-            .ok_or_else(|| DockerError::NoPublishedPort {
-                service: plan.api_service.clone(),
-                stack: plan.stack.clone(),
-                port: "(none)".into(),
-            })?;
-        let address = self
-            .published_address(plan, &plan.api_service, port.container)
-            .await?;
-        Ok(format!("http://{address}"))
+        let mut all = self.api_endpoints(plan).await?;
+        Ok(all.remove(0))
+    }
+
+    /// The HTTP address of every KATO replica of the plan, replica 1 first; never
+    /// empty.
+    pub async fn api_endpoints(&self, plan: &StackPlan) -> Result<Vec<String>, DockerError> {
+        let no_port = |service: &str| DockerError::NoPublishedPort {
+            service: service.to_string(),
+            stack: plan.stack.clone(),
+            port: "(none)".into(),
+        };
+        let replicas = plan.api_containers();
+        if replicas.is_empty() {
+            return Err(no_port(&plan.api_service));
+        }
+        let mut urls = Vec::with_capacity(replicas.len());
+        for spec in replicas {
+            let port = spec.ports.first().ok_or_else(|| no_port(&spec.service))?;
+            let address = self
+                .published_address(plan, &spec.service, port.container)
+                .await?;
+            urls.push(format!("http://{address}"));
+        }
+        Ok(urls)
     }
 }
 
