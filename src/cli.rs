@@ -203,6 +203,10 @@ pub struct RunArgs {
     /// With --into: load even though the target's Redis may evict keys (allkeys-*).
     #[arg(long)]
     pub allow_eviction: bool,
+    /// Train only shard I of N (0-based, 0 <= I < N): the samples numbered I, I+N,
+    /// I+2N... into a KB file of its own (`.shard-I-of-N`); merge with `kb merge`.
+    #[arg(long, value_name = "I/N", value_parser = clap::value_parser!(crate::train::shard::Shard))]
+    pub shard: Option<crate::train::shard::Shard>,
     #[command(flatten)]
     pub overrides: ProfileOverrides,
 }

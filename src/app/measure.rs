@@ -14,6 +14,7 @@ use crate::cli::CompareArgs;
 use crate::profile::Profile;
 use crate::stack::{KbStart, StackGuard};
 use crate::train::journal::Journal;
+use crate::train::plan::TrainPlan;
 use crate::train::record::{RunRecord, RunStatus};
 use crate::train::runner::{self, RunOptions};
 
@@ -129,13 +130,13 @@ async fn measured_run(
             let mut warm = profile.clone();
             warm.training.samples = Some(warmup);
             let opts = run_options(&run_id, &dir.join("warmup"), cancel);
-            runner::run(&warm, &target, &opts).await?;
+            runner::run(&TrainPlan::from(&warm), &target, &opts).await?;
             let journal = Journal::load(&opts.journal_path)?;
             measured.training.skip = journal.next_row;
         }
         noteln!("{label}: training");
         let opts = run_options(&run_id, dir, cancel);
-        Ok(runner::run_detailed(&measured, &target, &opts).await?)
+        Ok(runner::run_detailed(&TrainPlan::from(&measured), &target, &opts).await?)
     };
     match (own, shared) {
         // The first run on a shared stack keeps it for the next ones (`compare` takes it

@@ -29,9 +29,11 @@ mod error;
 pub mod kb;
 mod measure;
 pub mod output;
+pub mod plan;
 mod profiles;
 pub mod run;
 mod scan;
+mod shard;
 mod stack;
 
 use serde_json::Value;
