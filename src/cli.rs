@@ -399,6 +399,27 @@ pub enum KbCommand {
     Diff(KbDiffArgs),
     /// Remove knowledge bases from a TARGET (only the named nodes).
     Reset(KbResetArgs),
+    /// Add knowledge bases up as one run would have learned them all (the shards of
+    /// `run --shard`): frequencies add, metadata unites; streams in bounded memory.
+    Merge(KbMergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KbMergeArgs {
+    /// Engine KB files, dumps, or profiles whose KB is an engine file.
+    #[arg(required = true, value_name = "KB")]
+    pub inputs: Vec<String>,
+    /// The merged KB to write: an engine KB file, or a dump when it ends in `.jsonl`
+    /// (built as OUT.partial, renamed when complete).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// Replace OUT (and the resume journal beside it) when it exists.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Combine emotive windows and affinity sums that several inputs hold in input
+    /// order instead of refusing (not exact: the merge counts them).
+    #[arg(long)]
+    pub combine_emotives: bool,
 }
 
 #[derive(Debug, Args)]

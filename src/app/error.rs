@@ -117,9 +117,16 @@ impl CliError {
     /// A `kb` command's failure, by the typed error at its root (anyhow's `downcast`
     /// sees through the context the kb layer adds; nothing else is inspected).
     pub fn from_kb(e: anyhow::Error) -> Self {
+        use crate::kb::merge::MergeError;
         use crate::kb::stores::{load::LoadRefused, StoreError};
         let failure = if e.downcast_ref::<LoadRefused>().is_some() {
             Failure::KbRefused
+        } else if let Some(merge) = e.downcast_ref::<MergeError>() {
+            match merge {
+                MergeError::OutputExists { .. } => Failure::KbRefused,
+                MergeError::Write { .. } => Failure::RunFailed,
+                _ => Failure::BadInput,
+            }
         } else if let Some(store) = e.downcast_ref::<StoreError>() {
             match store {
                 StoreError::Eviction { .. } => Failure::KbRefused,

@@ -37,6 +37,7 @@ async fn run_kb(cmd: KbCommand, global: &GlobalArgs) -> Result<i32> {
         KbCommand::Load(a) => load(a),
         KbCommand::Diff(a) => diff(a, format),
         KbCommand::Reset(a) => reset(a),
+        KbCommand::Merge(a) => super::kb_merge::merge(a, format),
     });
     tokio::select! {
         done = work => done.context("the kb command's thread failed")?,
@@ -51,10 +52,10 @@ async fn run_kb(cmd: KbCommand, global: &GlobalArgs) -> Result<i32> {
 }
 
 /// A resolved TARGET: where, with which service name, and the profile if one was named.
-struct Resolved {
-    location: Location,
-    service_name: String,
-    profile: Option<Profile>,
+pub(super) struct Resolved {
+    pub(super) location: Location,
+    pub(super) service_name: String,
+    pub(super) profile: Option<Profile>,
 }
 
 /// The store URLs of a docker profile's running stack.
@@ -106,7 +107,7 @@ fn looks_like_path(word: &str) -> bool {
 }
 
 /// Turns a TARGET word (or none) into a place.
-fn resolve(word: Option<&str>, flags: &StoreFlags) -> Result<Resolved> {
+pub(super) fn resolve(word: Option<&str>, flags: &StoreFlags) -> Result<Resolved> {
     let flag_service = flags.service_name.clone();
     let service = || flag_service.clone().unwrap_or_else(|| "kato".into());
     let word = match word {

@@ -27,6 +27,7 @@ mod deliver;
 mod doctor;
 mod error;
 pub mod kb;
+mod kb_merge;
 mod measure;
 pub mod output;
 pub mod plan;
