@@ -229,6 +229,10 @@ pub struct RunArgs {
     /// With --into: load even though the target's Redis may evict keys (allkeys-*).
     #[arg(long)]
     pub allow_eviction: bool,
+    /// Train only shard I of N (0-based, 0 <= I < N): the samples numbered I, I+N,
+    /// I+2N... into a KB file of its own (`.shard-I-of-N`); merge with `kb merge`.
+    #[arg(long, value_name = "I/N", value_parser = clap::value_parser!(crate::train::shard::Shard))]
+    pub shard: Option<crate::train::shard::Shard>,
     #[command(flatten)]
     pub overrides: ProfileOverrides,
 }
@@ -423,6 +427,27 @@ pub enum KbCommand {
     Diff(KbDiffArgs),
     /// Remove knowledge bases from a TARGET (only the named nodes).
     Reset(KbResetArgs),
+    /// Add knowledge bases up as one run would have learned them all (the shards of
+    /// `run --shard`): frequencies add, metadata unites; streams in bounded memory.
+    Merge(KbMergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KbMergeArgs {
+    /// Engine KB files, dumps, or profiles whose KB is an engine file.
+    #[arg(required = true, value_name = "KB")]
+    pub inputs: Vec<String>,
+    /// The merged KB to write: an engine KB file, or a dump when it ends in `.jsonl`
+    /// (built as OUT.partial, renamed when complete).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// Replace OUT (and the resume journal beside it) when it exists.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Combine emotive windows and affinity sums that several inputs hold in input
+    /// order instead of refusing (not exact: the merge counts them).
+    #[arg(long)]
+    pub combine_emotives: bool,
 }
 
 #[derive(Debug, Args)]

@@ -374,7 +374,9 @@ fn kb_status_takes_the_kb_from_the_record_and_diff_prints_bare_names() {
         .success()
         .stdout(predicate::str::contains("four.db"))
         .stdout(predicate::str::contains("matches the run record"))
-        .stderr(predicate::str::contains("the KB of the run record four.json"));
+        .stderr(predicate::str::contains(
+            "the KB of the run record four.json",
+        ));
     // The other KB against this record: a mismatch, so the record's KB really was read.
     kt_in(dir.path())
         .args(["kb", "status", "three.db", "--record", "four.json"])

@@ -251,7 +251,10 @@ fn a_local_profile_inherits_the_shipped_profile_of_its_own_name() {
         let text = String::from_utf8(out).unwrap();
         let line = |key: &str| {
             let found = text.lines().find(|l| l.starts_with(&format!("{key} ")));
-            found.unwrap_or_default().split_whitespace().collect::<Vec<_>>()
+            found
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect::<Vec<_>>()
         };
         // The file's own value, over the shipped parent's values.
         assert_eq!(line("training.workers")[1], "3", "{name}: {text}");

@@ -243,8 +243,15 @@ fn a_run_refused_by_another_runs_lock_exits_in_use_naming_it() {
     let assert = run(out.path(), &args).code(katotune::exit::IN_USE);
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
     assert!(stderr.contains(&pid), "{stderr}");
-    assert!(stderr.contains("wait for it to finish or stop it"), "{stderr}");
-    assert_eq!(stderr.matches("is in use").count(), 1, "said once: {stderr}");
+    assert!(
+        stderr.contains("wait for it to finish or stop it"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("is in use").count(),
+        1,
+        "said once: {stderr}"
+    );
     // The resume journal's lock (`<kb file>.journal.json`): the same refusal.
     drop(held);
     let journal = katotune::lock::lock_path(&out.path().join("held.db.journal.json"));

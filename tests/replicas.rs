@@ -20,6 +20,7 @@ use katotune::profile::schema::{Backend, Port};
 use katotune::profile::{self, validate, FlagOverride, Profile};
 use katotune::stack::plan::labels;
 use katotune::stack::template;
+use katotune::train::plan::TrainPlan;
 use katotune::train::record::{BackendInfo, RunRecord};
 use katotune::train::runner::{self, RunOptions, Target};
 
@@ -231,7 +232,7 @@ async fn train(p: &Profile, urls: Vec<String>, out: &std::path::Path) -> RunReco
     };
     let mut opts = RunOptions::quiet("replicas", out.join(format!("{}.journal", p.name)));
     opts.drain_deadline = Duration::from_secs(30);
-    runner::run(p, &target, &opts)
+    runner::run(&TrainPlan::from(p), &target, &opts)
         .await
         .expect("the run starts")
 }

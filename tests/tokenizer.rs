@@ -100,7 +100,9 @@ fn no_token_stands_for_more_bytes_than_the_longest() {
     let longest = t.longest_token_bytes();
     assert!((13..=256).contains(&longest), "{longest}");
     // Every token's text is at most that long, and some token is exactly that long.
-    let lengths: Vec<usize> = (0..50257).map(|id| t.token(id).unwrap().chars().count()).collect();
+    let lengths: Vec<usize> = (0..50257)
+        .map(|id| t.token(id).unwrap().chars().count())
+        .collect();
     assert_eq!(lengths.iter().max(), Some(&longest));
 }
 

@@ -9,6 +9,7 @@ use katotune::kato::client::{ClientConfig, KatoClient};
 use katotune::profile::schema::Segmentation;
 use katotune::profile::Profile;
 use katotune::train::digest::digest_of;
+use katotune::train::plan::TrainPlan;
 use katotune::train::record::{BackendInfo, RunRecord, RunStatus};
 use katotune::train::runner::{self, RunOptions, Target};
 use tokio_util::sync::CancellationToken;
@@ -56,7 +57,9 @@ async fn train(p: &Profile, url: &str, opts: &RunOptions) -> RunRecord {
             server: String::new(),
         },
     };
-    runner::run(p, &target, opts).await.unwrap()
+    runner::run(&TrainPlan::from(p), &target, opts)
+        .await
+        .unwrap()
 }
 
 /// Every node's patterns with their frequencies, read back from the engine.
@@ -210,7 +213,7 @@ async fn resume_refuses_a_journal_from_other_settings() {
         },
     };
     let err = runner::run(
-        &other,
+        &TrainPlan::from(&other),
         &target,
         &options(dir.path(), true, CancellationToken::new()),
     )

@@ -168,7 +168,8 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
             })?,
     };
     align_samples(&mut profiles, reference);
-    runner::check_dataset(&profiles[reference]).map_err(|e| BadInput(e.to_string()))?;
+    runner::check_dataset(&super::plan::dataset_spec(&profiles[reference]))
+        .map_err(|e| BadInput(e.to_string()))?;
     let baseline = load_baseline(&args.baseline)?;
     let compare_id = new_run_id();
     let out_dir = profiles[reference]

@@ -148,7 +148,7 @@ async fn deliver(
         (_, true) => KbStart::Replace,
         _ => KbStart::RequireEmpty,
     };
-    let mut record = train_once(&profile, kb, run_id, args.resume, false, cancel).await?;
+    let mut record = train_once(&profile, None, kb, run_id, args.resume, false, cancel).await?;
     let path = args.record.clone().unwrap_or_else(|| {
         profile
             .report

@@ -33,9 +33,11 @@ async fn corpus_checks(
     sample: u64,
 ) -> CliResult<(Vec<Verdict>, Option<RunGrowth>)> {
     let p = profile.clone();
-    let est = tokio::task::spawn_blocking(move || doctor::estimate_corpus(&p, sample))
-        .await
-        .map_err(anyhow::Error::from)??;
+    let est = tokio::task::spawn_blocking(move || {
+        doctor::estimate_corpus(&p, &super::plan::dataset_spec(&p), sample)
+    })
+    .await
+    .map_err(anyhow::Error::from)??;
     let mut verdicts = doctor::level_verdicts(profile, &est);
     let (per_sample, observations_per_sample) = match est.sampled {
         0 => (0.0, 0.0),
@@ -48,9 +50,11 @@ async fn corpus_checks(
         Some(n) => n,
         None => {
             let p = profile.clone();
-            tokio::task::spawn_blocking(move || doctor::count_samples(&p))
-                .await
-                .map_err(anyhow::Error::from)??
+            tokio::task::spawn_blocking(move || {
+                doctor::count_samples(&super::plan::dataset_spec(&p))
+            })
+            .await
+            .map_err(anyhow::Error::from)??
         }
     };
     let patterns = (per_sample * samples as f64).ceil() as u64;

@@ -147,11 +147,18 @@ impl CliError {
     /// A `kb` command's failure, by the typed error at its root (anyhow's `downcast`
     /// sees through the context the kb layer adds; nothing else is inspected).
     pub fn from_kb(e: anyhow::Error) -> Self {
+        use crate::kb::merge::MergeError;
         use crate::kb::stores::{load::LoadRefused, StoreError};
         let failure = if e.chain().any(lock_held) {
             Failure::InUse
         } else if e.downcast_ref::<LoadRefused>().is_some() {
             Failure::KbRefused
+        } else if let Some(merge) = e.downcast_ref::<MergeError>() {
+            match merge {
+                MergeError::OutputExists { .. } => Failure::KbRefused,
+                MergeError::Write { .. } => Failure::RunFailed,
+                _ => Failure::BadInput,
+            }
         } else if let Some(store) = e.downcast_ref::<StoreError>() {
             match store {
                 StoreError::Eviction { .. } => Failure::KbRefused,
@@ -278,10 +285,17 @@ mod tests {
             guarded: "kb.db".into(),
             owner: "pid 42, command katotune run quick".into(),
         };
-        let e = CliError::from(StackError::Engine(crate::engine::EngineError::Locked(held())));
+        let e = CliError::from(StackError::Engine(crate::engine::EngineError::Locked(
+            held(),
+        )));
         assert_eq!(e.exit_code(), exit::IN_USE);
         let text = e.to_string();
-        assert_eq!(text.matches("is in use by another katotune process").count(), 1, "{text}");
+        assert_eq!(
+            text.matches("is in use by another katotune process")
+                .count(),
+            1,
+            "{text}"
+        );
         assert!(text.contains("pid 42"), "{text}");
         assert_eq!(CliError::from(held()).exit_code(), exit::IN_USE);
         let kb = CliError::from_kb(anyhow::Error::from(held()).context("kb load"));

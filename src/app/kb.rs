@@ -38,6 +38,7 @@ async fn run_kb(cmd: KbCommand, global: &GlobalArgs) -> Result<i32> {
         KbCommand::Load(a) => load(a),
         KbCommand::Diff(a) => diff(a, format),
         KbCommand::Reset(a) => reset(a),
+        KbCommand::Merge(a) => super::kb_merge::merge(a, format),
     });
     tokio::select! {
         done = work => done.context("the kb command's thread failed")?,
@@ -52,10 +53,10 @@ async fn run_kb(cmd: KbCommand, global: &GlobalArgs) -> Result<i32> {
 }
 
 /// A resolved TARGET: where, with which service name, and the profile if one was named.
-struct Resolved {
-    location: Location,
-    service_name: String,
-    profile: Option<Profile>,
+pub(super) struct Resolved {
+    pub(super) location: Location,
+    pub(super) service_name: String,
+    pub(super) profile: Option<Profile>,
 }
 
 /// The store URLs of a docker profile's running stack.
@@ -107,7 +108,7 @@ fn looks_like_path(word: &str) -> bool {
 }
 
 /// Turns a TARGET word (or none) into a place.
-fn resolve(word: Option<&str>, flags: &StoreFlags) -> Result<Resolved> {
+pub(super) fn resolve(word: Option<&str>, flags: &StoreFlags) -> Result<Resolved> {
     let flag_service = flags.service_name.clone();
     let service = || flag_service.clone().unwrap_or_else(|| "kato".into());
     let word = match word {
@@ -277,7 +278,14 @@ fn read_record(path: &Path) -> Result<RecordFile> {
 /// keep, so a missing one says how to name it.
 fn of_record(rec: &RecordFile, flags: &StoreFlags) -> Result<Resolved> {
     let what = format!("the run record {}", rec.path.display());
-    let r = of_profile(rec.record.profile.resolved.clone(), &what, flags)?;
+    let profile: Profile =
+        serde_json::from_value(rec.record.profile.resolved.clone()).map_err(|e| {
+            BadInput(format!(
+                "{what} holds a resolved profile this katotune cannot read ({e}); pass the KB \
+                 as TARGET"
+            ))
+        })?;
+    let r = of_profile(profile, &what, flags)?;
     if let Location::EngineFile(file) = &r.location {
         if !file.is_file() {
             return Err(BadInput(format!(

@@ -29,7 +29,8 @@ use crate::stack::{run_nodes, template, KbStart, Lifetime, StackGuard, StoreUrls
 use crate::train::digest::NodeTally;
 use crate::train::journal::Journal;
 use crate::train::kb_check::{KbCheck, KbSource, NodeReading};
-use crate::train::record::{ProfileInfo, RunRecord};
+use crate::train::plan::TrainPlan;
+use crate::train::record::RunRecord;
 use crate::train::runner::{self, RunOptions, Target};
 
 /// Name counts per level.
@@ -110,7 +111,7 @@ async fn train_and_check(
     }
     noteln!("{label}: training");
     let opts = run_options(run_id, dir, ctx.cancel);
-    let outcome = runner::run_detailed(&trained, &target, &opts).await;
+    let outcome = runner::run_detailed(&TrainPlan::from(&trained), &target, &opts).await;
     let nodes = node_ids(&trained);
     let checked = match outcome {
         Ok((record, tallies)) => {
@@ -141,7 +142,7 @@ async fn warm_up(
     warm.training.node_prefix = run_nodes::own_prefix(&trained.training.node_prefix);
     warm.training.samples = Some(warmup);
     let opts = run_options(run_id, &dir.join("warmup"), ctx.cancel);
-    let result = runner::run(&warm, target, &opts).await;
+    let result = runner::run(&TrainPlan::from(&warm), target, &opts).await;
     forget(label, &target.url, &node_ids(&warm)).await;
     result?;
     Ok(Journal::load(&opts.journal_path)?.next_row)
@@ -211,12 +212,7 @@ fn checked_record(
         .collect();
     let check = KbCheck::build(read.source, read.note.clone(), &readings);
     say_check(label, &check);
-    record.profile = ProfileInfo {
-        name: profile.name.clone(),
-        hash: profile.hash(),
-        learning_hash: profile.learning_hash(),
-        resolved: profile.clone(),
-    };
+    record.profile = super::plan::profile_info(profile);
     for (level, l) in record.levels.iter_mut().enumerate() {
         l.node = profile.node_id(level);
     }

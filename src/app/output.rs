@@ -143,9 +143,17 @@ mod tests {
     fn info_lines_show_only_with_verbose_and_each_event_once() {
         let default = logged(false, 0, None);
         assert!(!default.contains("INFO"), "{default}");
-        assert_eq!(default.matches("Redis may evict keys").count(), 1, "{default}");
+        assert_eq!(
+            default.matches("Redis may evict keys").count(),
+            1,
+            "{default}"
+        );
         let verbose = logged(false, 1, None);
-        assert_eq!(verbose.matches("katotune-kato-kato: created").count(), 1, "{verbose}");
+        assert_eq!(
+            verbose.matches("katotune-kato-kato: created").count(),
+            1,
+            "{verbose}"
+        );
         assert!(logged(true, 0, None).is_empty());
         // KATOTUNE_LOG decides when set; a malformed one falls back to the flags.
         assert!(logged(false, 0, Some("info")).contains("INFO"));

@@ -160,7 +160,11 @@ mod tests {
         assert_eq!((r.kbs[1].kb_id.as_str(), r.kbs[1].only_in_a), ("k1", 1));
         assert_eq!((r.kbs[2].kb_id.as_str(), r.kbs[2].only_in_b), ("k2", 1));
         // Bare, as `kb dump` and the stores spell names.
-        assert!(r.text().contains("frequency A 2, B 3: bb\n"), "{}", r.text());
+        assert!(
+            r.text().contains("frequency A 2, B 3: bb\n"),
+            "{}",
+            r.text()
+        );
         assert!(!r.text().contains("PTRN|"));
         assert!(compare(&a, &a, 3).same());
     }

@@ -13,8 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::duration;
-pub use crate::train::dataset::DatasetFormat;
-pub use crate::train::segment::Segmentation;
+pub use crate::terms::{DatasetFormat, OnBadSample, SampleFilter, Segmentation};
 
 /// A fully resolved tuning profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -298,13 +297,6 @@ impl Default for DatasetSection {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum SampleFilter {
-    Reference,
-    None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum Tokenizer {
     Gpt2,
 }
@@ -314,13 +306,6 @@ pub enum Tokenizer {
 pub enum MetadataPolicy {
     Reference,
     None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnBadSample {
-    Fail,
-    Skip,
 }
 
 /// Retry policy for requests that never reached the server.

@@ -14,7 +14,7 @@ use crate::kb::stores::{StoreError, StoreUrls, Stores};
 use crate::profile::knobs::KatoEffect;
 use crate::profile::validate::tuning_values;
 use crate::profile::Profile;
-use crate::train::dataset::Dataset;
+use crate::train::dataset::{Dataset, DatasetSpec};
 use crate::train::segment::Segmenter;
 use crate::train::tokenizer::Gpt2Tokenizer;
 
@@ -111,11 +111,16 @@ pub fn level_inputs(tokens: u64, node0_chunks: u64, chunk_sizes: &[usize]) -> Ve
     inputs
 }
 
-/// Reads up to `sample` samples of the profile's corpus and counts, per level, how
-/// many could learn and how many patterns they would make.
-pub fn estimate_corpus(profile: &Profile, sample: u64) -> anyhow::Result<CorpusEstimate> {
+/// Reads up to `sample` samples of the profile's corpus (`dataset`, the profile's
+/// dataset section as a reader spec) and counts, per level, how many could learn and
+/// how many patterns they would make.
+pub fn estimate_corpus(
+    profile: &Profile,
+    dataset: &DatasetSpec,
+    sample: u64,
+) -> anyhow::Result<CorpusEstimate> {
     let t = &profile.training;
-    let dataset = Dataset::open(&crate::train::runner::dataset_spec(profile))?;
+    let dataset = Dataset::open(dataset)?;
     let tokenizer = Gpt2Tokenizer::new()?;
     let segmenter = Segmenter::new(t.segmentation, t.chunk_sizes[0])?
         .with_paragraph_token_cap(t.paragraph_token_cap)?;
@@ -147,10 +152,10 @@ pub fn estimate_corpus(profile: &Profile, sample: u64) -> anyhow::Result<CorpusE
     Ok(est)
 }
 
-/// Rows of the profile's corpus that are samples (what a run without
+/// Rows of the profile's corpus (`dataset`) that are samples (what a run without
 /// `training.samples` trains).
-pub fn count_samples(profile: &Profile) -> anyhow::Result<u64> {
-    let dataset = Dataset::open(&crate::train::runner::dataset_spec(profile))?;
+pub fn count_samples(dataset: &DatasetSpec) -> anyhow::Result<u64> {
+    let dataset = Dataset::open(dataset)?;
     Ok(dataset.flatten().count() as u64)
 }
 

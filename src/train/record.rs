@@ -10,8 +10,8 @@ use super::dataset::DatasetIdentity;
 use super::digest::KbDigest;
 use super::outcome::{KbTrust, StopReason};
 use super::segment::SegmentCounts;
+use super::shard::Shard;
 use crate::kato::metrics::MetricsSnapshot;
-use crate::profile::Profile;
 
 /// Format version of run records. 2 added, compatibly (older records still read):
 /// latency histograms per endpoint (`calls...latency.histogram`) and `compare`'s
@@ -37,6 +37,9 @@ pub struct RunRecord {
     #[serde(default)]
     pub kb_trust: KbTrust,
     pub profile: ProfileInfo,
+    /// The shard this run trained (`run --shard I/N`); none for a whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
     pub backend: BackendInfo,
     pub dataset: DatasetIdentity,
     pub started_at: String,
@@ -106,6 +109,8 @@ pub enum RunStatus {
     Failed,
 }
 
+/// The profile a run trained, as `app` describes it to the trainer (see
+/// [`super::plan::TrainPlan`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProfileInfo {
     pub name: String,
@@ -113,7 +118,9 @@ pub struct ProfileInfo {
     pub hash: String,
     /// Hash of what decides what is learned (resume and compare check this one).
     pub learning_hash: String,
-    pub resolved: Profile,
+    /// The resolved profile, as the profile serializes itself (`report` reads it back
+    /// as a profile); the trainer never looks inside.
+    pub resolved: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,9 +175,13 @@ impl RunRecord {
     /// The terminal summary.
     pub fn summary(&self) -> String {
         let mut s = String::new();
+        let shard = self
+            .shard
+            .map(|s| format!(" shard {s}"))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "{} {}: {} samples ({} filtered, {} skipped, {} failed, {} at risk) in {:.2}s",
+            "{}{shard} {}: {} samples ({} filtered, {} skipped, {} failed, {} at risk) in {:.2}s",
             self.profile.name,
             match self.status {
                 RunStatus::Completed => "completed",
@@ -212,7 +223,7 @@ impl RunRecord {
                 "  {} of {} tokens were NOT trained: paragraphs longer than training.paragraph_token_cap ({}) are cut there; raise the cap or split the documents",
                 self.segmentation.tokens_over_cap,
                 self.segmentation.tokens,
-                self.profile.resolved.training.paragraph_token_cap
+                self.profile.resolved["training"]["paragraph_token_cap"]
             );
         }
         let _ = writeln!(s, "  {}", self.rates());

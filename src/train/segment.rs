@@ -20,6 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::tokenizer::Symbol;
+pub use crate::terms::Segmentation;
 
 /// Pieces shorter than this many characters (after stripping) are dropped (path A).
 pub const MIN_PARAGRAPH_CHARS: usize = 10;
@@ -40,17 +41,6 @@ impl<F: Fn(&str) -> Vec<Symbol>> Tokenize for F {
     fn tokenize(&self, text: &str) -> Vec<Symbol> {
         self(text)
     }
-}
-
-/// Which reference path cuts a sample into node0 chunks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Segmentation {
-    /// Path A: blank-line paragraphs, stripped, capped, tail-merged chunks.
-    #[default]
-    Paragraphs,
-    /// Path B: the whole raw text in consecutive fixed-size slices.
-    Slices,
 }
 
 /// A segmentation setting that cannot work.

@@ -258,8 +258,9 @@ fn record(shape: Shape<'_>) -> RunRecord {
             name: shape.profile.name.clone(),
             hash: shape.profile.hash(),
             learning_hash: shape.profile.learning_hash(),
-            resolved: shape.profile.clone(),
+            resolved: serde_json::to_value(&shape.profile).unwrap(),
         },
+        shard: None,
         backend: BackendInfo {
             kind: kind.into(),
             url: "http://127.0.0.1:8000".into(),
