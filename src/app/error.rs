@@ -180,7 +180,10 @@ impl From<RunError> for CliError {
     fn from(e: RunError) -> Self {
         let failure = match e {
             RunError::Dataset(_) | RunError::Journal(_) => Failure::BadInput,
-            RunError::Tokenizer(_) | RunError::Start { .. } | RunError::Durable(_) => {
+            RunError::Tokenizer(_)
+            | RunError::Start { .. }
+            | RunError::Client(_)
+            | RunError::Durable(_) => {
                 Failure::RunFailed
             }
         };

@@ -122,6 +122,7 @@ fn no_backend() -> BackendInfo {
         kind: "none".into(),
         url: String::new(),
         server: String::new(),
+        transport: Default::default(),
     }
 }
 

@@ -65,12 +65,14 @@ impl StackGuard {
         &self.handle().url
     }
 
-    /// The stack as a training target.
+    /// The stack as a training target (with the engine's in-process handle when it
+    /// runs in this process).
     pub fn target(&self) -> Target {
         let h = self.handle();
         Target {
             url: h.url.clone(),
             backend: h.backend.clone(),
+            engine: h.engine(),
         }
     }
 

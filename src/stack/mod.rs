@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use crate::engine::{self, EngineConfig, RunningEngine};
 use crate::profile::schema::{Backend, Port};
 use crate::profile::Profile;
-use crate::train::record::BackendInfo;
+use crate::train::record::{BackendInfo, Transport};
 use crate::train::runner::Target;
 
 pub use guard::StackGuard;
@@ -160,7 +160,7 @@ pub async fn up(
                 prepare_kb_file(path, kb)?;
             }
             let engine = engine::start_locked(config, lock).await?;
-            let Target { url, backend } = Target::embedded(engine.url());
+            let Target { url, backend, .. } = Target::embedded(engine.url());
             Ok(StackHandle {
                 backend,
                 url,
@@ -178,6 +178,7 @@ pub async fn up(
                     kind: "external".into(),
                     url: url.clone(),
                     server: String::new(),
+                    transport: Transport::Http,
                 },
                 url,
                 stores: None,
@@ -246,6 +247,7 @@ async fn up_docker(
             kind: "docker".into(),
             url: url.clone(),
             server: format!("{} ({} template)", image, plan.template),
+            transport: Transport::Http,
         },
         url,
         stores,
@@ -321,6 +323,15 @@ fn prepare_kb_file(path: &std::path::Path, kb: KbStart) -> Result<(), StackError
 }
 
 impl StackHandle {
+    /// The engine, when this stack is katotune's engine running in this process (the
+    /// trainer may then call it without HTTP).
+    pub fn engine(&self) -> Option<engine::EngineHandle> {
+        match &self.running {
+            Running::Embedded(engine) => Some(engine.handle()),
+            _ => None,
+        }
+    }
+
     /// Where katotune reaches the stack's knowledge-base stores: a docker stack of
     /// the `kato` template has them, other stacks do not.
     pub fn stores(&self) -> Option<&StoreUrls> {

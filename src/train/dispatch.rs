@@ -34,7 +34,7 @@ use super::reader::Feed;
 use super::record::{DurabilityInfo, RunRecord, RunStatus, SampleIssue};
 use super::runner::RunOptions;
 use super::worker::{PreparedSample, SampleResult, Worker};
-use crate::kato::client::KatoClient;
+use crate::train::link::KatoLink;
 use crate::profile::schema::OnBadSample;
 use crate::profile::Profile;
 
@@ -156,7 +156,7 @@ impl<'a> Dispatcher<'a> {
         &mut self,
         mut feed: mpsc::Receiver<Feed>,
         workers: Vec<Worker>,
-        client: &KatoClient,
+        client: &KatoLink,
         reader_stop: CancellationToken,
     ) {
         let capacity = workers.len();

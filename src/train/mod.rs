@@ -10,6 +10,7 @@ mod dispatch;
 pub mod durable;
 pub mod hierarchy;
 pub mod journal;
+pub mod link;
 pub mod outcome;
 pub mod progress;
 mod reader;

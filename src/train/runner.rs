@@ -20,13 +20,15 @@ use super::durable::{Durability, DurableError};
 use super::hierarchy::{Flow, TailPolicy};
 use super::journal::{Journal, JournalError, RowLog, RowState, JOURNAL_VERSION};
 use super::reader::Reader;
-use super::record::{BackendInfo, DurabilityInfo, RunRecord, SampleIssue};
+use super::link::KatoLink;
+use super::record::{BackendInfo, DurabilityInfo, RunRecord, SampleIssue, Transport};
 use super::segment::Segmenter;
 use super::tokenizer::Gpt2Tokenizer;
 use super::worker::{TrainSettings, Worker};
-use crate::kato::client::{ClientConfig, KatoClient, RetryPolicy};
-use crate::kato::error::KatoError;
-use crate::profile::schema::{MetadataPolicy, Segmentation};
+use crate::engine::{EngineHandle, RunningEngine};
+use crate::kato::client::{ClientConfig, RetryPolicy};
+use crate::kato::error::{KatoError, SetupError};
+use crate::profile::schema::{MetadataPolicy, Segmentation, TransportChoice};
 use crate::profile::Profile;
 
 /// How a run is carried out (beyond the profile).
@@ -49,6 +51,9 @@ pub struct RunOptions {
 pub struct Target {
     pub url: String,
     pub backend: BackendInfo,
+    /// katotune's engine, when it runs in this process: the trainer may call it
+    /// directly (see `train::link`).
+    pub engine: Option<EngineHandle>,
 }
 
 impl RunOptions {
@@ -67,15 +72,27 @@ impl RunOptions {
 }
 
 impl Target {
-    /// katotune's engine at `url` (started in-process or by `katotune serve`).
+    /// katotune's engine at `url` (started in-process or by `katotune serve`), reached
+    /// over HTTP.
     pub fn embedded(url: String) -> Self {
         Self {
             backend: BackendInfo {
                 kind: "embedded".into(),
                 url: url.clone(),
                 server: format!("katotune-engine {}", env!("CARGO_PKG_VERSION")),
+                transport: Transport::Http,
             },
             url,
+            engine: None,
+        }
+    }
+
+    /// katotune's engine started in this process: called directly unless the profile
+    /// says `stack.transport: http` (its URL stays for that, and for `/health`).
+    pub fn in_process(engine: &RunningEngine) -> Self {
+        Self {
+            engine: Some(engine.handle()),
+            ..Self::embedded(engine.url())
         }
     }
 }
@@ -91,6 +108,9 @@ pub enum RunError {
     Tokenizer(String),
     #[error("cannot start training against {url}: {source}")]
     Start { url: String, source: KatoError },
+    /// The KATO client could not be built (a base URL it cannot use).
+    #[error(transparent)]
+    Client(#[from] SetupError),
     #[error(transparent)]
     Durable(#[from] DurableError),
 }
@@ -214,8 +234,10 @@ pub async fn run_detailed(
         .unwrap_or_else(|_| opts.journal_path.clone())
         .display()
         .to_string();
+    let link = connect(profile, target)?;
     let (durability, durable_label) =
-        Durability::negotiate(&target.url, &owner, rollback, profile.health.timeout).await?;
+        Durability::negotiate(&target.url, &link, &owner, rollback, profile.health.timeout)
+            .await?;
     let barrier = matches!(durability, Durability::Barrier(_));
     let log_path = RowLog::path_for(&opts.journal_path);
     let (previous, applied) = if opts.resume {
@@ -236,12 +258,10 @@ pub async fn run_detailed(
         .map_or(plan.settled, |j| plan.settled.max(j.samples_done));
     let (skip, half_done) = (plan.skip, plan.half_done);
     dataset.skip_rows(start_row)?;
-    let client = KatoClient::new(client_config(profile, &target.url))
-        .map_err(|e| RunError::Tokenizer(e.to_string()))?;
     let settings = Arc::new(train_settings(profile));
     let mut workers = Vec::new();
     for _ in 0..t.workers {
-        let w = Worker::start(client.clone(), settings.clone())
+        let w = Worker::start(link.clone(), settings.clone())
             .await
             .map_err(|source| RunError::Start {
                 url: target.url.clone(),
@@ -292,7 +312,7 @@ pub async fn run_detailed(
     }
     let started = Instant::now();
     let started_at = now();
-    state.drive(feed_rx, workers, &client, reader_stop).await;
+    state.drive(feed_rx, workers, &link, reader_stop).await;
     let wall = started.elapsed().as_secs_f64();
     let segmentation = *seg_counts.lock().await;
     let tallies = state.tallies().to_vec();
@@ -312,10 +332,11 @@ pub async fn run_detailed(
         learning_hash,
         started_at,
         wall,
-        calls: client.metrics_snapshot(),
+        calls: link.metrics_snapshot(),
         segmentation,
         durability: DurabilityInfo::default(),
     });
+    record.backend.transport = link.transport();
     if let Some(digests) = whole_kb {
         for (level, kb) in record.levels.iter_mut().zip(digests) {
             level.kb = kb;
@@ -323,6 +344,16 @@ pub async fn run_detailed(
         record.durability.digests_from_kb = true;
     }
     Ok((record, tallies))
+}
+
+/// The trainer's link to `target`, as the profile's `stack.transport` allows.
+fn connect(profile: &Profile, target: &Target) -> Result<KatoLink, RunError> {
+    let http_only = profile.stack.transport == TransportChoice::Http;
+    Ok(KatoLink::connect(
+        target,
+        http_only,
+        client_config(profile, &target.url),
+    )?)
 }
 
 fn client_config(profile: &Profile, url: &str) -> ClientConfig {
