@@ -80,7 +80,9 @@ async fn train(p: &Profile, url: &str, opts: &RunOptions) -> RunRecord {
             kind: "test".into(),
             url: url.into(),
             server: String::new(),
+            transport: Default::default(),
         },
+        engine: None,
     };
     runner::run(&TrainPlan::from(p), &target, opts)
         .await

@@ -36,6 +36,7 @@ impl From<&Profile> for TrainPlan {
             outage_timeout: profile.health.timeout,
             on_bad_sample: t.on_bad_sample,
             checkpoint_every: t.checkpoint_every,
+            http_only: profile.stack.transport == crate::profile::schema::TransportChoice::Http,
         }
     }
 }

@@ -132,6 +132,7 @@ fn no_backend() -> BackendInfo {
         kind: "none".into(),
         url: String::new(),
         server: String::new(),
+        transport: Default::default(),
     }
 }
 

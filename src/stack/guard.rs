@@ -78,13 +78,15 @@ impl StackGuard {
         &self.handle().url
     }
 
-    /// The stack as a training target.
+    /// The stack as a training target (with the engine's in-process handle when it
+    /// runs in this process).
     pub fn target(&self) -> Target {
         let h = self.handle();
         Target {
             url: h.url.clone(),
             backend: h.backend.clone(),
             replicas: h.replicas.clone(),
+            engine: h.engine(),
         }
     }
 

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use crate::engine::{self, EngineConfig, RunningEngine};
 use crate::profile::schema::{Backend, Port};
 use crate::profile::Profile;
-use crate::train::record::BackendInfo;
+use crate::train::record::{BackendInfo, Transport};
 use crate::train::runner::Target;
 
 pub use guard::StackGuard;
@@ -197,6 +197,7 @@ pub async fn up_as(
                 url,
                 backend,
                 replicas,
+                ..
             } = Target::embedded(engine.url());
             Ok(StackHandle {
                 backend,
@@ -217,6 +218,7 @@ pub async fn up_as(
                     kind: "external".into(),
                     url: url.clone(),
                     server: String::new(),
+                    transport: Transport::Http,
                 },
                 replicas: vec![url.clone()],
                 url,
@@ -293,6 +295,7 @@ async fn up_docker(
             kind: "docker".into(),
             url: url.clone(),
             server: format!("{} ({} template{shape})", image, plan.template),
+            transport: Transport::Http,
         },
         url,
         replicas,
@@ -375,6 +378,15 @@ fn prepare_kb_file(path: &std::path::Path, kb: KbStart) -> Result<(), StackError
 }
 
 impl StackHandle {
+    /// The engine, when this stack is katotune's engine running in this process (the
+    /// trainer may then call it without HTTP).
+    pub fn engine(&self) -> Option<engine::EngineHandle> {
+        match &self.running {
+            Running::Embedded(engine) => Some(engine.handle()),
+            _ => None,
+        }
+    }
+
     /// Where katotune reaches the stack's knowledge-base stores: a docker stack of
     /// the `kato` template has them, an external KATO when `KATOTUNE_REDIS_URL` and
     /// `KATOTUNE_CLICKHOUSE_URL` name them ([`external_stores`]), other stacks not.

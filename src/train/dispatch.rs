@@ -35,8 +35,8 @@ use super::reader::Feed;
 use super::record::{DurabilityInfo, RunRecord, RunStatus, SampleIssue};
 use super::runner::RunOptions;
 use super::worker::{PreparedSample, SampleResult, Worker};
-use crate::kato::client::KatoClient;
 use crate::terms::OnBadSample;
+use crate::train::link::KatoLink;
 
 /// At-risk samples tolerated before the run stops: past this, something is wrong.
 const MAX_AT_RISK: usize = 10;
@@ -156,7 +156,7 @@ impl<'a> Dispatcher<'a> {
         &mut self,
         mut feed: mpsc::Receiver<Feed>,
         workers: Vec<Worker>,
-        client: &KatoClient,
+        client: &KatoLink,
         reader_stop: CancellationToken,
     ) {
         let capacity = workers.len();

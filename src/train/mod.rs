@@ -12,6 +12,7 @@ pub mod durable;
 pub mod hierarchy;
 pub mod journal;
 pub mod kb_check;
+pub mod link;
 pub mod outcome;
 pub mod plan;
 pub mod progress;

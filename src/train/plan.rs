@@ -50,6 +50,9 @@ pub struct TrainPlan {
     pub on_bad_sample: OnBadSample,
     /// Samples between checkpoints (journal, done marks, engine commit).
     pub checkpoint_every: u64,
+    /// Talk to an in-process engine over HTTP anyway (`stack.transport: http`), to
+    /// measure the HTTP path; other targets always use HTTP.
+    pub http_only: bool,
 }
 
 impl TrainPlan {

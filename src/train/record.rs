@@ -130,6 +130,29 @@ pub struct BackendInfo {
     pub url: String,
     /// Server name and version as it reported them, or the image id.
     pub server: String,
+    /// How the trainer reached it (records older than this field: HTTP).
+    #[serde(default)]
+    pub transport: Transport,
+}
+
+/// How the trainer called KATO (see `train::link`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// HTTP requests to `url`.
+    #[default]
+    Http,
+    /// katotune's engine in the same process, called directly (no HTTP).
+    InProcess,
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::Http => "http",
+            Transport::InProcess => "in-process",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

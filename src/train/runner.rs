@@ -18,14 +18,16 @@ use super::digest::NodeTally;
 use super::dispatch::{Dispatcher, RunFacts};
 use super::durable::{Durability, DurableError};
 use super::journal::{Journal, JournalError, RowLog, RowState, JOURNAL_VERSION};
+use super::link::KatoLink;
 use super::plan::TrainPlan;
 use super::reader::Reader;
-use super::record::{BackendInfo, DurabilityInfo, RunRecord, SampleIssue};
+use super::record::{BackendInfo, DurabilityInfo, RunRecord, SampleIssue, Transport};
 use super::segment::Segmenter;
 use super::shard::ShardCursor;
 use super::tokenizer::Gpt2Tokenizer;
 use super::worker::Worker;
-use crate::kato::client::{ClientConfig, KatoClient};
+use crate::engine::{EngineHandle, RunningEngine};
+use crate::kato::client::ClientConfig;
 use crate::kato::error::{KatoError, SetupError};
 
 /// How a run is carried out (beyond the profile).
@@ -53,6 +55,9 @@ pub struct Target {
     /// `url` first; empty means `url` alone. Each worker's sessions stay on one replica
     /// ([`replica_of_worker`]).
     pub replicas: Vec<String>,
+    /// katotune's engine, when it runs in this process: the trainer may call it
+    /// directly (see `train::link`).
+    pub engine: Option<EngineHandle>,
 }
 
 impl RunOptions {
@@ -71,16 +76,28 @@ impl RunOptions {
 }
 
 impl Target {
-    /// katotune's engine at `url` (started in-process or by `katotune serve`).
+    /// katotune's engine at `url` (started in-process or by `katotune serve`), reached
+    /// over HTTP.
     pub fn embedded(url: String) -> Self {
         Self {
             backend: BackendInfo {
                 kind: "embedded".into(),
                 url: url.clone(),
                 server: format!("katotune-engine {}", env!("CARGO_PKG_VERSION")),
+                transport: Transport::Http,
             },
             replicas: vec![url.clone()],
             url,
+            engine: None,
+        }
+    }
+
+    /// katotune's engine started in this process: called directly unless the profile
+    /// says `stack.transport: http` (its URL stays for that, and for `/health`).
+    pub fn in_process(engine: &RunningEngine) -> Self {
+        Self {
+            engine: Some(engine.handle()),
+            ..Self::embedded(engine.url())
         }
     }
 
@@ -112,7 +129,7 @@ pub enum RunError {
     Tokenizer(String),
     #[error("cannot start training against {url}: {source}")]
     Start { url: String, source: KatoError },
-    /// A server URL the HTTP client cannot use.
+    /// The KATO client could not be built (a base URL it cannot use).
     #[error(transparent)]
     Client(#[from] SetupError),
     #[error(transparent)]
@@ -227,8 +244,9 @@ pub async fn run_detailed(
         .unwrap_or_else(|_| opts.journal_path.clone())
         .display()
         .to_string();
+    let link = connect(plan, target)?;
     let (durability, durable_label) =
-        Durability::negotiate(&target.url, &owner, rollback, plan.outage_timeout).await?;
+        Durability::negotiate(&target.url, &link, &owner, rollback, plan.outage_timeout).await?;
     let barrier = matches!(durability, Durability::Barrier(_));
     let log_path = RowLog::path_for(&opts.journal_path);
     let (previous, applied) = if opts.resume {
@@ -257,20 +275,19 @@ pub async fn run_detailed(
     } else {
         start_row
     })?;
-    let client = KatoClient::new(client_config(plan, &target.url))?;
-    let replicas = target
-        .urls()
+    let urls = target.urls();
+    let replicas = urls
         .iter()
-        .map(|url| client.at(url))
+        .map(|url| link.at(url))
         .collect::<Result<Vec<_>, _>>()?;
     let settings = Arc::new(plan.settings.clone());
     let mut workers = Vec::new();
     for index in 0..plan.workers {
-        let replica = &replicas[replica_of_worker(index, replicas.len())];
-        let w = Worker::start(replica.clone(), settings.clone())
+        let replica = replica_of_worker(index, replicas.len());
+        let w = Worker::start(replicas[replica].clone(), settings.clone())
             .await
             .map_err(|source| RunError::Start {
-                url: replica.base_url().to_string(),
+                url: urls[replica].clone(),
                 source,
             })?;
         workers.push(w);
@@ -322,7 +339,7 @@ pub async fn run_detailed(
     }
     let started = Instant::now();
     let started_at = now();
-    state.drive(feed_rx, workers, &client, reader_stop).await;
+    state.drive(feed_rx, workers, &link, reader_stop).await;
     let wall = started.elapsed().as_secs_f64();
     let segmentation = *seg_counts.lock().await;
     let tallies = state.tallies().to_vec();
@@ -338,10 +355,11 @@ pub async fn run_detailed(
         dataset: identity,
         started_at,
         wall,
-        calls: client.metrics_snapshot(),
+        calls: link.metrics_snapshot(),
         segmentation,
         durability: DurabilityInfo::default(),
     });
+    record.backend.transport = link.transport();
     if let Some(digests) = whole_kb {
         for (level, kb) in record.levels.iter_mut().zip(digests) {
             level.kb = kb;
@@ -349,6 +367,15 @@ pub async fn run_detailed(
         record.durability.digests_from_kb = true;
     }
     Ok((record, tallies))
+}
+
+/// The trainer's link to `target`, as the plan's transport allows.
+fn connect(plan: &TrainPlan, target: &Target) -> Result<KatoLink, RunError> {
+    Ok(KatoLink::connect(
+        target,
+        plan.http_only,
+        client_config(plan, &target.url),
+    )?)
 }
 
 fn client_config(plan: &TrainPlan, url: &str) -> ClientConfig {

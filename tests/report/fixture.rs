@@ -265,6 +265,7 @@ fn record(shape: Shape<'_>) -> RunRecord {
             kind: kind.into(),
             url: "http://127.0.0.1:8000".into(),
             server: shape.server.into(),
+            transport: Default::default(),
         },
         dataset: dataset(),
         started_at: format!("2026-11-27T05:0{}:00Z", shape.repeat),

@@ -222,7 +222,7 @@ pub(crate) fn reproduction_section(m: &mut impl Markup, c: &Comparison) {
             .collect();
         t.row(vec![
             Cell::plain(&p.name),
-            Cell::plain(&p.backend.kind),
+            Cell::plain(backend_label(&p.backend)),
             Cell::plain(&p.backend.server),
             Cell::plain(&p.hash),
             Cell::plain(&p.learning_hash),
@@ -230,4 +230,12 @@ pub(crate) fn reproduction_section(m: &mut impl Markup, c: &Comparison) {
         ]);
     }
     m.table(&t);
+}
+
+/// The backend's kind, with `(in-process)` when the trainer called the engine directly.
+fn backend_label(backend: &crate::train::record::BackendInfo) -> String {
+    match backend.transport {
+        crate::train::record::Transport::Http => backend.kind.clone(),
+        crate::train::record::Transport::InProcess => format!("{} (in-process)", backend.kind),
+    }
 }
