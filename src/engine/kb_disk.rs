@@ -330,6 +330,23 @@ impl Disk {
         }
     }
 
+    /// Every KB id with a pattern or an affinity sum stored, each found by one index
+    /// seek (not a scan), so this is quick on a file of any size.
+    pub fn kb_ids(&self) -> rusqlite::Result<Vec<String>> {
+        let mut ids = std::collections::BTreeSet::new();
+        for table in ["patterns", "affinity"] {
+            let mut after = String::new();
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT MIN(kb_id) FROM {table} WHERE kb_id > ?1"
+            ))?;
+            while let Some(id) = stmt.query_row([&after], |r| r.get::<_, Option<String>>(0))? {
+                ids.insert(id.clone());
+                after = id;
+            }
+        }
+        Ok(ids.into_iter().collect())
+    }
+
     /// Whether a row of that name is stored.
     pub fn contains(&self, kb_id: &str, digest: &[u8; 20]) -> rusqlite::Result<bool> {
         let mut hex = [0u8; 40];

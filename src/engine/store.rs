@@ -160,6 +160,9 @@ impl Store {
             );
             set_synchronous(disk.conn(), true).map_err(|e| store_error(path, e))?;
         }
+        for kb_id in disk.kb_ids().map_err(|e| store_error(path, e))? {
+            kbs.node(&kb_id);
+        }
         *kbs.shared.backing.disk() = Some(disk);
         pending.control().hold = state.held;
         let stats = Arc::new(StoreStats::default());
