@@ -81,7 +81,11 @@ fn generate(out: &Path, n: usize) -> usize {
             row["text"].as_str().expect("text").to_owned()
         })
         .collect();
-    assert_eq!(chapters.len(), CHAPTERS, "the shipped corpus has 1,189 chapters");
+    assert_eq!(
+        chapters.len(),
+        CHAPTERS,
+        "the shipped corpus has 1,189 chapters"
+    );
     let mut w = std::io::BufWriter::new(std::fs::File::create(out).expect("corpus file"));
     let mut seen = HashSet::new();
     for i in 0..n {
@@ -127,7 +131,10 @@ fn serve(db: &Path, port: u16) -> Child {
         .expect("katotune serve starts");
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(60), "serve never listened");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "serve never listened"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     child
@@ -140,7 +147,10 @@ fn run(corpus: &Path, samples: usize, port: u16, out: &Path) -> Child {
     };
     let mut cmd = katotune();
     cmd.args(["run", "phase1-batched", "-q"]);
-    set(&mut cmd, format!("training.dataset.path={}", corpus.display()));
+    set(
+        &mut cmd,
+        format!("training.dataset.path={}", corpus.display()),
+    );
     set(&mut cmd, format!("training.samples={samples}"));
     set(&mut cmd, "training.workers=2".into());
     set(&mut cmd, "stack.backend=external".into());
@@ -201,11 +211,17 @@ fn measure(corpus: &Path, samples: usize, dir: &Path) -> Measured {
     assert!(status.success(), "katotune run failed: {status}");
     progress.push((wall, samples as u64));
     let engine_kb = proc_kb(engine_pid, "VmHWM:").expect("engine alive");
-    let _ = Command::new("kill").args(["-TERM", &engine_pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &engine_pid.to_string()])
+        .status();
     let _ = engine.wait();
     let file_bytes = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
     let tenth = samples as u64 / 10;
-    let first = progress.iter().map(|(_, d)| *d).find(|d| *d > 0).unwrap_or(0);
+    let first = progress
+        .iter()
+        .map(|(_, d)| *d)
+        .find(|d| *d > 0)
+        .unwrap_or(0);
     Measured {
         samples,
         wall,

@@ -42,7 +42,12 @@ async fn train(url: &str, out: &Path) -> RunRecord {
     let record = runner::run(&p, &Target::embedded(url.to_owned()), &opts)
         .await
         .expect("run starts");
-    assert_eq!(record.status, RunStatus::Completed, "{:?}", record.stop_reason);
+    assert_eq!(
+        record.status,
+        RunStatus::Completed,
+        "{:?}",
+        record.stop_reason
+    );
     record
 }
 
@@ -108,67 +113,102 @@ async fn a_one_mib_budget_learns_exactly_what_an_unbounded_engine_learns() {
     let record = train(&roomy.url(), &dir.path().join("roomy")).await;
     let expected = seen(&roomy.url()).await;
     let status = get(&roomy.url(), "/status").await;
-    assert_eq!(memory(&status)["on_disk"], false, "256 MiB holds 100 samples");
+    assert_eq!(
+        memory(&status)["on_disk"],
+        false,
+        "256 MiB holds 100 samples"
+    );
     roomy.shutdown().await;
-    let digests = |r: &RunRecord| -> Vec<String> { r.levels.iter().map(|l| l.kb.digest.clone()).collect() };
+    let digests =
+        |r: &RunRecord| -> Vec<String> { r.levels.iter().map(|l| l.kb.digest.clone()).collect() };
 
     let tight = engine(None, 1).await;
     let small = train(&tight.url(), &dir.path().join("tight")).await;
     let status = get(&tight.url(), "/status").await;
     assert_eq!(memory(&status)["on_disk"], true, "1 MiB spills: {status}");
     assert_eq!(digests(&small), digests(&record));
-    assert_eq!(seen(&tight.url()).await, expected, "spilled engine reads the same");
+    assert_eq!(
+        seen(&tight.url()).await,
+        expected,
+        "spilled engine reads the same"
+    );
     tight.shutdown().await;
 
     let db = dir.path().join("kb.db");
     let filed = engine(Some(db.clone()), 1).await;
     let on_file = train(&filed.url(), &dir.path().join("filed")).await;
     assert_eq!(digests(&on_file), digests(&record));
-    assert_eq!(seen(&filed.url()).await, expected, "file engine reads the same");
+    assert_eq!(
+        seen(&filed.url()).await,
+        expected,
+        "file engine reads the same"
+    );
     filed.shutdown().await;
 
     let restarted = engine(Some(db), 1).await;
-    assert_eq!(seen(&restarted.url()).await, expected, "a restart reads the file");
+    assert_eq!(
+        seen(&restarted.url()).await,
+        expected,
+        "a restart reads the file"
+    );
     restarted.shutdown().await;
 }
 
-/// Learns alpha-beta (auto-learn at 2 events; gamma alone is not a pattern) with an
-/// emotive and a metadata value on each event, then `fillers` distinct two-event
-/// patterns (which inherit the session's accumulated emotives and metadata): the
-/// fillers push alpha-beta out of memory between its learns when the budget is small.
-async fn learn_round(http: &reqwest::Client, url: &str, sid: &str, round: usize, fillers: usize) {
-    let observe = |symbols: Value, extra: Value| {
-        let mut o = json!({"strings": symbols});
-        if let (Some(o), Some(e)) = (o.as_object_mut(), extra.as_object()) {
-            o.extend(e.clone());
-        }
-        o
-    };
-    let mut items = Vec::new();
-    for (i, symbol) in ["alpha", "beta", "gamma"].iter().enumerate() {
-        let joy = 0.1 * (round * 3 + i) as f64 + 0.05;
-        let extra = json!({"emotives": {"joy": joy}, "metadata": {"round": round % 7}});
-        items.push(observe(json!([symbol]), extra));
-    }
-    let body = json!({"observations": items, "learn_at_end": true});
+async fn post(http: &reqwest::Client, url: &str, path: &str, body: Value) -> Value {
     let resp = http
-        .post(format!("{url}/sessions/{sid}/observe-sequence"))
+        .post(format!("{url}{path}"))
         .json(&body)
         .send()
         .await
-        .expect("learn");
-    assert!(resp.status().is_success());
+        .expect("post");
+    assert!(resp.status().is_success(), "POST {path}: {}", resp.status());
+    resp.json().await.expect("json")
+}
+
+/// Learns alpha-beta-gamma explicitly on session `emo` with an emotive and a metadata
+/// value on each event (the session's accumulators keep every round's, so each learn
+/// carries more), then `fillers` distinct two-event patterns auto-learned on session
+/// `fill` of the same node: they push alpha-beta-gamma and its symbols' affinity out of
+/// memory between its learns when the budget is small.
+async fn learn_round(
+    http: &reqwest::Client,
+    url: &str,
+    sids: (&str, &str),
+    round: usize,
+    fillers: usize,
+) {
+    let items: Vec<Value> = ["alpha", "beta", "gamma"]
+        .iter()
+        .enumerate()
+        .map(|(i, symbol)| {
+            let joy = 0.1 * (round * 3 + i) as f64 + 0.05;
+            json!({"strings": [symbol], "emotives": {"joy": joy}, "metadata": {"round": round % 7}})
+        })
+        .collect();
+    let body = json!({"observations": items, "learn_at_end": true});
+    post(
+        http,
+        url,
+        &format!("/sessions/{}/observe-sequence", sids.0),
+        body,
+    )
+    .await;
     let fill: Vec<Value> = (0..fillers)
-        .flat_map(|f| [json!({"strings": [format!("r{round}f{f}")]}), json!({"strings": ["x"]})])
+        .flat_map(|f| {
+            [
+                json!({"strings": [format!("r{round}f{f}")]}),
+                json!({"strings": ["x"]}),
+            ]
+        })
         .collect();
     let body = json!({"observations": fill});
-    let resp = http
-        .post(format!("{url}/sessions/{sid}/observe-sequence"))
-        .json(&body)
-        .send()
-        .await
-        .expect("fill");
-    assert!(resp.status().is_success());
+    post(
+        http,
+        url,
+        &format!("/sessions/{}/observe-sequence", sids.1),
+        body,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,36 +219,50 @@ async fn emotives_metadata_and_affinity_fold_exactly_across_writes_to_disk() {
         let db = dir.path().join(format!("kb-{cache_mb}.db"));
         let e = engine(Some(db.clone()), cache_mb).await;
         let http = reqwest::Client::new();
-        let created: Value = http
-            .post(format!("{}/sessions", e.url()))
-            .json(&json!({"node_id": "emo", "config": {"max_pattern_length": 2, "process_predictions": false}}))
-            .send()
-            .await
-            .expect("session")
-            .json()
-            .await
-            .expect("json");
-        let sid = created["session_id"].as_str().expect("id").to_owned();
+        let mut sids = Vec::new();
+        for mpl in [0, 2] {
+            let body = json!({"node_id": "emo", "config": {"max_pattern_length": mpl, "process_predictions": false}});
+            let created = post(&http, &e.url(), "/sessions", body).await;
+            sids.push(created["session_id"].as_str().expect("id").to_owned());
+        }
         for round in 0..12 {
-            learn_round(&http, &e.url(), &sid, round, 1_000).await;
+            learn_round(&http, &e.url(), (&sids[0], &sids[1]), round, 1_000).await;
         }
         let status = get(&e.url(), "/status").await;
-        let peak = memory(&status)["peak_changes_bytes"].as_u64().unwrap_or(u64::MAX);
+        let peak = memory(&status)["peak_changes_bytes"]
+            .as_u64()
+            .unwrap_or(u64::MAX);
         if cache_mb == 1 {
-            assert!(peak < 2 << 20, "1 MiB: changes stayed near the budget: {status}");
+            assert!(
+                peak < 2 << 20,
+                "1 MiB: changes stayed near the budget: {status}"
+            );
         }
         e.shutdown().await;
         files.insert(cache_mb, file_contents(&db));
     }
     let (patterns, affinity) = &files[&256];
-    assert!(patterns.len() > 12_000, "the fillers and alpha-beta: {}", patterns.len());
-    assert!(
-        affinity.iter().any(|a| a.symbol == "alpha" && a.sums.contains_key("joy")),
-        "affinity was learned"
+    assert_eq!(
+        patterns.len(),
+        12 * 1_000 + 1,
+        "the fillers and alpha-beta-gamma"
     );
-    assert!(
-        patterns.iter().any(|p| p.emotives.len() == 5 && p.metadata["round"].len() == 7),
-        "a pattern with a full emotive window and every round's metadata"
+    let symbols: Vec<&str> = affinity.iter().map(|a| a.symbol.as_str()).collect();
+    assert_eq!(
+        symbols,
+        ["alpha", "beta", "gamma"],
+        "affinity of the learned symbols"
+    );
+    let abc = patterns
+        .iter()
+        .find(|p| p.events.len() == 3)
+        .expect("alpha-beta-gamma");
+    assert_eq!(abc.frequency, 12);
+    assert_eq!(abc.emotives.len(), 5, "the window of the last 5");
+    assert_eq!(
+        abc.metadata["round"].len(),
+        7,
+        "every round's metadata value"
     );
     assert_eq!(files[&1], files[&256], "same file whatever the budget");
 }

@@ -102,7 +102,9 @@ impl Shared {
     pub(super) fn discard_all(&self) {
         for kb in self.all() {
             let mut changes = kb.changes();
-            let NodeChanges { patterns, bytes, .. } = std::mem::take(&mut *changes);
+            let NodeChanges {
+                patterns, bytes, ..
+            } = std::mem::take(&mut *changes);
             self.backing.pending.release(patterns.len(), bytes);
         }
         self.backing.pending.spilled.store(0, Ordering::Relaxed);

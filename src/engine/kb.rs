@@ -363,7 +363,11 @@ impl KnowledgeBases {
     /// Stops the spill thread of an engine without a file and removes its temporary
     /// file; later calls do nothing. (A file-backed engine's store closes its file.)
     pub fn close(&self) {
-        let handle = self.spiller.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let handle = self
+            .spiller
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(handle) = handle {
             self.shared.backing.pending.stop();
             let _ = handle.join();

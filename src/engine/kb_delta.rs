@@ -75,7 +75,10 @@ impl Extras {
         }
         for (key, values) in metadata {
             bytes += ELEMENT_BYTES + key.len();
-            bytes += values.iter().map(|v| ELEMENT_BYTES + v.len()).sum::<usize>();
+            bytes += values
+                .iter()
+                .map(|v| ELEMENT_BYTES + v.len())
+                .sum::<usize>();
             self.metadata.entry(key).or_default().extend(values);
         }
         bytes

@@ -202,9 +202,7 @@ impl Disk {
 
     fn undo(&mut self, error: rusqlite::Error) -> WriteFailure {
         if !self.conn.is_autocommit() {
-            let _ = self
-                .conn
-                .execute_batch("ROLLBACK TO flush; RELEASE flush");
+            let _ = self.conn.execute_batch("ROLLBACK TO flush; RELEASE flush");
         }
         self.failure(error)
     }
@@ -248,7 +246,12 @@ impl Disk {
     }
 
     /// Adds one delta to its row; returns whether the row is new.
-    fn upsert(&self, kb_id: &str, digest: &[u8; 20], delta: &PatternDelta) -> rusqlite::Result<bool> {
+    fn upsert(
+        &self,
+        kb_id: &str,
+        digest: &[u8; 20],
+        delta: &PatternDelta,
+    ) -> rusqlite::Result<bool> {
         let mut hex = [0u8; 40];
         let name = hex_name(digest, &mut hex);
         let frequency = i64::try_from(delta.frequency).unwrap_or(i64::MAX);
@@ -294,7 +297,11 @@ impl Disk {
     }
 
     /// The stored pattern, if any (an unreadable row reads as absent, with a warning).
-    pub fn pattern(&self, kb_id: &str, digest: &[u8; 20]) -> rusqlite::Result<Option<PatternState>> {
+    pub fn pattern(
+        &self,
+        kb_id: &str,
+        digest: &[u8; 20],
+    ) -> rusqlite::Result<Option<PatternState>> {
         let mut hex = [0u8; 40];
         let name = hex_name(digest, &mut hex);
         let mut stmt = self.conn.prepare_cached(
@@ -315,7 +322,10 @@ impl Disk {
         let Some((pattern_data, length, frequency, emotives, metadata)) = row else {
             return Ok(None);
         };
-        match (serde_json::from_str(&emotives), serde_json::from_str(&metadata)) {
+        match (
+            serde_json::from_str(&emotives),
+            serde_json::from_str(&metadata),
+        ) {
             (Ok(emotives), Ok(metadata)) => Ok(Some(PatternState {
                 pattern_data,
                 length: usize::try_from(length).unwrap_or(0),
@@ -336,9 +346,9 @@ impl Disk {
         let mut ids = std::collections::BTreeSet::new();
         for table in ["patterns", "affinity"] {
             let mut after = String::new();
-            let mut stmt = self.conn.prepare(&format!(
-                "SELECT MIN(kb_id) FROM {table} WHERE kb_id > ?1"
-            ))?;
+            let mut stmt = self
+                .conn
+                .prepare(&format!("SELECT MIN(kb_id) FROM {table} WHERE kb_id > ?1"))?;
             while let Some(id) = stmt.query_row([&after], |r| r.get::<_, Option<String>>(0))? {
                 ids.insert(id.clone());
                 after = id;
@@ -398,16 +408,23 @@ impl Disk {
     }
 
     /// One symbol's stored affinity sums.
-    pub fn affinity_of(&self, kb_id: &str, symbol: &str) -> rusqlite::Result<BTreeMap<String, String>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT emotive, sum FROM affinity WHERE kb_id = ?1 AND symbol = ?2",
-        )?;
+    pub fn affinity_of(
+        &self,
+        kb_id: &str,
+        symbol: &str,
+    ) -> rusqlite::Result<BTreeMap<String, String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT emotive, sum FROM affinity WHERE kb_id = ?1 AND symbol = ?2")?;
         let rows = stmt.query_map(params![kb_id, symbol], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect()
     }
 
     /// Every stored symbol of `kb_id` with its sums, in symbol order.
-    pub fn affinity(&self, kb_id: &str) -> rusqlite::Result<Vec<(String, BTreeMap<String, String>)>> {
+    pub fn affinity(
+        &self,
+        kb_id: &str,
+    ) -> rusqlite::Result<Vec<(String, BTreeMap<String, String>)>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT symbol, emotive, sum FROM affinity WHERE kb_id = ?1 ORDER BY symbol, emotive",
         )?;

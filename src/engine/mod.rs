@@ -50,8 +50,8 @@ pub use limits::{EngineLimits, DEFAULT_STM_CAPACITY};
 
 use kb::KnowledgeBases;
 use limits::{Gates, LimitCounters};
-use sessions::Sessions;
 use pending::{MemoryBudget, PendingChanges, DEFAULT_CACHE_MB};
+use sessions::Sessions;
 use store::Store;
 
 /// How the engine runs.

@@ -148,8 +148,8 @@ impl Store {
             Some(lock) => lock,
             None => crate::lock::RunLock::acquire(&crate::lock::lock_path(path), "knowledge base")?,
         };
-        let disk = Disk::open_file(path, pending.budget().page_cache)
-            .map_err(|e| store_error(path, e))?;
+        let disk =
+            Disk::open_file(path, pending.budget().page_cache).map_err(|e| store_error(path, e))?;
         let state = checkpoint_state(disk.conn()).map_err(|e| store_error(path, e))?;
         if state.held {
             tracing::warn!(
@@ -361,7 +361,9 @@ impl Writer {
             CheckpointOp::Hold { rollback } => self.hold(*rollback),
             CheckpointOp::Release => match &self.lost {
                 Some(lost) => Err(lost.clone()),
-                None => self.flush(Finish::Commit(None)).and_then(|()| self.set_hold(false)),
+                None => self
+                    .flush(Finish::Commit(None))
+                    .and_then(|()| self.set_hold(false)),
             },
         };
         let hold = match op {
