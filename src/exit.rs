@@ -19,9 +19,9 @@ pub const SAMPLES_AT_RISK: i32 = 6;
 /// reached, failed during the command, or disagree (rows without frequencies or the
 /// reverse).
 pub const STORE_FAILED: i32 = 7;
-/// `kb load`, `run --into`: the target was refused before anything was written (it holds
-/// data, has an interrupted load, or its Redis may evict keys); the message says which
-/// flag to use.
+/// `kb load`, `run --into`, `kb merge`: the target was refused before anything was
+/// written (it holds data, has an interrupted load, its Redis may evict keys, or the
+/// merge's output exists); the message says which flag to use.
 pub const KB_REFUSED: i32 = 8;
 /// `run`, `kb`: another live katotune process holds the knowledge base or resume
 /// journal this command needs (its lock file, `src/lock.rs`), so nothing was started or
