@@ -173,10 +173,7 @@ async fn engine_kb(
 ///
 /// Blocking: call it on a blocking thread. Errors: a store that cannot be reached or
 /// read.
-pub fn read_stores(
-    urls: &StoreUrls,
-    nodes: &[String],
-) -> Result<Vec<ReadKb>, ReadError> {
+pub fn read_stores(urls: &StoreUrls, nodes: &[String]) -> Result<Vec<ReadKb>, ReadError> {
     let mut stores = Stores::connect(urls)?;
     let mut out = Vec::with_capacity(nodes.len());
     for node in nodes {
