@@ -10,7 +10,8 @@ pub const BAD_INPUT: i32 = 2;
 pub const REGRESSION: i32 = 3;
 /// The stack could not be brought up or did not become healthy.
 pub const STACK_FAILED: i32 = 4;
-/// `compare`: a profile learned a different knowledge base than the reference.
+/// `compare`: a profile learned a different knowledge base than the reference, or a KB
+/// read back after a run is not what the server answered.
 pub const KB_MISMATCH: i32 = 5;
 /// `run`: the corpus was trained to the end, but some samples are at risk (their
 /// learns may have reached KATO partly or twice; the record lists their rows).
