@@ -32,6 +32,8 @@ const WHOLE_LINE: usize = 1 << 20;
 pub struct TextCap {
     keep_bytes: usize,
     count: CountTokens,
+    /// Dropped text is counted in pieces of about this many bytes.
+    count_piece: usize,
 }
 
 impl std::fmt::Debug for TextCap {
@@ -50,6 +52,7 @@ impl TextCap {
             // 11 characters pass the reference filter; a few more bytes than that.
             keep_bytes: token_cap.saturating_mul(longest_token_bytes).max(64),
             count,
+            count_piece: COUNT_PIECE,
         }
     }
 
@@ -61,6 +64,17 @@ impl TextCap {
     /// Lines up to this many bytes are read whole; longer ones are streamed.
     pub fn whole_line(&self) -> usize {
         self.keep_bytes.max(WHOLE_LINE)
+    }
+}
+
+impl TextCap {
+    /// The same cap counting dropped text in pieces of `bytes` (tests: small pieces).
+    #[cfg(test)]
+    fn counting_in(self, bytes: usize) -> Self {
+        Self {
+            count_piece: bytes,
+            ..self
+        }
     }
 }
 
@@ -139,22 +153,34 @@ impl CappedText {
         (self.text, self.tokens_cut)
     }
 
-    /// Keeps text up to the next newline.
+    /// Keeps text up to the next newline, or up to where the paragraph reaches the
+    /// cap's bytes (then a cut is sought).
     fn keep<'a>(&mut self, piece: &'a str) -> &'a str {
-        let end = memchr::memchr(b'\n', piece.as_bytes()).map_or(piece.len(), |i| i + 1);
-        let (part, rest) = piece.split_at(end);
-        self.text.push_str(part);
-        self.paragraph = match self.paragraph {
-            Some(n) => Some(n + part.len()),
-            None => part.find(|c| !is_python_space(c)).map(|i| part.len() - i),
+        let mut end = memchr::memchr(b'\n', piece.as_bytes()).map_or(piece.len(), |i| i + 1);
+        // Where this paragraph's counted bytes start in `piece`, and how many came before.
+        let (before, from) = match self.paragraph {
+            Some(n) => (n, 0),
+            None => (0, piece[..end].find(|c| !is_python_space(c)).unwrap_or(end)),
         };
+        let room = self.cap.keep_bytes.saturating_sub(before);
+        let reached = from < end && end - from >= room;
+        if reached {
+            let mut stop = from + room;
+            while !piece.is_char_boundary(stop) {
+                stop += 1;
+            }
+            end = stop.min(end);
+            self.mode = Mode::Seek;
+        }
+        let part = &piece[..end];
+        self.text.push_str(part);
+        if from < end {
+            self.paragraph = Some(before + end - from);
+        }
         if part.ends_with('\n') {
             self.newlines = 1;
         }
-        if self.paragraph.is_some_and(|n| n >= self.cap.keep_bytes) {
-            self.mode = Mode::Seek;
-        }
-        rest
+        &piece[end..]
     }
 
     /// Keeps a whitespace run after a newline; a run with a second newline ends the
@@ -229,7 +255,7 @@ impl CappedText {
                 ""
             }
         };
-        if self.dropped.len() >= COUNT_PIECE {
+        if self.dropped.len() >= self.cap.count_piece {
             if let Some(cut) = last_token_boundary(&self.dropped) {
                 self.tokens_cut += (self.cap.count)(&self.dropped[..cut]);
                 self.dropped.drain(..cut);
@@ -350,4 +376,110 @@ pub fn read_capped(
         Some(at) => Err(BadReason::InvalidUtf8(at)),
         None => Ok(capped.finish()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::LazyLock;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::train::segment::{ChunkPlan, Segmentation, Segmenter};
+    use crate::train::tokenizer::Gpt2Tokenizer;
+
+    static GPT2: LazyLock<Gpt2Tokenizer> = LazyLock::new(|| Gpt2Tokenizer::new().unwrap());
+
+    /// Path A's plan of `text` with a cap of `cap` tokens, plus `cut` dropped tokens.
+    fn plan(text: &str, cap: usize, cut: u64) -> ChunkPlan {
+        let segmenter = Segmenter::new(Segmentation::Paragraphs, 5)
+            .and_then(|s| s.with_paragraph_token_cap(cap))
+            .unwrap();
+        let mut plan = segmenter.plan(text, &|t: &str| GPT2.tokenize(t));
+        plan.counts.tokens += cut;
+        plan.counts.tokens_over_cap += cut;
+        plan
+    }
+
+    fn capped(cap: usize, pieces: &[&str]) -> (String, u64) {
+        let count: CountTokens = Arc::new(|t: &str| GPT2.count(t) as u64);
+        let cap = TextCap::new(cap, GPT2.longest_token_bytes(), count).counting_in(50);
+        let mut text = CappedText::new(cap);
+        for piece in pieces {
+            text.push(piece);
+        }
+        text.finish()
+    }
+
+    /// Words, spaces, newlines, blank-line separators and the characters that decide
+    /// where a cut may fall.
+    fn document() -> impl Strategy<Value = String> {
+        let word = prop_oneof![
+            "[a-zA-Z]{1,9}",
+            "[0-9]{1,4}",
+            Just(" ".to_string()),
+            Just("\n".to_string()),
+            Just("\n\n".to_string()),
+            Just(" \n \t\n".to_string()),
+            Just("\r\n".to_string()),
+            "[.,;'|!?-]",
+            Just("<|endoftext|>".to_string()),
+            Just("é中，\u{1c}".to_string()),
+        ];
+        proptest::collection::vec(word, 0..700).prop_map(|w| w.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Whatever the document and however it arrives, the capped text trains the
+        /// same chunks, and the counts say the same, as the whole text.
+        #[test]
+        fn capped_text_plans_like_the_whole_text(doc in document(), cuts in proptest::collection::vec(0..4000usize, 0..8)) {
+            let mut at: Vec<usize> = cuts
+                .into_iter()
+                .map(|c| c.min(doc.len()))
+                .filter(|&c| doc.is_char_boundary(c))
+                .collect();
+            at.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut from = 0;
+            for c in at.into_iter().chain([doc.len()]) {
+                pieces.push(&doc[from..c]);
+                from = c;
+            }
+            let (text, cut) = capped(1, &pieces);
+            prop_assert_eq!(plan(&text, 1, cut), plan(&doc, 1, 0));
+            prop_assert!(text.len() <= doc.len());
+        }
+    }
+
+    #[test]
+    fn a_paragraph_past_the_cap_is_kept_only_to_a_token_boundary_after_its_bytes() {
+        let long = "In the beginning God created the heaven and the earth. ".repeat(200);
+        let doc = format!("First paragraph here.\n\n{long}\n \n  Last one, short.\n\n");
+        let (text, cut) = capped(1, &[&doc]);
+        // One token's worth of bytes (128) and a little more, then the separator.
+        let kept = text.split("\n \n").nth(0).unwrap();
+        assert!(kept.len() < 23 + 128 + 20, "{kept:?}");
+        assert!(text.ends_with("\n \n  Last one, short.\n\n"), "{text:?}");
+        assert!(cut > 2000, "{cut}");
+        assert_eq!(plan(&text, 1, cut), plan(&doc, 1, 0));
+    }
+
+    #[test]
+    fn utf8_split_between_chunks_waits_and_a_bad_byte_is_named_by_offset() {
+        let mut stream = Utf8Stream::default();
+        let mut out = String::new();
+        let bytes = "aé中".as_bytes();
+        for b in bytes {
+            stream.push(&[*b], |t| out.push_str(t)).unwrap();
+        }
+        assert_eq!(out, "aé中");
+        assert_eq!(stream.finish(), Ok(()));
+        assert_eq!(stream.push(b"ok\xff", |_| ()), Err(8));
+        let mut cut_off = Utf8Stream::default();
+        cut_off.push("ab\u{e9}".as_bytes().split_last().unwrap().1, |_| ()).unwrap();
+        assert_eq!(cut_off.finish(), Err(2));
+    }
 }
