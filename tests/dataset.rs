@@ -17,6 +17,9 @@ mod parquet_datasets;
 #[path = "dataset/decoding.rs"]
 mod decoding;
 
+#[path = "dataset/oversized.rs"]
+mod oversized;
+
 fn write(dir: &TempDir, name: &str, content: &[u8]) -> PathBuf {
     let path = dir.path().join(name);
     std::fs::write(&path, content).expect("write test file");

@@ -5,13 +5,17 @@
 //! or Parquet files laid out as Hugging Face datasets are. [`Dataset::open`] checks
 //! what can be checked up front (the path exists, no file is empty, Parquet files have
 //! the text column) and then streams: nothing is ever read whole except a single
-//! document. Each raw row keeps its index, counting rows the trainer later filters, so
+//! document, and of an oversized document only what path A's paragraph cap trains
+//! ([`Dataset::cap_paragraphs`], [`cap`]). Each raw row keeps its index, counting rows the trainer later filters, so
 //! a resume can [`Dataset::skip_rows`] to where it stopped, and [`DatasetIdentity`]
 //! lets it refuse a different corpus.
 
+mod blocks;
+pub mod cap;
 pub mod decode;
 mod hf_split;
 mod identity;
+mod json_stream;
 mod lines;
 mod parquet_files;
 mod txt_dir;
@@ -150,6 +154,9 @@ pub struct RawSample {
     pub metadata: Map<String, Value>,
     /// Where the row is, for messages: `file:line`, or `file:row N` for Parquet.
     pub origin: String,
+    /// Tokens of paragraph tails the reader dropped under [`Dataset::cap_paragraphs`]
+    /// (never trained: they lie past the paragraph cap); 0 when nothing was dropped.
+    pub tokens_cut: u64,
 }
 
 impl RawSample {
@@ -166,12 +173,23 @@ impl RawSample {
                 text,
                 metadata,
                 origin,
+                tokens_cut: 0,
             }),
             Err(reason) => Err(BadSample {
                 row,
                 origin,
                 reason,
             }),
+        }
+    }
+}
+
+impl RawSample {
+    /// The same sample with `tokens` tokens cut by the cap.
+    pub(crate) fn cut(self, tokens: u64) -> Self {
+        Self {
+            tokens_cut: tokens,
+            ..self
         }
     }
 }
@@ -241,6 +259,9 @@ trait Source: Send {
     fn next_row(&mut self) -> Option<Result<RawSample, BadSample>>;
     /// Skips up to `n` raw rows without building samples; returns how many it skipped.
     fn skip(&mut self, n: u64) -> Result<u64, DatasetError>;
+    /// Keeps only what `cap` trains of each paragraph from now on. Parquet cells come
+    /// whole from their row group, so Parquet keeps reading them whole.
+    fn cap(&mut self, _cap: cap::TextCap) {}
 }
 
 impl Dataset {
@@ -265,7 +286,7 @@ impl Dataset {
         let source: Box<dyn Source> = match format {
             DatasetFormat::Jsonl => Box::new(lines::JsonLines::open(first(), field)?),
             DatasetFormat::Lines => Box::new(lines::TextLines::open(first())?),
-            DatasetFormat::Blocks => Box::new(lines::TextBlocks::open(first())?),
+            DatasetFormat::Blocks => Box::new(blocks::TextBlocks::open(first())?),
             DatasetFormat::TxtDir => Box::new(txt_dir::TextFiles::new(files, decodings)),
             DatasetFormat::Parquet => Box::new(parquet_files::ParquetFiles::open(files, field)?),
             DatasetFormat::Auto => return Err(DatasetError::UnknownFormat(spec.path.clone())),
@@ -288,6 +309,14 @@ impl Dataset {
     /// decoding UTF-16), one line per file, for the terminal.
     pub fn notes(&self) -> &[String] {
         &self.notes
+    }
+
+    /// From now on, keeps of each paragraph only what path A's cap trains (see
+    /// [`cap`]): memory follows the cap, not the document, and the tokens dropped are
+    /// counted in [`RawSample::tokens_cut`]. Path B (slices) trains every token and
+    /// must not call this.
+    pub fn cap_paragraphs(&mut self, cap: cap::TextCap) {
+        self.source.cap(cap);
     }
 
     /// Skips up to `n` raw rows cheaply (JSON Lines without parsing); returns how many

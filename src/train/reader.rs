@@ -12,8 +12,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
 
+use super::dataset::cap::TextCap;
 use super::dataset::{passes_reference_filter, BadSample, Dataset, RawSample};
-use super::segment::{SegmentCounts, Segmenter};
+use super::segment::{SegmentCounts, Segmentation, Segmenter};
 use super::shard::{Place, ShardCursor};
 use super::tokenizer::Gpt2Tokenizer;
 use super::worker::PreparedSample;
@@ -45,10 +46,13 @@ pub(super) struct Reader {
 impl Reader {
     pub(super) fn spawn(
         mut self,
-        dataset: Dataset,
+        mut dataset: Dataset,
         capacity: usize,
         stop: CancellationToken,
     ) -> (mpsc::Receiver<Feed>, Arc<Mutex<SegmentCounts>>) {
+        if let Some(cap) = self.text_cap() {
+            dataset.cap_paragraphs(cap);
+        }
         let (tx, rx) = mpsc::channel(capacity.max(2));
         let counts = Arc::new(Mutex::new(SegmentCounts::default()));
         let shared = counts.clone();
@@ -96,6 +100,20 @@ impl Reader {
         }
     }
 
+    /// Path A's paragraph cap, for the dataset to apply while reading (path B trains
+    /// every token, so it has none).
+    fn text_cap(&self) -> Option<TextCap> {
+        if self.segmenter.segmentation() != Segmentation::Paragraphs {
+            return None;
+        }
+        let tokenizer = self.tokenizer.clone();
+        Some(TextCap::new(
+            self.segmenter.paragraph_token_cap(),
+            tokenizer.longest_token_bytes(),
+            Arc::new(move |text: &str| tokenizer.count(text) as u64),
+        ))
+    }
+
     fn prepare(&mut self, raw: RawSample, counts: &mut SegmentCounts) -> Option<Feed> {
         let sample = self.filter == SampleFilter::None || passes_reference_filter(&raw.text);
         match self
@@ -114,9 +132,12 @@ impl Reader {
             return Some(Feed::Filtered(raw.row));
         }
         let tokenizer = &self.tokenizer;
-        let plan = self
+        let mut plan = self
             .segmenter
             .plan(&raw.text, &|text: &str| tokenizer.tokenize(text));
+        // Tokens the reader dropped past the cap count as the segmenter's cut would.
+        plan.counts.tokens += raw.tokens_cut;
+        plan.counts.tokens_over_cap += raw.tokens_cut;
         counts.add(&plan.counts);
         self.remaining = self.remaining.map(|n| n - 1);
         Some(Feed::Sample(PreparedSample {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::Map;
 
+use super::cap::{read_capped, TextCap};
 use super::decode::{self, Decoding};
 use super::{BadReason, BadSample, DatasetError, RawSample, Source};
 
@@ -13,6 +14,16 @@ pub(super) struct TextFiles {
     files: Vec<PathBuf>,
     decodings: Vec<Decoding>,
     next: usize,
+    cap: Option<TextCap>,
+}
+
+/// A whole file as UTF-8.
+fn read_whole(mut reader: impl Read) -> std::io::Result<Result<(String, u64), BadReason>> {
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes)?;
+    Ok(String::from_utf8(bytes)
+        .map(|text| (text, 0))
+        .map_err(|e| BadReason::InvalidUtf8(e.utf8_error().valid_up_to())))
 }
 
 impl TextFiles {
@@ -22,6 +33,7 @@ impl TextFiles {
             files,
             decodings,
             next: 0,
+            cap: None,
         }
     }
 }
@@ -39,22 +51,29 @@ impl Source for TextFiles {
                 reason,
             }))
         };
-        let mut bytes = Vec::new();
-        let read = decode::open(path, self.decodings[self.next - 1])
-            .map_err(|e| e.to_string())
-            .and_then(|mut r| r.read_to_end(&mut bytes).map_err(|e| e.to_string()));
-        if let Err(e) = read {
-            return bad(BadReason::Read(e));
-        }
-        match String::from_utf8(bytes) {
-            Ok(text) => Some(Ok(RawSample {
+        let reader = match decode::open(path, self.decodings[self.next - 1]) {
+            Ok(reader) => reader,
+            Err(e) => return bad(BadReason::Read(e.to_string())),
+        };
+        let read = match &self.cap {
+            Some(cap) => read_capped(&[], reader, cap.clone()),
+            None => read_whole(reader),
+        };
+        match read {
+            Ok(Ok((text, cut))) => Some(Ok(RawSample {
                 row,
                 text,
                 metadata: Map::new(),
                 origin,
+                tokens_cut: cut,
             })),
-            Err(e) => bad(BadReason::InvalidUtf8(e.utf8_error().valid_up_to())),
+            Ok(Err(reason)) => bad(reason),
+            Err(e) => bad(BadReason::Read(e.to_string())),
         }
+    }
+
+    fn cap(&mut self, cap: TextCap) {
+        self.cap = Some(cap);
     }
 
     fn skip(&mut self, n: u64) -> Result<u64, DatasetError> {
