@@ -236,6 +236,24 @@ fn the_stack_and_training_parse_back_as_kubernetes_objects() {
         files.data.as_ref().unwrap()["init.sql"],
         include_str!("../templates/kato/init.sql")
     );
+    let Object::Namespace(ns) = find(&all, "Namespace", "katotune-docker-kato") else {
+        unreachable!()
+    };
+    assert!(ns
+        .metadata
+        .labels
+        .as_ref()
+        .unwrap()
+        .contains_key("io.katotune.stack"));
+    let Object::Claim(work) = find(&all, "PersistentVolumeClaim", "katotune-work") else {
+        unreachable!()
+    };
+    let work = work.spec.as_ref().unwrap();
+    assert_eq!(
+        work.access_modes.as_deref(),
+        Some(&["ReadWriteMany".to_string()][..]),
+        "every shard pod and the final Job share it"
+    );
     check_jobs(&all, 3);
     check_wiring(&all);
 }
