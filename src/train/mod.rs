@@ -17,5 +17,6 @@ pub mod record;
 pub mod runner;
 pub mod segment;
 pub mod shipped_data;
+pub mod target;
 pub mod tokenizer;
 pub mod worker;
