@@ -17,6 +17,7 @@ use katotune::kb::location::{self, Location};
 use katotune::kb::stores::load::{LoadMode, LoadOptions, DEFAULT_BATCH};
 use katotune::kb::stores::Stores;
 use katotune::profile::Profile;
+use katotune::train::plan::TrainPlan;
 use katotune::train::record::RunRecord;
 use katotune::train::runner::{self, RunOptions, Target};
 
@@ -52,7 +53,9 @@ fn train(db: &Path, out: &Path) -> RunRecord {
         let url = engine.url();
         let target = Target::embedded(url);
         let opts = RunOptions::quiet("bench", out.join("kjv.journal.json"));
-        let record = runner::run(&p, &target, &opts).await.expect("run starts");
+        let record = runner::run(&TrainPlan::from(&p), &target, &opts)
+            .await
+            .expect("run starts");
         engine.shutdown().await;
         record
     })

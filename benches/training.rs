@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use katotune::engine::{self, EngineConfig};
 use katotune::profile::Profile;
+use katotune::train::plan::TrainPlan;
 use katotune::train::record::RunRecord;
 use katotune::train::runner::{self, RunOptions, Target};
 use katotune::train::tokenizer::Gpt2Tokenizer;
@@ -34,7 +35,9 @@ async fn once(p: &Profile, out: &std::path::Path) -> RunRecord {
     let url = engine.url();
     let target = Target::embedded(url);
     let opts = RunOptions::quiet("bench", out.join(format!("{}.journal.json", p.name)));
-    let record = runner::run(p, &target, &opts).await.expect("run starts");
+    let record = runner::run(&TrainPlan::from(p), &target, &opts)
+        .await
+        .expect("run starts");
     engine.shutdown().await;
     record
 }

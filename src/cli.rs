@@ -229,6 +229,10 @@ pub struct RunArgs {
     /// With --into: load even though the target's Redis may evict keys (allkeys-*).
     #[arg(long)]
     pub allow_eviction: bool,
+    /// Train only shard I of N (0-based, 0 <= I < N): the samples numbered I, I+N,
+    /// I+2N... into a KB file of its own (`.shard-I-of-N`); merge with `kb merge`.
+    #[arg(long, value_name = "I/N", value_parser = clap::value_parser!(crate::train::shard::Shard))]
+    pub shard: Option<crate::train::shard::Shard>,
     #[command(flatten)]
     pub overrides: ProfileOverrides,
 }
@@ -343,7 +347,8 @@ pub struct CompareArgs {
     /// Whole runs of each profile before its measured runs, not counted.
     #[arg(long, default_value_t = 0, value_name = "RUNS")]
     pub warmup: u32,
-    /// Samples trained before each measured run on its stack, not counted.
+    /// Samples trained before each measured run on its stack, not counted (on nodes of
+    /// their own, removed afterwards, so the measured KB holds only measured samples).
     #[arg(long, default_value_t = 0, value_name = "SAMPLES")]
     pub warmup_samples: u64,
     /// Fewest measured runs per profile (default: the profile's `report.min_runs`, 3).
@@ -359,7 +364,8 @@ pub struct CompareArgs {
     /// `training.workers=1..8`, any key (server knobs get a fresh stack per value).
     #[arg(long, value_name = "KEY=VALUES")]
     pub scan: Option<String>,
-    /// Use one stack for every profile when they differ only in client settings.
+    /// Use one stack for every profile when they differ only in client settings (each
+    /// run then trains nodes of its own there, removed after the run).
     #[arg(long)]
     pub reuse_stack: bool,
     /// An earlier `--export-json` to gate against.
@@ -421,6 +427,27 @@ pub enum KbCommand {
     Diff(KbDiffArgs),
     /// Remove knowledge bases from a TARGET (only the named nodes).
     Reset(KbResetArgs),
+    /// Add knowledge bases up as one run would have learned them all (the shards of
+    /// `run --shard`): frequencies add, metadata unites; streams in bounded memory.
+    Merge(KbMergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KbMergeArgs {
+    /// Engine KB files, dumps, or profiles whose KB is an engine file.
+    #[arg(required = true, value_name = "KB")]
+    pub inputs: Vec<String>,
+    /// The merged KB to write: an engine KB file, or a dump when it ends in `.jsonl`
+    /// (built as OUT.partial, renamed when complete).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// Replace OUT (and the resume journal beside it) when it exists.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Combine emotive windows and affinity sums that several inputs hold in input
+    /// order instead of refusing (not exact: the merge counts them).
+    #[arg(long)]
+    pub combine_emotives: bool,
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,11 @@ pub const STORE_FAILED: i32 = 7;
 /// data, has an interrupted load, or its Redis may evict keys); the message says which
 /// flag to use.
 pub const KB_REFUSED: i32 = 8;
+/// `run`, `kb`: another live katotune process holds the knowledge base or resume
+/// journal this command needs (its lock file, `src/lock.rs`), so nothing was started or
+/// written; the message names that process (pid, command, since when). Run again once
+/// it has finished, or stop it.
+pub const IN_USE: i32 = 9;
 /// Stopped by Ctrl-C; the journal and a partial run record were written.
 pub const INTERRUPTED: i32 = 130;
 
@@ -37,5 +42,6 @@ pub const ALL: &[(&str, i32)] = &[
     ("SAMPLES_AT_RISK", SAMPLES_AT_RISK),
     ("STORE_FAILED", STORE_FAILED),
     ("KB_REFUSED", KB_REFUSED),
+    ("IN_USE", IN_USE),
     ("INTERRUPTED", INTERRUPTED),
 ];

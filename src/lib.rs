@@ -4,6 +4,9 @@
 //! tuning profiles, `stack` brings a KATO up (embedded, Docker or external), `train`
 //! runs hierarchical training through the `kato` client, `engine` is the embedded
 //! KATO-compatible server, and `report` turns run records into tables and files.
+//! `terms` holds the few enums a profile names and the trainer acts on, so that
+//! `profile` and `train` never import each other (`app` derives a `train::plan::TrainPlan`
+//! from a profile).
 
 pub mod app;
 pub mod cli;
@@ -16,4 +19,5 @@ pub mod profile;
 pub mod report;
 pub mod secret;
 pub mod stack;
+pub mod terms;
 pub mod train;

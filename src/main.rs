@@ -3,7 +3,6 @@
 use clap::Parser;
 use katotune::app;
 use katotune::cli::{Cli, ColorChoice, Command};
-use tracing_subscriber::EnvFilter;
 
 fn main() {
     let cli = Cli::parse();
@@ -43,14 +42,6 @@ fn runtime(cli: &Cli) -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 fn init_logging(cli: &Cli) {
-    let level = match (cli.global.quiet, cli.global.verbose) {
-        (true, _) => "error",
-        // INFO lines are progress chatter: shown with -v, not by default.
-        (false, 0) => "warn",
-        (false, 1) => "debug",
-        _ => "trace",
-    };
-    let filter = EnvFilter::try_from_env("KATOTUNE_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     let ansi = match cli.global.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
@@ -59,11 +50,17 @@ fn init_logging(cli: &Cli) {
                 && std::io::IsTerminal::is_terminal(&std::io::stderr())
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(katotune::secret::MaskedStderr)
-        .with_ansi(ansi)
-        .with_target(false)
-        .without_time()
-        .init();
+    let level = app::output::log_level(cli.global.quiet, cli.global.verbose);
+    let directives = std::env::var("KATOTUNE_LOG")
+        .ok()
+        .filter(|d| !d.trim().is_empty());
+    let subscriber = app::output::log_subscriber(
+        level,
+        directives.as_deref(),
+        ansi,
+        katotune::secret::MaskedStderr,
+    );
+    // Installed once, before anything logs (with the `log` crate's records routed
+    // through it); a second install would be refused, so no event is written twice.
+    let _ = tracing_subscriber::util::SubscriberInitExt::try_init(subscriber);
 }

@@ -52,10 +52,14 @@ fn batched_and_unbatched_agree_and_other_chunk_sizes_are_flagged() {
     let args = with(&[&QUICK, &["--export-json", export.to_str().unwrap()]]);
     compare(dir.path(), &[&one, &batched], &strs(&args))
         .success()
-        .stdout(predicate::str::contains("same KB"));
+        .stdout(predicate::str::contains("same KB · engine"));
     let c = json(&export);
-    assert_eq!(c["schema_version"], 1);
+    assert_eq!(c["schema_version"], 2);
     assert_eq!(c["profiles"][1]["correctness"]["status"], "same");
+    // The KBs compared are those read back from the engine after each run.
+    let read = &c["profiles"][1]["correctness"]["read_back"];
+    assert_eq!(read["source"], "engine", "{read}");
+    assert_eq!(read["mismatches"], serde_json::json!([]));
 
     let md = dir.path().join("flagged.md");
     let args = with(&[&QUICK, &["--export-markdown", md.to_str().unwrap()]]);
@@ -218,11 +222,55 @@ fn runs_continue_until_the_least_count_and_time_are_met_after_whole_warmup_runs(
             out.to_str().unwrap(),
         ],
     )
-    .success();
-    assert_eq!(
-        json(&out)["profiles"][0]["runs"].as_array().unwrap().len(),
-        3
+    .success()
+    .stderr(predicate::str::contains("--max-runs 3 reached after"));
+    let c = json(&out);
+    assert_eq!(c["profiles"][0]["runs"].as_array().unwrap().len(), 3);
+    assert_eq!(c["profiles"][0]["max_runs_reached"]["max_runs"], 3);
+    let warnings = c["profiles"][0]["warnings"].to_string();
+    assert!(
+        warnings.contains("short of the 3600.00 s asked"),
+        "{warnings}"
     );
+}
+
+/// On a stack shared by every run (`--reuse-stack`), each run and its warm-up samples
+/// train nodes of their own: the KB read back after each run is exactly what that run
+/// learned (a run on the previous runs' nodes would read back their learns too).
+#[test]
+fn each_run_on_a_shared_stack_reads_back_exactly_its_own_kb() {
+    let dir = tempfile::tempdir().unwrap();
+    let [one, batched, _] = profiles(dir.path());
+    let out = dir.path().join("shared.json");
+    compare(
+        dir.path(),
+        &[&one, &batched],
+        &[
+            "--runs",
+            "2",
+            "--min-time",
+            "0s",
+            "--reuse-stack",
+            "--warmup-samples",
+            "3",
+            "--export-json",
+            out.to_str().unwrap(),
+        ],
+    )
+    .success()
+    .stderr(predicate::str::contains("each equal to the client's tally"));
+    let c = json(&out);
+    for p in c["profiles"].as_array().unwrap() {
+        let read = &p["correctness"]["read_back"];
+        assert_eq!(read["source"], "engine", "{read}");
+        assert_eq!(read["mismatches"], serde_json::json!([]), "{}", p["name"]);
+        assert_eq!(p["correctness"]["repeats_agree"], true, "{}", p["name"]);
+        assert_eq!(
+            p["nodes"][0]["node"], "node0",
+            "records name the profile's nodes"
+        );
+    }
+    assert_eq!(c["profiles"][1]["correctness"]["status"], "same");
 }
 
 #[test]
@@ -336,4 +384,32 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+#[test]
+fn a_node_one_profile_lacks_is_absent_not_a_different_kb() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, sizes: &str| {
+        let path = dir.path().join(format!("{name}.yaml"));
+        let text = format!("inherits: quick\ntraining:\n  samples: 3\n  chunk_sizes: {sizes}\n");
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    // node3 learns one pattern per sample (the sample's last names); node4 above it
+    // only ever gets one name per sample, a pattern KATO never stores: idle.
+    let four = write("four", "[5, 7, 9, 5000]");
+    let three = write("three", "[5, 7, 9]");
+    let five = write("five", "[5, 7, 9, 5000, 5000]");
+    let out = dir.path().join("out");
+    let once = ["--runs", "1", "--min-time", "0s"];
+    let assert = compare(&out, &[&four, &five], &once).success();
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
+    assert!(stdout.contains("same KB"), "{stdout}");
+    assert!(!stdout.contains("DIFFERS"), "{stdout}");
+    compare(&out, &[&four, &three], &once)
+        .code(katotune::exit::KB_MISMATCH)
+        .stdout(predicate::str::contains("(node3 absent)"))
+        .stdout(predicate::str::contains(
+            "KB: three has no node3 (not in its hierarchy); four learned 3 names there",
+        ));
 }

@@ -340,3 +340,70 @@ fn reset_of_an_absent_node_and_a_dump_into_a_missing_folder_say_so() {
         .code(katotune::exit::BAD_INPUT)
         .stderr(predicate::str::contains("does not exist"));
 }
+
+/// `katotune` with no store URLs from the environment, run in `dir`.
+fn kt_in(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("katotune").unwrap();
+    cmd.env("NO_COLOR", "1")
+        .env_remove("KATOTUNE_REDIS_URL")
+        .env_remove("KATOTUNE_CLICKHOUSE_URL")
+        .current_dir(dir);
+    cmd
+}
+
+/// Trains `samples` samples of `quick` into `dir/<db>` (relative, as users write it),
+/// recording the run in `dir/<record>`.
+fn train_kb_file(dir: &Path, samples: &str, db: &str, record: &str) {
+    kt_in(dir)
+        .args(["run", "quick", "--samples", samples, "--record", record])
+        .args(["--set", "stack.ephemeral=false", "--set"])
+        .arg(format!("stack.kb_file={db}"))
+        .args(["--set", "report.output_dir=out"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn kb_status_takes_the_kb_from_the_record_and_diff_prints_bare_names() {
+    let dir = tempfile::tempdir().unwrap();
+    train_kb_file(dir.path(), "3", "three.db", "three.json");
+    train_kb_file(dir.path(), "4", "four.db", "four.json");
+    kt_in(dir.path())
+        .args(["kb", "status", "--record", "four.json"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("four.db"))
+        .stdout(predicate::str::contains("matches the run record"))
+        .stderr(predicate::str::contains(
+            "the KB of the run record four.json",
+        ));
+    // The other KB against this record: a mismatch, so the record's KB really was read.
+    kt_in(dir.path())
+        .args(["kb", "status", "three.db", "--record", "four.json"])
+        .assert()
+        .code(katotune::exit::KB_MISMATCH);
+    // Run from elsewhere, the record's relative KB file is not found: say what to do.
+    kt_in(dir.path().parent().unwrap())
+        .args(["kb", "status", "--record"])
+        .arg(dir.path().join("four.json"))
+        .assert()
+        .code(katotune::exit::BAD_INPUT)
+        .stderr(predicate::str::contains("pass the KB file as TARGET"));
+    let out = kt_in(dir.path())
+        .args(["kb", "diff", "three.db", "four.db", "--examples", "2"])
+        .assert()
+        .code(katotune::exit::KB_MISMATCH)
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    // Names as `kb dump` writes them and KATO's stores key them: 40 hex digits.
+    let example = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("only in B: "))
+        .unwrap_or_else(|| panic!("no example name: {text}"));
+    assert!(
+        example.len() == 40 && example.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{text}"
+    );
+}

@@ -231,3 +231,64 @@ fn bad_set_flag_is_bad_input() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn a_local_profile_inherits_the_shipped_profile_of_its_own_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let own = "inherits: baseline\ntraining:\n  workers: 3\n";
+    write(dir.path(), "baseline.yaml", own);
+    std::fs::create_dir(dir.path().join("profiles")).unwrap();
+    write(&dir.path().join("profiles"), "baseline.yaml", own);
+    for name in ["./baseline.yaml", "baseline.yaml", "baseline"] {
+        let out = katotune()
+            .current_dir(dir.path())
+            .args(["profiles", "show", name, "--explain"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let text = String::from_utf8(out).unwrap();
+        let line = |key: &str| {
+            let found = text.lines().find(|l| l.starts_with(&format!("{key} ")));
+            found
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        };
+        // The file's own value, over the shipped parent's values.
+        assert_eq!(line("training.workers")[1], "3", "{name}: {text}");
+        assert!(line("training.workers")[2].ends_with("baseline.yaml"));
+        assert_eq!(
+            line("training.node0_batch")[1..],
+            ["1", "shipped:baseline"],
+            "{name}: {text}"
+        );
+    }
+    // A profile with no shipped namesake still names itself as searched, not a cycle.
+    write(dir.path(), "mine.yaml", "inherits: mine\n");
+    katotune()
+        .current_dir(dir.path())
+        .args(["profiles", "show", "mine.yaml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("mine.yaml (the profile itself)"))
+        .stderr(predicate::str::contains("cycle").not());
+}
+
+#[test]
+fn render_of_a_profile_that_never_uses_docker_says_so() {
+    katotune()
+        .args(["render", "baseline"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("io.katotune.stack: katotune-baseline"))
+        .stderr(predicate::str::contains(
+            "profile baseline uses the embedded backend, so `run` and `compare` never start this docker stack",
+        ));
+    katotune()
+        .args(["render", "docker-kato"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("never start").not());
+}

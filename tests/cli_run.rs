@@ -229,3 +229,34 @@ fn each_kb_file_has_its_own_journal_so_resume_neither_skips_nor_repeats() {
         .code(2)
         .stderr(predicate::str::contains("nothing to resume"));
 }
+
+#[test]
+fn a_run_refused_by_another_runs_lock_exits_in_use_naming_it() {
+    let out = tempfile::tempdir().unwrap();
+    let db = out.path().join("held.db");
+    let kb_file = format!("stack.kb_file={}", db.display());
+    let args = ["--set", "stack.ephemeral=false", "--set", &kb_file];
+    // This test process plays the other run: it holds the KB's lock.
+    let lock = katotune::lock::lock_path(&db);
+    let held = katotune::lock::RunLock::acquire(&lock, "knowledge base").unwrap();
+    let pid = format!("pid {}", std::process::id());
+    let assert = run(out.path(), &args).code(katotune::exit::IN_USE);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(stderr.contains(&pid), "{stderr}");
+    assert!(
+        stderr.contains("wait for it to finish or stop it"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("is in use").count(),
+        1,
+        "said once: {stderr}"
+    );
+    // The resume journal's lock (`<kb file>.journal.json`): the same refusal.
+    drop(held);
+    let journal = katotune::lock::lock_path(&out.path().join("held.db.journal.json"));
+    let _held = katotune::lock::RunLock::acquire(&journal, "resume journal").unwrap();
+    run(out.path(), &args)
+        .code(katotune::exit::IN_USE)
+        .stderr(predicate::str::contains(&pid));
+}

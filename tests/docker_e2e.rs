@@ -12,6 +12,7 @@ use katotune::profile::schema::{Backend, Template};
 use katotune::profile::Profile;
 use katotune::stack::docker::{ContainerChange, DockerBackend};
 use katotune::stack::{self, image, probe, template, KbStart, StackError};
+use katotune::train::plan::TrainPlan;
 use katotune::train::record::{BackendInfo, RunRecord, RunStatus};
 use katotune::train::runner::{self, RunOptions, Target};
 use tokio_util::sync::CancellationToken;
@@ -79,9 +80,13 @@ async fn train(p: &Profile, url: &str, opts: &RunOptions) -> RunRecord {
             kind: "test".into(),
             url: url.into(),
             server: String::new(),
+            transport: Default::default(),
         },
+        engine: None,
     };
-    runner::run(p, &target, opts).await.expect("run starts")
+    runner::run(&TrainPlan::from(p), &target, opts)
+        .await
+        .expect("run starts")
 }
 
 fn digests(r: &RunRecord) -> Vec<String> {

@@ -317,6 +317,26 @@ async fn one_kato_shaped_stack_keeps_its_kb_whole_and_says_what_is_wrong() {
         "{after:?}"
     );
 
+    // What a readiness probe left behind is katotune's own: KATO inserts ClickHouse
+    // rows asynchronously, so one can outlive the probe's clear-all. up removes it
+    // instead of calling the stores disagreeing.
+    for command in [
+        "SET katotune_probe_0badf00d_kato:global:total_unique_patterns 1",
+        "SET katotune_probe_0badf00d_kato:frequency:ghost 1",
+    ] {
+        assert_eq!(redis(&stores.redis, command), "+OK\r\n", "{command}");
+    }
+    let (code, _, err) = katotune_any(&["up", &file]);
+    assert_eq!(code, 0, "a probe's leftover is no disagreement: {err}");
+    assert_eq!(
+        redis(
+            &stores.redis,
+            "EXISTS katotune_probe_0badf00d_kato:frequency:ghost"
+        ),
+        ":0\r\n",
+        "up removed the probe's leftover"
+    );
+
     // A frequency without its row: up says the stores disagree, and how to fix it.
     assert_eq!(
         redis(&stores.redis, "SET other_kato:frequency:ghost 1"),
@@ -335,8 +355,13 @@ async fn one_kato_shaped_stack_keeps_its_kb_whole_and_says_what_is_wrong() {
         "CONFIG SET maxmemory-policy allkeys-lru",
         "CONFIG SET appendonly no",
         "CONFIG SET save \"\"",
+        "XADD stm:global * event_type observe processor_id node0_kato data {}",
     ] {
-        assert_eq!(redis(&stores.redis, command), "+OK\r\n", "{command}");
+        let answer = redis(&stores.redis, command);
+        assert!(
+            answer.starts_with('+') || answer.starts_with('$'),
+            "{command}: {answer}"
+        );
     }
     let (code, out, _) = katotune_any(&["doctor", &file, "--sample", "5"]);
     assert_eq!(code, 1, "doctor fails a misconfigured Redis:\n{out}");
@@ -345,6 +370,7 @@ async fn one_kato_shaped_stack_keeps_its_kb_whole_and_says_what_is_wrong() {
         "FAIL redis persistence",
         "FAIL stores agree",
         "ok   clickhouse schema",
+        "WARN redis streams: 1 STM streams hold 1 entries",
     ] {
         assert!(out.contains(verdict), "doctor says {verdict}:\n{out}");
     }

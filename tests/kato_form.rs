@@ -9,6 +9,7 @@ use katotune::engine::{self, EngineConfig, RunningEngine};
 use katotune::kb::engine_file::{read_engine_file, EngineFileError};
 use katotune::kb::kato_form::{affinity_writes, clickhouse_row, pattern_writes, StoreImage};
 use katotune::profile::Profile;
+use katotune::train::plan::TrainPlan;
 use katotune::train::runner::{self, RunOptions, Target};
 use reqwest::Client;
 use serde_json::{json, Value};
@@ -269,7 +270,7 @@ async fn five_kjv_samples_on_the_baseline_profile_store_what_kato_stores() {
     let url = engine.url();
     let target = Target::embedded(url);
     let options = RunOptions::quiet("golden", dir.path().join("journal.json"));
-    runner::run(&profile, &target, &options)
+    runner::run(&TrainPlan::from(&profile), &target, &options)
         .await
         .expect("training runs");
     engine.shutdown().await;

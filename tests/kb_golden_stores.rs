@@ -11,6 +11,7 @@ use katotune::engine::{self, EngineConfig};
 use katotune::kb::location::{self, Location};
 use katotune::kb::stores::load::{LoadMode, LoadOptions};
 use katotune::profile::Profile;
+use katotune::train::plan::TrainPlan;
 use katotune::train::runner::{self, RunOptions, Target};
 use serde_json::{json, Value};
 
@@ -44,7 +45,9 @@ fn train(db: &Path, out: &Path) {
         let url = engine.url();
         let target = Target::embedded(url);
         let opts = RunOptions::quiet("golden", out.join("journal.json"));
-        runner::run(&profile, &target, &opts).await.unwrap();
+        runner::run(&TrainPlan::from(&profile), &target, &opts)
+            .await
+            .unwrap();
         engine.shutdown().await;
     });
 }

@@ -287,7 +287,7 @@ fn check_jobs(all: &[(String, String, Value, Object)], shards: i32) {
     let pod = spec.template.spec.as_ref().unwrap();
     let merge = args_of(&pod.init_containers.as_ref().unwrap()[0]);
     let shard_files: Vec<String> = (0..shards)
-        .map(|i| shard_kb_path("docker-kato", &i.to_string()))
+        .map(|i| shard_kb_path("docker-kato", i as u32, shards as u32))
         .collect();
     assert_eq!(merge[..2], ["kb", "merge"]);
     assert_eq!(merge[2..2 + shard_files.len()], shard_files);

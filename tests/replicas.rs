@@ -20,7 +20,8 @@ use katotune::profile::schema::{Backend, Port};
 use katotune::profile::{self, validate, FlagOverride, Profile};
 use katotune::stack::plan::labels;
 use katotune::stack::template;
-use katotune::train::record::{BackendInfo, RunRecord};
+use katotune::train::plan::TrainPlan;
+use katotune::train::record::{BackendInfo, RunRecord, Transport};
 use katotune::train::runner::{self, RunOptions, Target};
 
 fn docker_kato(replicas: u32) -> Profile {
@@ -233,12 +234,14 @@ async fn train(p: &Profile, urls: Vec<String>, out: &std::path::Path) -> RunReco
             kind: "embedded".into(),
             url: urls[0].clone(),
             server: String::new(),
+            transport: Transport::Http,
         },
         replicas: urls,
+        engine: None,
     };
     let mut opts = RunOptions::quiet("replicas", out.join(format!("{}.journal", p.name)));
     opts.drain_deadline = Duration::from_secs(30);
-    runner::run(p, &target, &opts)
+    runner::run(&TrainPlan::from(p), &target, &opts)
         .await
         .expect("the run starts")
 }

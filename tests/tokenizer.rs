@@ -93,3 +93,51 @@ proptest! {
         prop_assert_eq!(bytes, text.as_bytes());
     }
 }
+
+#[test]
+fn no_token_stands_for_more_bytes_than_the_longest() {
+    let t = tokenizer();
+    let longest = t.longest_token_bytes();
+    assert!((13..=256).contains(&longest), "{longest}");
+    // Every token's text is at most that long, and some token is exactly that long.
+    let lengths: Vec<usize> = (0..50257)
+        .map(|id| t.token(id).unwrap().chars().count())
+        .collect();
+    assert_eq!(lengths.iter().max(), Some(&longest));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// Wherever the boundary rule allows a cut, the two parts' tokens are the whole's.
+    #[test]
+    fn a_cut_at_a_token_boundary_keeps_every_token(
+        text in r"([a-zA-Z0-9 '|<>.,!?\n\t\u{1c}é中文，。١٢ـ\u{301}-]|<\|endoftext\|>){0,40}"
+    ) {
+        use katotune::train::tokenizer::is_token_boundary;
+        let t = tokenizer();
+        let whole = t.tokenize(&text);
+        let chars: Vec<(usize, char)> = text.char_indices().collect();
+        for k in 1..chars.len() {
+            let (at, after) = chars[k];
+            let then = chars.get(k + 1).map(|(_, c)| *c);
+            if !is_token_boundary(chars[k - 1].1, after, then) {
+                continue;
+            }
+            let mut parts = t.tokenize(&text[..at]);
+            parts.extend(t.tokenize(&text[at..]));
+            proptest::prop_assert_eq!(&parts, &whole, "cut at {} of {:?}", at, text);
+        }
+    }
+}
+
+#[test]
+fn the_last_token_boundary_is_found_from_the_end() {
+    use katotune::train::tokenizer::last_token_boundary;
+    assert_eq!(last_token_boundary("In the beginning"), Some(6));
+    assert_eq!(last_token_boundary("word."), Some(4));
+    assert_eq!(last_token_boundary("aaaa"), None);
+    assert_eq!(last_token_boundary("don't"), None);
+    assert_eq!(last_token_boundary("<|endoftext|>"), None);
+    assert_eq!(last_token_boundary("中文，"), Some(6));
+}

@@ -9,7 +9,8 @@ use katotune::kato::client::{ClientConfig, KatoClient};
 use katotune::profile::schema::Segmentation;
 use katotune::profile::Profile;
 use katotune::train::digest::digest_of;
-use katotune::train::record::{BackendInfo, RunRecord, RunStatus};
+use katotune::train::plan::TrainPlan;
+use katotune::train::record::{RunRecord, RunStatus};
 use katotune::train::runner::{self, RunOptions, Target};
 use tokio_util::sync::CancellationToken;
 
@@ -47,16 +48,13 @@ fn options(out: &std::path::Path, resume: bool, cancel: CancellationToken) -> Ru
 }
 
 async fn train(p: &Profile, url: &str, opts: &RunOptions) -> RunRecord {
-    let target = Target {
-        url: url.to_string(),
-        replicas: Vec::new(),
-        backend: BackendInfo {
-            kind: "embedded".into(),
-            url: url.into(),
-            server: String::new(),
-        },
-    };
-    runner::run(p, &target, opts).await.unwrap()
+    runner::run(
+        &TrainPlan::from(p),
+        &Target::embedded(url.to_string()),
+        opts,
+    )
+    .await
+    .unwrap()
 }
 
 /// Every node's patterns with their frequencies, read back from the engine.
@@ -200,17 +198,9 @@ async fn resume_refuses_a_journal_from_other_settings() {
     .await;
     let mut other = p.clone();
     other.training.chunk_sizes = vec![5, 7];
-    let target = Target {
-        url: e.url(),
-        replicas: Vec::new(),
-        backend: BackendInfo {
-            kind: "embedded".into(),
-            url: e.url(),
-            server: String::new(),
-        },
-    };
+    let target = Target::embedded(e.url());
     let err = runner::run(
-        &other,
+        &TrainPlan::from(&other),
         &target,
         &options(dir.path(), true, CancellationToken::new()),
     )

@@ -1,7 +1,10 @@
 //! `katotune compare` and `katotune report`: hyperfine for KATO training.
 //!
 //! Every profile trains the same samples (the reference profile's dataset, skip and
-//! count), each run on a fresh stack unless `--reuse-stack`. After `--warmup` whole
+//! count), each run on a clean knowledge base: a fresh stack of its own (docker: with
+//! its own volumes, removed after the run), or nodes of its own on a stack it does not
+//! own (external, `--reuse-stack`), removed after the run; every node's KB is then
+//! read back and checked against the client's tally. After `--warmup` whole
 //! runs that are not counted, a profile runs until it has at least `--runs` runs
 //! (`report.min_runs`, 3) and `--min-time` of measured wall time (`report.min_time`,
 //! 3 s), at most `--max-runs`. Exports are rewritten after each profile, so a crash
@@ -165,7 +168,8 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
             })?,
     };
     align_samples(&mut profiles, reference);
-    runner::check_dataset(&profiles[reference]).map_err(|e| BadInput(e.to_string()))?;
+    runner::check_dataset(&super::plan::dataset_spec(&profiles[reference]))
+        .map_err(|e| BadInput(e.to_string()))?;
     let baseline = load_baseline(&args.baseline)?;
     let compare_id = new_run_id();
     let out_dir = profiles[reference]
@@ -206,7 +210,7 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
         };
         let measured =
             measure_profile(profile, &plan, &ctx, shared_stack.then_some(&mut shared)).await;
-        let (records, kb) = match measured {
+        let measured = match measured {
             Ok(measured) => measured,
             Err(e) => {
                 // A shared stack is taken down on the way out too (`--reuse-stack`).
@@ -216,14 +220,18 @@ pub async fn compare(args: CompareArgs, global: &GlobalArgs) -> CliResult<i32> {
                 return Err(e);
             }
         };
-        let interrupted = records.iter().find(|r| r.status != RunStatus::Completed);
+        let interrupted = measured
+            .records
+            .iter()
+            .find(|r| r.status != RunStatus::Completed);
         let interrupted = interrupted.map(RunRecord::exit_code);
         stopped = stopped.or(interrupted);
         done.push(ProfileRuns {
             profile: profile.clone(),
-            records,
-            kb,
+            records: measured.records,
+            kb: measured.kb,
             sources: sources[i].clone(),
+            max_runs_reached: measured.max_runs_reached,
         });
         let mut meta = ReproMeta::capture(started_at.clone(), now());
         meta.load_average_at_start = load_at_start;
@@ -287,10 +295,25 @@ fn finish(
     }
     let failures = c.correctness_failures();
     for p in &failures {
-        eprintln!(
-            "KB DIFFERS {}: it learned a different knowledge base than {}",
-            p.name, c.reference
-        );
+        if let Some(read) = p
+            .correctness
+            .read_back
+            .as_ref()
+            .filter(|_| p.correctness.stores_disagree())
+        {
+            eprintln!(
+                "KB MISMATCH {}: its KB read back {} is not what the server answered ({})",
+                p.name,
+                read.source.label(),
+                read.mismatched_nodes().join(", ")
+            );
+        }
+        if p.correctness.status.is_bad() || !p.correctness.repeats_agree {
+            eprintln!(
+                "KB DIFFERS {}: it learned a different knowledge base than {}",
+                p.name, c.reference
+            );
+        }
     }
     if !failures.is_empty() && !allow_kb_diff {
         return Ok(exit::KB_MISMATCH);

@@ -148,7 +148,7 @@ async fn deliver(
         (_, true) => KbStart::Replace,
         _ => KbStart::RequireEmpty,
     };
-    let mut record = train_once(&profile, kb, run_id, args.resume, false, cancel).await?;
+    let mut record = train_once(&profile, None, kb, run_id, args.resume, false, cancel).await?;
     let path = args.record.clone().unwrap_or_else(|| {
         profile
             .report
@@ -219,9 +219,26 @@ async fn load_and_verify(
         batch: DEFAULT_BATCH,
         source: file.display().to_string(),
     };
+    let learned: Vec<String> = record
+        .levels
+        .iter()
+        .filter(|l| l.kb.distinct > 0)
+        .map(|l| kb_id(&l.node, &urls.service_name))
+        .collect();
+    let idle: Vec<&String> = kb_ids.iter().filter(|id| !learned.contains(id)).collect();
+    let idle = match idle.is_empty() {
+        true => String::new(),
+        false => format!(
+            " ({} learned nothing)",
+            idle.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     eprintln!(
-        "loading {} into {}'s Redis and ClickHouse",
-        kb_ids.join(", "),
+        "loading {} into {}'s Redis and ClickHouse{idle}",
+        learned.join(", "),
         target.name
     );
     let started = std::time::Instant::now();

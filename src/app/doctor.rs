@@ -5,17 +5,17 @@ use crate::cli::{DoctorArgs, GlobalArgs, OutputFormat};
 use crate::exit;
 use crate::profile::schema::Backend;
 use crate::profile::Profile;
-use crate::stack::doctor::{self, Level, Verdict, REDIS_BYTES_PER_PATTERN};
+use crate::stack::doctor::{self, Level, RunGrowth, Verdict};
 
 pub async fn doctor(args: DoctorArgs, global: &GlobalArgs) -> CliResult<i32> {
     let profile = load_profile(&args.profile, &args.overrides)?.profile;
-    let (mut verdicts, expected_bytes) = corpus_checks(&profile, args.sample).await?;
+    let (mut verdicts, growth) = corpus_checks(&profile, args.sample).await?;
     verdicts.extend(doctor::knob_verdicts(&profile));
     if profile.target() == crate::profile::validate::Target::Kato {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         verdicts.extend(doctor::server_verdicts(&profile, cores));
     }
-    verdicts.extend(store_checks(&profile, expected_bytes).await);
+    verdicts.extend(store_checks(&profile, growth).await);
     if global.format == OutputFormat::Json {
         print_data(&verdicts, global)?;
     } else {
@@ -27,24 +27,34 @@ pub async fn doctor(args: DoctorArgs, global: &GlobalArgs) -> CliResult<i32> {
     })
 }
 
-/// Level verdicts, and the Redis bytes the whole run will add (estimated).
-async fn corpus_checks(profile: &Profile, sample: u64) -> CliResult<(Vec<Verdict>, Option<u64>)> {
+/// Level verdicts, and what the whole run will add to Redis (estimated).
+async fn corpus_checks(
+    profile: &Profile,
+    sample: u64,
+) -> CliResult<(Vec<Verdict>, Option<RunGrowth>)> {
     let p = profile.clone();
-    let est = tokio::task::spawn_blocking(move || doctor::estimate_corpus(&p, sample))
-        .await
-        .map_err(anyhow::Error::from)??;
+    let est = tokio::task::spawn_blocking(move || {
+        doctor::estimate_corpus(&p, &super::plan::dataset_spec(&p), sample)
+    })
+    .await
+    .map_err(anyhow::Error::from)??;
     let mut verdicts = doctor::level_verdicts(profile, &est);
-    let per_sample = match est.sampled {
-        0 => 0.0,
-        n => est.patterns.iter().sum::<u64>() as f64 / n as f64,
+    let (per_sample, observations_per_sample) = match est.sampled {
+        0 => (0.0, 0.0),
+        n => (
+            est.patterns.iter().sum::<u64>() as f64 / n as f64,
+            est.observations as f64 / n as f64,
+        ),
     };
     let samples = match profile.training.samples {
         Some(n) => n,
         None => {
             let p = profile.clone();
-            tokio::task::spawn_blocking(move || doctor::count_samples(&p))
-                .await
-                .map_err(anyhow::Error::from)??
+            tokio::task::spawn_blocking(move || {
+                doctor::count_samples(&super::plan::dataset_spec(&p))
+            })
+            .await
+            .map_err(anyhow::Error::from)??
         }
     };
     let patterns = (per_sample * samples as f64).ceil() as u64;
@@ -57,17 +67,31 @@ async fn corpus_checks(profile: &Profile, sample: u64) -> CliResult<(Vec<Verdict
         ),
         fix: String::new(),
     });
-    Ok((verdicts, Some(patterns * REDIS_BYTES_PER_PATTERN)))
+    let growth = RunGrowth {
+        kb_bytes: match est.sampled {
+            0 => 0,
+            n => {
+                let per_level: Vec<u64> = est
+                    .patterns
+                    .iter()
+                    .map(|p| (*p as f64 * samples as f64 / n as f64).ceil() as u64)
+                    .collect();
+                doctor::redis_kb_bytes(&per_level)
+            }
+        },
+        observations: (observations_per_sample * samples as f64).ceil() as u64,
+    };
+    Ok((verdicts, Some(growth)))
 }
 
-async fn store_checks(profile: &Profile, expected_bytes: Option<u64>) -> Vec<Verdict> {
+async fn store_checks(profile: &Profile, growth: Option<RunGrowth>) -> Vec<Verdict> {
     if profile.stack.backend != Backend::Docker {
         return vec![];
     }
     match crate::stack::stores_of(profile).await {
         Ok(found) => {
             let urls = found.for_kb();
-            tokio::task::spawn_blocking(move || doctor::store_verdicts(&urls, expected_bytes))
+            tokio::task::spawn_blocking(move || doctor::store_verdicts(&urls, growth))
                 .await
                 .unwrap_or_default()
         }

@@ -31,6 +31,8 @@ pub enum Failure {
     StoreFailed,
     /// A load target was refused before anything was written (exit 8).
     KbRefused,
+    /// Another live katotune process holds the KB or journal (exit 9).
+    InUse,
 }
 
 /// A command's failure: its kind and the error with its context chain.
@@ -83,16 +85,43 @@ impl CliError {
             Failure::RunFailed => exit::RUN_FAILED,
             Failure::StoreFailed => exit::STORE_FAILED,
             Failure::KbRefused => exit::KB_REFUSED,
+            Failure::InUse => exit::IN_USE,
         }
     }
 }
 
-/// The whole chain (`outer: inner: ...`), with secrets masked.
+/// The whole chain (`outer: inner: ...`), with secrets masked. A cause whose text the
+/// message already holds (an error that prints its `#[from]` source, as `"cannot start
+/// the engine: {0}"` does) is not repeated.
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = format!("{:#}", self.error);
+        let mut text = String::new();
+        for cause in self.error.chain() {
+            let part = cause.to_string();
+            if text.contains(&part) {
+                continue;
+            }
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
         f.write_str(&crate::secret::mask_text(&text))
     }
+}
+
+/// Whether `e` is, or wraps, a lock another live process holds (the engine and the
+/// stack carry the lock error inside their own, without a source link to it).
+fn lock_held(e: &(dyn std::error::Error + 'static)) -> bool {
+    use crate::engine::EngineError;
+    use crate::lock::LockError;
+    let engine_held = |e: &EngineError| matches!(e, EngineError::Locked(LockError::Held { .. }));
+    matches!(e.downcast_ref::<LockError>(), Some(LockError::Held { .. }))
+        || e.downcast_ref::<EngineError>().is_some_and(engine_held)
+        || matches!(
+            e.downcast_ref::<StackError>(),
+            Some(StackError::Engine(inner)) if engine_held(inner)
+        )
 }
 
 macro_rules! failure_from {
@@ -118,9 +147,18 @@ impl CliError {
     /// A `kb` command's failure, by the typed error at its root (anyhow's `downcast`
     /// sees through the context the kb layer adds; nothing else is inspected).
     pub fn from_kb(e: anyhow::Error) -> Self {
+        use crate::kb::merge::MergeError;
         use crate::kb::stores::{load::LoadRefused, StoreError};
-        let failure = if e.downcast_ref::<LoadRefused>().is_some() {
+        let failure = if e.chain().any(lock_held) {
+            Failure::InUse
+        } else if e.downcast_ref::<LoadRefused>().is_some() {
             Failure::KbRefused
+        } else if let Some(merge) = e.downcast_ref::<MergeError>() {
+            match merge {
+                MergeError::OutputExists { .. } => Failure::KbRefused,
+                MergeError::Write { .. } => Failure::RunFailed,
+                _ => Failure::BadInput,
+            }
         } else if let Some(store) = e.downcast_ref::<StoreError>() {
             match store {
                 StoreError::Eviction { .. } => Failure::KbRefused,
@@ -147,18 +185,39 @@ failure_from!(
     Failure::RunFailed =>
     crate::kato::error::KatoError,
     crate::report::export::ExportError,
-    crate::engine::EngineError,
-    // Another live run holds the KB or journal (the message names it).
-    crate::lock::LockError,
     serde_json::Error,
     std::io::Error,
     // Errors without a type of their own are failures of what was attempted.
     anyhow::Error
 );
 
+/// Another live run holds the KB or journal (the message names it): exit 9.
+impl From<crate::lock::LockError> for CliError {
+    fn from(e: crate::lock::LockError) -> Self {
+        let failure = if lock_held(&e) {
+            Failure::InUse
+        } else {
+            Failure::RunFailed
+        };
+        Self::new(failure, e)
+    }
+}
+
+impl From<crate::engine::EngineError> for CliError {
+    fn from(e: crate::engine::EngineError) -> Self {
+        let failure = if lock_held(&e) {
+            Failure::InUse
+        } else {
+            Failure::RunFailed
+        };
+        Self::new(failure, e)
+    }
+}
+
 impl From<StackError> for CliError {
     fn from(e: StackError) -> Self {
         let failure = match e {
+            _ if lock_held(&e) => Failure::InUse,
             StackError::KbExists(_) | StackError::KbInStores(_) => Failure::BadInput,
             StackError::Store(_) | StackError::StoresDisagree(_) => Failure::StoreFailed,
             _ => Failure::StackFailed,
@@ -217,5 +276,29 @@ mod tests {
             .context("health");
         assert_eq!(e.exit_code(), exit::RUN_FAILED);
         assert_eq!(e.to_string(), "health: could not reach http://u:***@h:1/");
+    }
+
+    #[test]
+    fn a_held_lock_is_in_use_and_a_cause_the_message_holds_is_not_repeated() {
+        let held = || crate::lock::LockError::Held {
+            what: "knowledge base",
+            guarded: "kb.db".into(),
+            owner: "pid 42, command katotune run quick".into(),
+        };
+        let e = CliError::from(StackError::Engine(crate::engine::EngineError::Locked(
+            held(),
+        )));
+        assert_eq!(e.exit_code(), exit::IN_USE);
+        let text = e.to_string();
+        assert_eq!(
+            text.matches("is in use by another katotune process")
+                .count(),
+            1,
+            "{text}"
+        );
+        assert!(text.contains("pid 42"), "{text}");
+        assert_eq!(CliError::from(held()).exit_code(), exit::IN_USE);
+        let kb = CliError::from_kb(anyhow::Error::from(held()).context("kb load"));
+        assert_eq!(kb.exit_code(), exit::IN_USE);
     }
 }

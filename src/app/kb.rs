@@ -21,6 +21,7 @@ use crate::kb::stores::load::{LoadMode, LoadOptions, LoadReport};
 use crate::kb::stores::StoreUrls;
 use crate::profile::schema::Backend;
 use crate::profile::Profile;
+use crate::train::record::RunRecord;
 
 /// Runs one `kb` subcommand.
 pub async fn run(cmd: KbCommand, global: &GlobalArgs) -> super::error::CliResult<i32> {
@@ -37,6 +38,7 @@ async fn run_kb(cmd: KbCommand, global: &GlobalArgs) -> Result<i32> {
         KbCommand::Load(a) => load(a),
         KbCommand::Diff(a) => diff(a, format),
         KbCommand::Reset(a) => reset(a),
+        KbCommand::Merge(a) => super::kb_merge::merge(a, format),
     });
     tokio::select! {
         done = work => done.context("the kb command's thread failed")?,
@@ -51,10 +53,10 @@ async fn run_kb(cmd: KbCommand, global: &GlobalArgs) -> Result<i32> {
 }
 
 /// A resolved TARGET: where, with which service name, and the profile if one was named.
-struct Resolved {
-    location: Location,
-    service_name: String,
-    profile: Option<Profile>,
+pub(super) struct Resolved {
+    pub(super) location: Location,
+    pub(super) service_name: String,
+    pub(super) profile: Option<Profile>,
 }
 
 /// The store URLs of a docker profile's running stack.
@@ -106,7 +108,7 @@ fn looks_like_path(word: &str) -> bool {
 }
 
 /// Turns a TARGET word (or none) into a place.
-fn resolve(word: Option<&str>, flags: &StoreFlags) -> Result<Resolved> {
+pub(super) fn resolve(word: Option<&str>, flags: &StoreFlags) -> Result<Resolved> {
     let flag_service = flags.service_name.clone();
     let service = || flag_service.clone().unwrap_or_else(|| "kato".into());
     let word = match word {
@@ -138,8 +140,15 @@ fn resolve(word: Option<&str>, flags: &StoreFlags) -> Result<Resolved> {
     }
     let loaded = load_profile(word, &ProfileOverrides::default())
         .map_err(super::error::CliError::into_inner)?;
-    let profile = loaded.profile;
-    let service_name = flag_service.unwrap_or_else(|| profile.stack.service_name.clone());
+    of_profile(loaded.profile, &format!("profile `{word}`"), flags)
+}
+
+/// Where `profile` keeps its KBs (`what` names it in messages: a profile or a record).
+fn of_profile(profile: Profile, what: &str, flags: &StoreFlags) -> Result<Resolved> {
+    let service_name = flags
+        .service_name
+        .clone()
+        .unwrap_or_else(|| profile.stack.service_name.clone());
     let location = if flags.redis.is_some() || flags.clickhouse.is_some() {
         Location::Stores(store_urls(flags, &service_name)?)
     } else {
@@ -148,7 +157,7 @@ fn resolve(word: Option<&str>, flags: &StoreFlags) -> Result<Resolved> {
                 Some(p) => Location::EngineFile(p),
                 None => {
                     return Err(BadInput(format!(
-                        "profile `{word}` keeps its KB in memory only (stack.ephemeral): \
+                        "{what} keeps its KB in memory only (stack.ephemeral): \
                          nothing to read; set stack.kb_file"
                     ))
                     .into())
@@ -157,7 +166,7 @@ fn resolve(word: Option<&str>, flags: &StoreFlags) -> Result<Resolved> {
             Backend::Docker => Location::Stores(docker_store_urls(&profile)?),
             Backend::External => {
                 return Err(BadInput(format!(
-                    "profile `{word}` uses an external KATO whose stores katotune does not \
+                    "{what} uses an external KATO whose stores katotune does not \
                      know: pass --redis URL --clickhouse URL"
                 ))
                 .into())
@@ -172,12 +181,14 @@ fn resolve(word: Option<&str>, flags: &StoreFlags) -> Result<Resolved> {
 }
 
 fn status(a: KbStatusArgs, format: OutputFormat) -> Result<i32> {
-    let r = resolve(a.target.as_deref(), &a.stores)?;
-    let stats = location::stats(&r.location, &r.service_name)?;
-    let record = match &a.record {
-        Some(p) => Some(record_digests(p, &r.service_name)?),
-        None => None,
+    let record = a.record.as_deref().map(read_record).transpose()?;
+    let no_stores = a.stores.redis.is_none() && a.stores.clickhouse.is_none();
+    let r = match (&a.target, &record) {
+        (None, Some(rec)) if no_stores => of_record(rec, &a.stores)?,
+        _ => resolve(a.target.as_deref(), &a.stores)?,
     };
+    let stats = location::stats(&r.location, &r.service_name)?;
+    let record = record.map(|rec| record_digests(&rec, &r.service_name));
     let checks: Vec<Option<bool>> = stats
         .iter()
         .map(|s| {
@@ -245,18 +256,58 @@ fn print_status(
     }
 }
 
-/// KB id to digest from a run record's levels.
-fn record_digests(path: &Path, service_name: &str) -> Result<BTreeMap<String, String>> {
+/// A run record read from `path`, with the path it came from.
+struct RecordFile {
+    path: PathBuf,
+    record: RunRecord,
+}
+
+fn read_record(path: &Path) -> Result<RecordFile> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the run record {}", path.display()))?;
-    let rec: crate::train::record::RunRecord = serde_json::from_str(&text)
+    let record = serde_json::from_str(&text)
         .map_err(|e| BadInput(format!("{}: not a run record: {e}", path.display())))?;
-    Ok(rec
+    Ok(RecordFile {
+        path: path.to_path_buf(),
+        record,
+    })
+}
+
+/// The KBs the record's run trained: its resolved profile's KB file or stores. A
+/// relative KB file is relative to where the run started, which the record does not
+/// keep, so a missing one says how to name it.
+fn of_record(rec: &RecordFile, flags: &StoreFlags) -> Result<Resolved> {
+    let what = format!("the run record {}", rec.path.display());
+    let profile: Profile =
+        serde_json::from_value(rec.record.profile.resolved.clone()).map_err(|e| {
+            BadInput(format!(
+                "{what} holds a resolved profile this katotune cannot read ({e}); pass the KB \
+                 as TARGET"
+            ))
+        })?;
+    let r = of_profile(profile, &what, flags)?;
+    if let Location::EngineFile(file) = &r.location {
+        if !file.is_file() {
+            return Err(BadInput(format!(
+                "{what} names the KB file {}, which is not there (relative paths are from \
+                 the directory the run started in); pass the KB file as TARGET",
+                file.display()
+            ))
+            .into());
+        }
+    }
+    noteln!("reading {}, the KB of {what}", r.location);
+    Ok(r)
+}
+
+/// KB id to digest from a run record's levels.
+fn record_digests(rec: &RecordFile, service_name: &str) -> BTreeMap<String, String> {
+    rec.record
         .levels
         .iter()
         .filter(|l| l.kb.distinct > 0)
         .map(|l| (kb_id(&l.node, service_name), l.kb.digest.clone()))
-        .collect())
+        .collect()
 }
 
 fn dump(a: KbDumpArgs) -> Result<i32> {

@@ -1,21 +1,20 @@
 //! How a profile is measured in `compare`: whole warm-up runs, then measured runs
-//! until the least count and time are met ([`RunPlan`]), each on a fresh stack or on
-//! the shared one.
+//! until the least count and time are met ([`RunPlan`]), each on a clean knowledge base
+//! (see [`super::measured_run`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::run::{new_run_id, write_record};
+use super::measured_run::measured_run;
+use super::run::write_record;
 use super::CliResult;
 use crate::cli::CompareArgs;
 use crate::profile::Profile;
-use crate::stack::{KbStart, StackGuard};
-use crate::train::journal::Journal;
+use crate::report::warnings::MaxRunsReached;
+use crate::stack::StackGuard;
 use crate::train::record::{RunRecord, RunStatus};
-use crate::train::runner::{self, RunOptions};
 
 /// How many runs a profile gets: warm-ups, then measured runs until both the least
 /// count and the least summed wall time are met, but never more than `max_runs`.
@@ -47,6 +46,16 @@ impl RunPlan {
     pub fn wants_more(&self, runs: u32, seconds: f64) -> bool {
         runs < self.min_runs || (seconds < self.min_seconds && runs < self.max_runs)
     }
+
+    /// When `runs` runs of `seconds` in all stopped only because `max_runs` was
+    /// reached, short of `min_seconds`: what to tell the user.
+    pub fn cut_short(&self, runs: u32, seconds: f64) -> Option<MaxRunsReached> {
+        (runs >= self.max_runs && seconds < self.min_seconds).then_some(MaxRunsReached {
+            max_runs: self.max_runs,
+            measured_seconds: seconds,
+            min_seconds: self.min_seconds,
+        })
+    }
 }
 
 /// What every run of one profile shares.
@@ -60,10 +69,18 @@ pub(super) struct RunContext<'a> {
     pub cancel: &'a CancellationToken,
 }
 
-pub(super) type Measured = (Vec<RunRecord>, Vec<BTreeMap<String, u64>>);
+/// One profile's measured runs.
+pub(super) struct Measured {
+    /// The measured records, in order (warm-up runs left out).
+    pub records: Vec<RunRecord>,
+    /// The last run's name counts per level: read back from its KB, else tallied.
+    pub kb: Vec<BTreeMap<String, u64>>,
+    /// Set when `--max-runs` ended the runs before `--min-time` was met.
+    pub max_runs_reached: Option<MaxRunsReached>,
+}
 
 /// Warm-up runs, then measured runs as `plan` says; stops at the first run that did
-/// not complete. Returns the measured records and the last run's name counts.
+/// not complete, and says so when `--max-runs` stopped the runs short of the time.
 pub(super) async fn measure_profile(
     profile: &Profile,
     plan: &RunPlan,
@@ -75,87 +92,71 @@ pub(super) async fn measure_profile(
         let dir = ctx.out_dir.join(format!("{}-warmup{}", ctx.prefix, w + 1));
         let (record, _) = measured_run(profile, &label, &dir, ctx, shared.as_deref_mut()).await?;
         if record.status != RunStatus::Completed {
-            return Ok((vec![record], Vec::new()));
+            return Ok(Measured {
+                records: vec![record],
+                kb: Vec::new(),
+                max_runs_reached: None,
+            });
         }
     }
     let (mut records, mut kb) = (Vec::new(), Vec::new());
     let mut seconds = 0.0;
-    while plan.wants_more(records.len() as u32, seconds) {
+    let mut stopped = false;
+    while !stopped && plan.wants_more(records.len() as u32, seconds) {
         let run = records.len() + 1;
         let label = format!("{} run {run} (at least {})", ctx.label, plan.min_runs);
         let dir = ctx.out_dir.join(format!("{}-run{run}", ctx.prefix));
-        let (record, tallies) =
+        let (record, names) =
             measured_run(profile, &label, &dir, ctx, shared.as_deref_mut()).await?;
         write_record(&record, &dir.join("record.json"))?;
-        let stopped = record.status != RunStatus::Completed;
+        stopped = record.status != RunStatus::Completed;
         seconds += record.wall_seconds;
         records.push(record);
-        kb = tallies.iter().map(|t| t.sorted_counts()).collect();
-        if stopped {
-            break;
-        }
+        kb = names;
     }
-    Ok((records, kb))
+    let max_runs_reached = match stopped {
+        true => None,
+        false => plan.cut_short(records.len() as u32, seconds),
+    };
+    if let Some(cut) = &max_runs_reached {
+        noteln!("{}: {}", ctx.label, cut.sentence());
+    }
+    Ok(Measured {
+        records,
+        kb,
+        max_runs_reached,
+    })
 }
 
-/// One run (after its warm-up samples) on a fresh stack, or on the shared one. A stack
-/// this run brought up is always taken down again ([`StackGuard::scope`]), whatever fails.
-async fn measured_run(
-    profile: &Profile,
-    label: &str,
-    dir: &Path,
-    ctx: &RunContext<'_>,
-    shared: Option<&mut Option<StackGuard>>,
-) -> CliResult<(RunRecord, Vec<crate::train::digest::NodeTally>)> {
-    let (warmup, cancel) = (ctx.warmup_samples, ctx.cancel);
-    noteln!(
-        "{label}: provisioning ({} backend)",
-        super::output::user_name(&profile.stack.backend)
-    );
-    let run_id = new_run_id();
-    let own = match &shared {
-        Some(slot) if slot.is_some() => None,
-        _ => Some(StackGuard::up(profile, KbStart::Continue, &run_id, false, cancel).await?),
-    };
-    let target = match (own.as_ref(), &shared) {
-        (Some(g), _) => g.target(),
-        (None, Some(slot)) => slot.as_ref().context("shared stack")?.target(),
-        (None, None) => unreachable!("a stack is either owned or shared"),
-    };
-    let work = async {
-        let mut measured = profile.clone();
-        if warmup > 0 {
-            noteln!("{label}: warm-up ({warmup} samples, not counted)");
-            let mut warm = profile.clone();
-            warm.training.samples = Some(warmup);
-            let opts = run_options(&run_id, &dir.join("warmup"), cancel);
-            runner::run(&warm, &target, &opts).await?;
-            let journal = Journal::load(&opts.journal_path)?;
-            measured.training.skip = journal.next_row;
-        }
-        noteln!("{label}: training");
-        let opts = run_options(&run_id, dir, cancel);
-        Ok(runner::run_detailed(&measured, &target, &opts).await?)
-    };
-    match (own, shared) {
-        // The first run on a shared stack keeps it for the next ones (`compare` takes it
-        // down at the end); a failed one still leaves it in the slot to be taken down.
-        (Some(g), Some(slot)) => {
-            *slot = Some(g);
-            work.await
-        }
-        (Some(g), None) => g.scope(work).await,
-        (None, _) => work.await,
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn run_options(run_id: &str, dir: &Path, cancel: &CancellationToken) -> RunOptions {
-    RunOptions {
-        run_id: run_id.to_string(),
-        resume: false,
-        journal_path: dir.join("journal.json"),
-        cancel: cancel.clone(),
-        drain_deadline: std::time::Duration::from_secs(30),
-        progress_bar: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    fn plan() -> RunPlan {
+        RunPlan {
+            warmup_runs: 0,
+            min_runs: 3,
+            min_seconds: 3.0,
+            max_runs: 5,
+        }
+    }
+
+    #[test]
+    fn max_runs_reached_short_of_the_time_is_said() {
+        let cut = plan().cut_short(5, 1.25).expect("cut short");
+        assert_eq!(cut.max_runs, 5);
+        assert!(
+            cut.sentence().contains("--max-runs 5"),
+            "{}",
+            cut.sentence()
+        );
+        assert!(cut.sentence().contains("1.25 s"), "{}", cut.sentence());
+    }
+
+    #[test]
+    fn enough_time_or_runs_left_is_not_cut_short() {
+        assert!(plan().cut_short(5, 3.5).is_none(), "the time was met");
+        assert!(plan().cut_short(3, 3.5).is_none(), "stopped by the time");
+        assert!(!plan().wants_more(5, 1.0), "max runs ends the loop");
     }
 }

@@ -27,12 +27,16 @@ mod deliver;
 mod doctor;
 mod error;
 pub mod kb;
+mod kb_merge;
 mod measure;
+mod measured_run;
 pub mod output;
+pub mod plan;
 mod profiles;
 mod render;
 pub mod run;
 mod scan;
+mod shard;
 mod stack;
 
 use serde_json::Value;

@@ -133,13 +133,15 @@ fn verdict(name: &str) -> Verdict {
         warnings: Vec::new(),
     };
     match profile::load(name, &[]) {
-        Ok(loaded) => match crate::train::runner::check_dataset(&loaded.profile) {
-            Ok(_) => {
-                v.ok = true;
-                v.warnings = loaded.warnings;
+        Ok(loaded) => {
+            match crate::train::runner::check_dataset(&super::plan::dataset_spec(&loaded.profile)) {
+                Ok(_) => {
+                    v.ok = true;
+                    v.warnings = loaded.warnings;
+                }
+                Err(e) => v.problems.push(format!("training.dataset.path: {e}")),
             }
-            Err(e) => v.problems.push(format!("training.dataset.path: {e}")),
-        },
+        }
         Err(e) => v.problems.push(e.to_string()),
     }
     v

@@ -20,6 +20,16 @@ pub fn render(args: RenderArgs, global: &GlobalArgs) -> CliResult<i32> {
             )));
         }
     }
+    let backend = loaded.profile.stack.backend;
+    if args.output != RenderAs::Kubernetes && backend != crate::profile::schema::Backend::Docker {
+        // The plan is still worth seeing, but it is not what `run` brings up.
+        noteln!(
+            "note: profile {} uses the {} backend, so `run` and `compare` never start this \
+             docker stack; it is what `apply`, `up` or `run --backend docker` would create",
+            loaded.profile.name,
+            super::output::user_name(&backend)
+        );
+    }
     let plan = template::render(&loaded.profile, "render")?;
     let doc = match args.output {
         RenderAs::Plan => shown_plan(&plan)?,

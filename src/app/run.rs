@@ -13,8 +13,10 @@ use crate::exit;
 use crate::profile::Profile;
 use crate::secret::Redacted;
 use crate::stack::{self, KbStart, StackGuard};
+use crate::train::plan::TrainPlan;
 use crate::train::record::RunRecord;
 use crate::train::runner::{self, RunOptions};
+use crate::train::shard::Shard;
 
 /// A fresh run id: UTC time plus a random suffix.
 pub fn new_run_id() -> String {
@@ -30,18 +32,20 @@ pub fn new_run_id() -> String {
 /// A journal belongs to one knowledge base: with `stack.kb_file` set it sits beside
 /// that file (`<kb_file>.journal.json`), so a resume never continues one KB with
 /// another's progress (which would skip samples or learn them twice); otherwise it is
-/// `<report.output_dir>/<profile>.journal.json`, beside the default KB file.
-pub fn journal_path(profile: &Profile) -> PathBuf {
+/// `<report.output_dir>/<profile>.journal.json`, beside the default KB file. A shard
+/// (`run --shard`, whose KB file is already the shard's) keeps its journal beside its
+/// KB file, or, in memory, at the whole run's journal with `.shard-I-of-N` put in.
+pub fn journal_path(profile: &Profile, shard: Option<Shard>) -> PathBuf {
     match &profile.stack.kb_file {
         Some(file) if !profile.stack.ephemeral => {
             let mut name = file.file_name().unwrap_or_default().to_os_string();
             name.push(".journal.json");
             file.with_file_name(name)
         }
-        _ => profile
-            .report
-            .output_dir
-            .join(format!("{}.journal.json", profile.name)),
+        _ => {
+            let path = (profile.report.output_dir).join(format!("{}.journal.json", profile.name));
+            shard.map_or_else(|| path.clone(), |s| s.suffixed(&path))
+        }
     }
 }
 
@@ -79,32 +83,29 @@ fn write_report_formats(profile: &Profile, record: &std::path::Path) -> CliResul
 /// Before anything starts, for `--resume`: refuses a knowledge base that did not
 /// outlive the last run (in memory), and says when the journal's run already
 /// finished (`Some(message)`), so nothing is started for nothing.
-fn nothing_to_resume(profile: &Profile) -> CliResult<Option<String>> {
+fn nothing_to_resume(profile: &Profile, shard: Option<Shard>) -> CliResult<Option<String>> {
     let s = &profile.stack;
     if s.ephemeral && s.backend == crate::profile::schema::Backend::Embedded {
         return Err(CliError::bad_input(
             "--resume needs the knowledge base of the run it continues, but this profile keeps it in memory (stack.ephemeral: true), so it is gone; set stack.ephemeral=false (and stack.kb_file) for runs you want to resume, or run without --resume",
         ));
     }
-    let path = journal_path(profile);
+    let path = journal_path(profile, shard);
     let journal = match crate::train::journal::Journal::load(&path) {
         Ok(journal) => journal,
         // No journal yet: the run resumes from its row log, or says there is nothing.
         Err(crate::train::journal::JournalError::Missing { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    if let Some(cap) = profile
-        .training
-        .samples
-        .filter(|cap| journal.samples_done >= *cap)
-    {
+    let target = TrainPlan::from(profile).with_shard(shard).sample_target();
+    if let Some(cap) = target.filter(|cap| journal.samples_done >= *cap) {
         return Ok(Some(format!(
             "nothing to resume: the run in {} already trained {} samples, the training.samples cap ({cap}); raise it (--samples N or all) to train more",
             path.display(),
             journal.samples_done
         )));
     }
-    let mut dataset = crate::train::dataset::Dataset::open(&runner::dataset_spec(profile))?;
+    let mut dataset = crate::train::dataset::Dataset::open(&super::plan::dataset_spec(profile))?;
     let skipped = dataset.skip_rows(journal.next_row)?;
     if skipped < journal.next_row || dataset.next().is_none() {
         return Ok(Some(format!(
@@ -144,7 +145,16 @@ pub async fn run(args: RunArgs, global: &crate::cli::GlobalArgs) -> CliResult<i3
         .find_metadata("training.samples")
         .map(|m| crate::profile::explain::describe_source(m, &["training", "samples"]));
     let mut profile = loaded.profile;
-    if let Some(into) = args.into.clone().or_else(|| profile.deliver.into.clone()) {
+    let into = args.into.clone().or_else(|| profile.deliver.into.clone());
+    if let Some(shard) = args.shard {
+        if args.resume {
+            super::shard::refuse_other_spec(&profile, Some(shard))?;
+        }
+        super::shard::apply(&mut profile, shard, into.as_deref())?;
+    } else if args.resume {
+        super::shard::refuse_other_spec(&profile, None)?;
+    }
+    if let Some(into) = into {
         profile.deliver.finalize |= args.finalize;
         return super::deliver::run_into(args, profile, &into, global).await;
     }
@@ -156,19 +166,15 @@ pub async fn run(args: RunArgs, global: &crate::cli::GlobalArgs) -> CliResult<i3
         _ => KbStart::RequireEmpty,
     };
     if args.resume {
-        if let Some(done) = nothing_to_resume(&profile)? {
+        if let Some(done) = nothing_to_resume(&profile, args.shard)? {
             noteln!("{done}");
             return Ok(exit::OK);
         }
     }
     let run_id = new_run_id();
-    let record = train_once(&profile, kb, &run_id, args.resume, args.keep, cancel).await?;
-    let path = args.record.unwrap_or_else(|| {
-        profile
-            .report
-            .output_dir
-            .join(format!("{}-{}.json", profile.name, run_id))
-    });
+    let shard = args.shard;
+    let record = train_once(&profile, shard, kb, &run_id, args.resume, args.keep, cancel).await?;
+    let path = (args.record).unwrap_or_else(|| super::shard::record_path(&profile, shard, &run_id));
     write_record(&record, &path)?;
     write_report_formats(&profile, &path)?;
     if global.format == crate::cli::OutputFormat::Json {
@@ -176,8 +182,9 @@ pub async fn run(args: RunArgs, global: &crate::cli::GlobalArgs) -> CliResult<i3
     }
     noteln!("{}", record.summary().trim_end());
     noteln!("run record: {}", path.display());
-    if let Some(cap) = profile.training.samples {
-        if record.samples.done >= cap && record.status == crate::train::record::RunStatus::Completed
+    if let (Some(cap), Some(share)) = (profile.training.samples, plan_target(&profile, shard)) {
+        if record.samples.done >= share
+            && record.status == crate::train::record::RunStatus::Completed
         {
             noteln!(
                 "stopped at the sample cap: training.samples = {cap} (set by {}); --samples all trains every sample",
@@ -188,20 +195,28 @@ pub async fn run(args: RunArgs, global: &crate::cli::GlobalArgs) -> CliResult<i3
     Ok(record.exit_code())
 }
 
-/// Brings the stack up, waits until ready, trains, and takes the stack down.
+/// The samples a run of `profile` (or of one shard of it) trains over all its resumes.
+fn plan_target(profile: &Profile, shard: Option<Shard>) -> Option<u64> {
+    TrainPlan::from(profile).with_shard(shard).sample_target()
+}
+
+/// Brings the stack up, waits until ready, trains (all of `profile`, or one shard of
+/// it), and takes the stack down.
 pub async fn train_once(
     profile: &Profile,
+    shard: Option<Shard>,
     kb: KbStart,
     run_id: &str,
     resume: bool,
     keep: bool,
     cancel: CancellationToken,
 ) -> CliResult<RunRecord> {
-    for note in runner::check_dataset(profile).map_err(|e| BadInput(e.to_string()))? {
+    let plan = TrainPlan::from(profile).with_shard(shard);
+    for note in runner::check_dataset(&plan.dataset).map_err(|e| BadInput(e.to_string()))? {
         super::output::note(note);
     }
     // One live run per journal (and, taken by the stack, per knowledge base).
-    let journal = journal_path(profile);
+    let journal = journal_path(profile, shard);
     let _lock = crate::lock::RunLock::acquire(&crate::lock::lock_path(&journal), "resume journal")?;
     refuse_unresumable_kb(profile, kb, &journal)?;
     let stack = StackGuard::up(profile, kb, run_id, keep, &cancel).await?;
@@ -209,12 +224,12 @@ pub async fn train_once(
     let opts = RunOptions {
         run_id: run_id.to_string(),
         resume,
-        journal_path: journal_path(profile),
+        journal_path: journal_path(profile, shard),
         cancel,
         drain_deadline: Duration::from_secs(30),
         progress_bar: std::io::stderr().is_terminal(),
     };
-    Ok(stack.scope(runner::run(profile, &target, &opts)).await?)
+    Ok(stack.scope(runner::run(&plan, &target, &opts)).await?)
 }
 
 /// A KB that holds data but has neither journal nor row log cannot be resumed: say so

@@ -9,7 +9,7 @@ use crate::cli::{
 };
 use crate::exit;
 use crate::profile::schema::Backend;
-use crate::stack::docker::{describe_times, ContainerChange, DockerBackend};
+use crate::stack::docker::{describe_times, DockerBackend};
 use crate::stack::{image, stores, template};
 
 fn docker_profile(args: &StackArgs) -> CliResult<crate::profile::Profile> {
@@ -45,7 +45,7 @@ pub async fn apply(args: StackArgs, wait: bool) -> CliResult<i32> {
             outln!("{} is ready at {}", plan.stack, shown.join(", "));
             outln!(
                 "  ready after: {}; probe {:.1} s",
-                describe_times(&times),
+                describe_times(&times, &report),
                 probe_started.elapsed().as_secs_f64()
             );
             if stores::has_stores(&plan) {
@@ -93,13 +93,7 @@ fn report_changes(stack: &str, report: &crate::stack::docker::ApplyReport) {
         outln!("{}: nothing to do, every container is up to date", stack);
     } else {
         for c in &report.containers {
-            let what = match c.change {
-                ContainerChange::Created => "created",
-                ContainerChange::Recreated => "recreated (config changed)",
-                ContainerChange::Started => "started",
-                ContainerChange::Unchanged => "unchanged",
-            };
-            outln!("{}: {what}", c.name);
+            outln!("{}: {}", c.name, c.change.words());
         }
         for name in &report.replicas_removed {
             outln!("{name}: removed (stack.replicas is lower now)");

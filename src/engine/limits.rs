@@ -2,7 +2,8 @@
 //!
 //! KATO 3.10 reads none of `KATO_BATCH_SIZE`, `STM_CAPACITY`, `CONNECTION_POOL_SIZE` or
 //! `REQUEST_TIMEOUT` (API.md section 5.3); this engine gives each one an effect a client
-//! can see, and never silently:
+//! can see, and never silently, over HTTP (the middleware here) and in-process
+//! ([`Admission`]) alike:
 //!
 //! | knob | effect beyond it |
 //! |---|---|
@@ -17,13 +18,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::{json, Value};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::reply::{detail, plain};
+use super::ops::OpError;
+use super::reply::op_error;
 use super::Engine;
 
 /// KATO's hard-coded STM cap, the default of `stm_capacity`.
@@ -124,7 +125,7 @@ pub async fn limit_concurrency(
     };
     let Ok(_permit) = Arc::clone(gate).try_acquire_owned() else {
         bump(&engine.counters.concurrency_rejections);
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+        return op_error(&OpError::Overloaded);
     };
     next.run(req).await
 }
@@ -142,21 +143,15 @@ pub async fn request_timeout(
         .insert(Deadline(Instant::now() + limit));
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
-        Err(_) => timed_out(&engine, limit),
+        Err(_) => op_error(&timed_out(&engine, limit)),
     }
 }
 
-/// The 504 answer, also used by handlers that notice the deadline while working.
-pub fn timed_out(engine: &Engine, limit: Duration) -> Response {
+/// Counts a 504 and gives its error; also for operations that notice the deadline
+/// while working.
+pub fn timed_out(engine: &Engine, limit: Duration) -> OpError {
     bump(&engine.counters.timeouts);
-    detail(
-        StatusCode::GATEWAY_TIMEOUT,
-        format!(
-            "request exceeded this engine's request_timeout of {:.3} s (REQUEST_TIMEOUT); \
-             nothing from it was kept: send smaller requests or raise the timeout",
-            limit.as_secs_f64()
-        ),
-    )
+    OpError::TimedOut { limit }
 }
 
 /// `connection_pool_size`: session and pattern requests beyond it get a JSON 503 at once.
@@ -173,29 +168,60 @@ pub async fn connection_pool(
         return next.run(req).await;
     }
     let Ok(_permit) = Arc::clone(pool).try_acquire_owned() else {
-        bump(&engine.counters.pool_rejections);
-        let size = engine.config.limits.connection_pool_size.unwrap_or(0);
-        return detail(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "all {size} connections of this engine's pool are busy (CONNECTION_POOL_SIZE); \
-                 retry later or send fewer requests at once"
-            ),
-        );
+        return op_error(&pool_busy(&engine));
     };
     next.run(req).await
 }
 
-/// The 413 answer for an observe-sequence longer than `batch_size`.
-pub fn too_many_observations(engine: &Engine, count: usize, limit: usize) -> Response {
+/// Counts a pool rejection and gives its error.
+fn pool_busy(engine: &Engine) -> OpError {
+    bump(&engine.counters.pool_rejections);
+    OpError::PoolBusy {
+        size: engine.config.limits.connection_pool_size.unwrap_or(0),
+    }
+}
+
+/// Counts a 413 and gives the error for an observe-sequence longer than `batch_size`.
+pub fn too_many_observations(engine: &Engine, count: usize, limit: usize) -> OpError {
     bump(&engine.counters.batch_rejections);
-    detail(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!(
-            "observe-sequence carries {count} observations but this engine's batch_size \
-             (KATO_BATCH_SIZE) allows at most {limit} per request: split the sequence"
-        ),
-    )
+    OpError::TooManyObservations { count, limit }
+}
+
+/// What an in-process call holds while it runs, as the HTTP middleware grants a
+/// request: a `limit_concurrency` and a `connection_pool_size` permit (when those are
+/// set), and its `request_timeout` deadline. Dropping it frees the permits.
+#[derive(Debug)]
+pub struct Admission {
+    _concurrency: Option<OwnedSemaphorePermit>,
+    _pool: Option<OwnedSemaphorePermit>,
+    /// When the call must be done (`request_timeout`), if the engine has a deadline.
+    pub deadline: Option<Instant>,
+}
+
+impl Engine {
+    /// Admits one session call made in-process through the same gates an HTTP request
+    /// passes: [`OpError::Overloaded`] beyond `limit_concurrency`, [`OpError::PoolBusy`]
+    /// beyond `connection_pool_size`, counted as the middleware counts them.
+    pub(crate) fn admit(&self) -> Result<Admission, OpError> {
+        let take = |gate: &Option<Arc<Semaphore>>| match gate {
+            None => Ok(None),
+            Some(gate) => Arc::clone(gate).try_acquire_owned().map(Some),
+        };
+        let concurrency = take(&self.gates.concurrency).map_err(|_| {
+            bump(&self.counters.concurrency_rejections);
+            OpError::Overloaded
+        })?;
+        let pool = take(&self.gates.pool).map_err(|_| pool_busy(self))?;
+        Ok(Admission {
+            _concurrency: concurrency,
+            _pool: pool,
+            deadline: self
+                .config
+                .limits
+                .request_timeout
+                .map(|t| Instant::now() + t),
+        })
+    }
 }
 
 /// Counts a trim and returns the note the observe answer carries, if anything was dropped.

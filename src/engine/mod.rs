@@ -10,7 +10,10 @@
 //! [`store`]).
 //!
 //! [`start`] runs it inside the caller's runtime on a loopback port; [`serve`] runs it
-//! until a shutdown future completes. Both flush the database on the way out.
+//! until a shutdown future completes. Both flush the database on the way out. The
+//! routes are thin wrappers around typed operations (`ops.rs`, `checkpoint.rs`), which
+//! a trainer in the same process calls directly through [`EngineHandle`]
+//! ([`RunningEngine::handle`]): the in-process fast path, same code and same limits.
 //!
 //! Where it knowingly differs from KATO 3.10.1:
 //! - no predictions (`GET /predictions` is 501) and no vector observations (400);
@@ -20,8 +23,11 @@
 //! - `/status` adds an `engine` object (limits, knob counters, database state).
 
 mod body;
+mod checkpoint;
+mod handle;
 pub mod kb;
 mod limits;
+mod ops;
 pub(crate) mod pyvalue;
 mod reply;
 mod routes;
@@ -41,7 +47,10 @@ use axum::serve::ListenerExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use limits::{EngineLimits, DEFAULT_STM_CAPACITY};
+pub use checkpoint::{CheckpointAsk, CheckpointReply};
+pub use handle::{EngineHandle, LiveSession};
+pub use limits::{Admission, EngineLimits, DEFAULT_STM_CAPACITY};
+pub use ops::OpError;
 
 use kb::KnowledgeBases;
 use limits::{Gates, LimitCounters};
@@ -238,6 +247,11 @@ impl RunningEngine {
     /// `http://ADDR`, the base URL a KATO client uses.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The engine callable in-process, without HTTP (see [`EngineHandle`]).
+    pub fn handle(&self) -> EngineHandle {
+        EngineHandle::new(Arc::clone(&self.engine))
     }
 
     /// The database file, if the engine persists.

@@ -26,7 +26,7 @@ pub fn with_status<T: Serialize>(status: StatusCode, body: &T) -> Response {
     }
 }
 
-/// `{"detail": ...}` with the given status (400, 404, 405, 413, 501, 503, 504).
+/// `{"detail": ...}` with the given status (400, 404, 405, 409, 413, 501, 503, 504).
 pub fn detail(status: StatusCode, detail: impl Into<Value>) -> Response {
     with_status(status, &json!({ "detail": detail.into() }))
 }
@@ -85,4 +85,29 @@ pub async fn not_found() -> Response {
 /// 405 for a known route with the wrong method.
 pub async fn method_not_allowed() -> Response {
     detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+}
+
+/// The answer for a refused or failed operation: the status and body shape KATO (or,
+/// for the knobs beyond KATO, this engine's documented answer) gives it.
+pub fn op_error(err: &super::ops::OpError) -> Response {
+    use super::ops::OpError;
+    match err {
+        OpError::SessionNotFound { session_id } => session_not_found(session_id),
+        OpError::BadRequest(_) => detail(StatusCode::BAD_REQUEST, err.to_string()),
+        OpError::ConfigRejected(errors) => detail(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "Configuration validation failed", "validation_errors": errors}),
+        ),
+        OpError::TooManyObservations { .. } => {
+            detail(StatusCode::PAYLOAD_TOO_LARGE, err.to_string())
+        }
+        OpError::TimedOut { .. } => detail(StatusCode::GATEWAY_TIMEOUT, err.to_string()),
+        OpError::PoolBusy { .. } | OpError::StoreFailed(_) => {
+            detail(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
+        }
+        OpError::Overloaded => plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
+        OpError::NotImplemented(_) => detail(StatusCode::NOT_IMPLEMENTED, err.to_string()),
+        OpError::Internal => internal_error(),
+        OpError::Conflict(_) => detail(StatusCode::CONFLICT, err.to_string()),
+    }
 }

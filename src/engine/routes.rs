@@ -16,9 +16,10 @@ use serde_json::{json, Value};
 use crate::kato::api::{PatternLookup, PatternResult};
 use crate::kato::pattern::{bare_hash, kb_id};
 
+use super::checkpoint::CheckpointAsk;
 use super::kb::parse_digest;
-use super::reply::{detail, method_not_allowed, not_found, ok, session_not_found};
-use super::store::CheckpointOp;
+use super::ops::OpError;
+use super::reply::{detail, method_not_allowed, not_found, ok, op_error, session_not_found};
 use super::{limits, session_routes as s, Engine};
 
 /// KATO's version this engine is compatible with.
@@ -239,114 +240,34 @@ async fn kb_frequencies(
     let Ok(Path(node)) = node else {
         return not_found().await;
     };
-    let kb_id = kb_id(&node, &engine.config.service_name);
-    let patterns: Vec<Value> = engine
-        .kbs
-        .existing(&kb_id)
-        .map(|kb| kb.frequencies())
-        .unwrap_or_default()
+    let (kb_id, patterns) = engine.kb_frequencies(&node);
+    let patterns: Vec<Value> = patterns
         .into_iter()
         .map(|(name, frequency)| json!({"name": name, "frequency": frequency}))
         .collect();
     ok(&json!({"kb_id": kb_id, "patterns": patterns}))
 }
 
-/// katotune's own durability barrier (not a KATO route). The JSON body picks the
-/// operation: `{}` commits everything acknowledged so far (`{"label": "..."}` records
-/// a label with it), `{"hold": true, "rollback": true}` makes commits wait for
-/// checkpoints after forgetting what is not committed, `{"hold": false}` commits and
-/// releases; `"instance"` makes any of them refuse (409, nothing done) when this engine
-/// is not that instance (it restarted). 200 answers `{"instance", "persistent", "held",
-/// "label"}` once the state is on disk; 503 `{"detail"}` when the database could not be
-/// written (disk full...).
+/// katotune's own durability barrier (not a KATO route; see `checkpoint.rs`): the JSON
+/// body is a [`CheckpointAsk`] (empty = commit). 200 answers a [`super::CheckpointReply`] once
+/// the state is on disk; 409 `{"detail"}` for another instance or another run's hold;
+/// 503 `{"detail"}` when the database could not be written (disk full...).
 async fn checkpoint(State(engine): State<Arc<Engine>>, body: axum::body::Bytes) -> Response {
-    #[derive(serde::Deserialize, Default)]
-    struct Ask {
-        hold: Option<bool>,
-        #[serde(default)]
-        rollback: bool,
-        label: Option<String>,
-        instance: Option<String>,
-        owner: Option<String>,
-    }
-    let ask: Ask = if body.iter().all(u8::is_ascii_whitespace) {
-        Ask::default()
+    let ask: CheckpointAsk = if body.iter().all(u8::is_ascii_whitespace) {
+        CheckpointAsk::default()
     } else {
         match serde_json::from_slice(&body) {
             Ok(ask) => ask,
             Err(e) => return detail(StatusCode::BAD_REQUEST, format!("bad checkpoint body: {e}")),
         }
     };
-    let instance = engine.instance.clone();
-    if ask.instance.as_ref().is_some_and(|i| *i != instance) {
-        return detail(
-            StatusCode::CONFLICT,
-            format!("this engine restarted: it is instance {instance}, not the one asked for"),
-        );
-    }
-    // An in-memory engine has nothing to hold: no run owns it.
-    if engine.store.is_none() {
-        return ok(
-            &json!({"instance": instance, "persistent": false, "held": false, "label": null}),
-        );
-    }
-    if let Err(message) = check_owner(&engine, ask.owner.as_deref(), ask.hold == Some(true)) {
-        return detail(StatusCode::CONFLICT, message);
-    }
-    if ask.hold == Some(false) {
-        // Released: the next run may hold at once, without waiting out the lease.
-        *engine.hold_owner.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-    let op = match ask.hold {
-        Some(true) => CheckpointOp::Hold {
-            rollback: ask.rollback,
-        },
-        Some(false) => CheckpointOp::Release,
-        None => CheckpointOp::Commit { label: ask.label },
-    };
-    let worker = Arc::clone(&engine);
-    let answer = tokio::task::spawn_blocking(move || {
-        worker
-            .store
-            .as_ref()
-            .map(|store| store.checkpoint(op))
-            .unwrap_or_else(|| Err("no database".into()))
-    })
-    .await
-    .unwrap_or_else(|e| Err(e.to_string()));
+    let answer = tokio::task::spawn_blocking(move || engine.checkpoint(ask))
+        .await
+        .unwrap_or_else(|e| Err(OpError::StoreFailed(e.to_string())));
     match answer {
-        Ok(state) => ok(&json!({
-            "instance": instance,
-            "persistent": true,
-            "held": state.held,
-            "label": state.label,
-        })),
-        Err(message) => detail(StatusCode::SERVICE_UNAVAILABLE, message),
+        Ok(reply) => ok(&reply),
+        Err(err) => op_error(&err),
     }
-}
-
-/// How long a run's hold keeps other runs from taking the engine over.
-const HOLD_LEASE: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// One run at a time holds commits: a hold by another `owner` is refused while the
-/// holder was active within [`HOLD_LEASE`] (it would roll the holder's work back); a
-/// commit or release by a run that is no longer the holder is refused too.
-fn check_owner(engine: &Engine, owner: Option<&str>, hold: bool) -> Result<(), String> {
-    let Some(owner) = owner else {
-        return Ok(());
-    };
-    let mut slot = engine.hold_owner.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((holder, seen)) = slot.as_ref() {
-        if holder != owner && (!hold || seen.elapsed() < HOLD_LEASE) {
-            return Err(format!(
-                "the knowledge base is held for checkpoints by another katotune run ({holder}, \
-                 active {}s ago); run one training at a time against this server",
-                seen.elapsed().as_secs()
-            ));
-        }
-    }
-    *slot = Some((owner.to_string(), std::time::Instant::now()));
-    Ok(())
 }
 
 #[cfg(test)]

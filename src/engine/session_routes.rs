@@ -1,8 +1,8 @@
 //! Handlers under `/sessions` (API.md sections 2.2-2.8).
 //!
 //! Handlers behind the session middleware receive the live [`Session`] as a request
-//! extension. Each locks its session only for the synchronous work, then hands the
-//! patterns it learned to the node's knowledge base in one batch.
+//! extension. Each is a thin wrapper: parse the body, call the engine's typed operation
+//! (`ops.rs`), render its answer or its error (`reply.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,17 +15,14 @@ use axum::response::Response;
 use chrono::Utc;
 use serde_json::{json, Map, Value};
 
-use crate::kato::api::{
-    CreateSession, LearnResult, Observation, ObserveResult, ObserveSequence, StmResult,
-};
-use crate::kato::pattern::kb_id;
+use crate::kato::api::{CreateSession, Observation, ObserveSequence, StmResult};
 
 use super::body::{self, parse};
-use super::limits::{self, Deadline};
+use super::limits::Deadline;
+use super::ops::OpError;
 use super::reply::{
-    detail, internal_error, not_found, ok, session_detail_not_found, unprocessable,
+    detail, internal_error, not_found, ok, op_error, session_detail_not_found, unprocessable,
 };
-use super::session_config::{apply, server_defaults, validate};
 use super::sessions::{timestamp, Session};
 use super::Engine;
 
@@ -43,38 +40,17 @@ fn read<T: serde::de::DeserializeOwned>(body: Body, schema: &body::Ty) -> Result
     parse(&bytes, schema).map_err(|entries| Box::new(unprocessable(entries)))
 }
 
-fn vectors_unsupported() -> Response {
-    detail(
-        StatusCode::BAD_REQUEST,
-        "the embedded katotune engine does not support vector observations; \
-         send strings only, or use a docker or external KATO backend",
-    )
-}
-
 /// `POST /sessions`.
 pub async fn create(State(engine): State<Arc<Engine>>, body: Body) -> Response {
     let req: CreateSession = match read(body, &body::CREATE_SESSION) {
         Ok(value) => value,
         Err(answer) => return *answer,
     };
-    let ttl = match req.ttl_seconds {
-        None | Some(0) => engine.config.session_ttl,
-        Some(n) if n < 0 => return internal_error(),
-        Some(n) => Duration::from_secs(n.unsigned_abs()),
-    };
-    let mut config = server_defaults();
-    if let Some(Value::Object(updates)) = &req.config {
-        // KATO applies a create-time config all-or-nothing, and drops it silently.
-        if validate(updates).is_empty() {
-            apply(&mut config, updates);
-        }
-    }
-    let kb = engine
-        .kbs
-        .node(&kb_id(&req.node_id, &engine.config.service_name));
-    let session = engine.sessions.create(&req.node_id, kb, ttl, config);
     let echoed_ttl = req.ttl_seconds.unwrap_or(3600);
-    ok(&session_info(&session, json!(echoed_ttl)))
+    match engine.create_session(req) {
+        Ok(session) => ok(&session_info(&session, json!(echoed_ttl))),
+        Err(err) => op_error(&err),
+    }
 }
 
 fn session_info(session: &Session, ttl_seconds: Value) -> Value {
@@ -157,7 +133,11 @@ pub async fn get_config(Extension(session): Live) -> Response {
 }
 
 /// `POST /sessions/{sid}/config`: `{"config": {...}}` or the bare object.
-pub async fn set_config(Extension(session): Live, body: Body) -> Response {
+pub async fn set_config(
+    State(engine): State<Arc<Engine>>,
+    Extension(session): Live,
+    body: Body,
+) -> Response {
     let mut map: Map<String, Value> = match read(body, &body::CONFIG_UPDATE) {
         Ok(value) => value,
         Err(answer) => return *answer,
@@ -170,19 +150,12 @@ pub async fn set_config(Extension(session): Live, body: Body) -> Response {
         }
         None => map,
     };
-    let errors = validate(&updates);
-    if !errors.is_empty() {
-        return detail(
-            StatusCode::BAD_REQUEST,
-            json!({"error": "Configuration validation failed", "validation_errors": errors}),
-        );
+    match engine.set_config(&session, &updates) {
+        Ok(()) => ok(
+            &json!({"status": "okay", "message": "Configuration updated", "session_id": session.id}),
+        ),
+        Err(err) => op_error(&err),
     }
-    let mut data = session.lock();
-    let mut config = data.config.clone();
-    apply(&mut config, &updates);
-    data.set_config(config);
-    drop(data);
-    ok(&json!({"status": "okay", "message": "Configuration updated", "session_id": session.id}))
 }
 
 /// `POST /sessions/{sid}/observe`.
@@ -195,27 +168,7 @@ pub async fn observe(
         Ok(value) => value,
         Err(answer) => return *answer,
     };
-    if !obs.vectors.is_empty() {
-        return vectors_unsupported();
-    }
-    let mut learned = Vec::new();
-    let mut data = session.lock();
-    let step = data.state.observe(obs, &mut learned);
-    let dropped = data
-        .state
-        .trim_to_capacity(engine.config.limits.stm_capacity);
-    drop(data);
-    session.kb.learn_all(learned);
-    ok(&ObserveResult {
-        status: "okay".into(),
-        session_id: Some(session.id.clone()),
-        processor_id: Some(session.node_id.clone()),
-        stm_length: step.stm_length,
-        time: step.time,
-        unique_id: Some(format!("obs-{:032x}", rand::random::<u128>())),
-        auto_learned_pattern: step.auto_learned,
-        stm_capacity_note: limits::stm_note(&engine, dropped),
-    })
+    reply(engine.observe(&session, obs))
 }
 
 /// `POST /sessions/{sid}/observe-sequence`.
@@ -229,70 +182,24 @@ pub async fn observe_sequence(
         Ok(value) => value,
         Err(answer) => return *answer,
     };
-    let count = req.observations.len();
-    if let Some(limit) = engine.config.limits.batch_size.filter(|l| count > *l) {
-        return limits::too_many_observations(&engine, count, limit);
-    }
-    if req.observations.iter().any(|o| !o.vectors.is_empty()) {
-        return vectors_unsupported();
-    }
     let deadline = deadline.map(|Extension(Deadline(at))| at);
-    let mut learned = Vec::with_capacity(count / 2);
-    let mut data = session.lock();
-    // A deadline may abandon the request half-way: work on a copy then.
-    let backup = deadline.map(|_| data.state.clone());
-    let outcome = data
-        .state
-        .observe_sequence(req, &session.node_id, deadline, &mut learned);
-    let mut result = match (outcome, backup) {
-        (Ok(result), _) => result,
-        (Err(_), backup) => {
-            if let Some(backup) = backup {
-                data.state = backup;
-            }
-            drop(data);
-            let limit = engine.config.limits.request_timeout.unwrap_or_default();
-            return limits::timed_out(&engine, limit);
-        }
-    };
-    let dropped = data
-        .state
-        .trim_to_capacity(engine.config.limits.stm_capacity);
-    drop(data);
-    session.kb.learn_all(learned);
-    result.stm_capacity_note = limits::stm_note(&engine, dropped);
-    ok(&result)
+    reply(engine.observe_sequence(&session, req, deadline))
 }
 
 /// `POST /sessions/{sid}/learn`: the whole STM, always emptied afterwards.
-pub async fn learn(Extension(session): Live) -> Response {
-    let mut learned = Vec::with_capacity(1);
-    let mut data = session.lock();
-    if data.state.stm.is_empty() {
-        return detail(StatusCode::BAD_REQUEST, "Cannot learn from empty STM");
-    }
-    let name = data.state.learn(&mut learned);
-    drop(data);
-    session.kb.learn_all(learned);
-    ok(&LearnResult {
-        status: "learned".into(),
-        message: Some(format!("Learned pattern {name} from 0 events")),
-        pattern_name: name,
-        session_id: Some(session.id.clone()),
-        processor_id: None,
-    })
+pub async fn learn(State(engine): State<Arc<Engine>>, Extension(session): Live) -> Response {
+    reply(engine.learn(&session))
 }
 
 /// `POST /sessions/{sid}/clear-stm`: STM, accumulators and time.
-pub async fn clear_stm(Extension(session): Live) -> Response {
-    session.lock().state.clear_stm();
+pub async fn clear_stm(State(engine): State<Arc<Engine>>, Extension(session): Live) -> Response {
+    engine.clear_stm(&session);
     ok(&json!({"status": "cleared", "session_id": session.id}))
 }
 
 /// `POST /sessions/{sid}/clear-all`: also deletes the node's whole knowledge base.
-pub async fn clear_all(Extension(session): Live) -> Response {
-    session.lock().state.clear_stm();
-    session.kb.clear();
+pub async fn clear_all(State(engine): State<Arc<Engine>>, Extension(session): Live) -> Response {
+    engine.clear_all(&session);
     ok(&json!({"status": "cleared", "session_id": session.id, "scope": "all"}))
 }
 
@@ -308,9 +215,17 @@ pub async fn stm(Extension(session): Live) -> Response {
 
 /// `GET /sessions/{sid}/predictions`: not computed by this engine.
 pub async fn predictions(Extension(_session): Live) -> Response {
-    detail(
-        StatusCode::NOT_IMPLEMENTED,
+    op_error(&OpError::NotImplemented(
         "the embedded katotune engine does not compute predictions; it learns and \
-         stores patterns only. Use a docker or external KATO backend for predictions",
-    )
+         stores patterns only. Use a docker or external KATO backend for predictions"
+            .into(),
+    ))
+}
+
+/// 200 with the operation's answer, or the answer for its error.
+fn reply<T: serde::Serialize>(result: Result<T, OpError>) -> Response {
+    match result {
+        Ok(answer) => ok(&answer),
+        Err(err) => op_error(&err),
+    }
 }

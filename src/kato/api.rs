@@ -179,6 +179,28 @@ impl<'a> SymbolSequence<'a> {
     }
 }
 
+impl SymbolSequence<'_> {
+    /// The same request as an owned [`ObserveSequence`], for a server called in-process
+    /// (what the JSON of this sequence parses to).
+    pub fn to_owned_sequence(&self) -> ObserveSequence {
+        let observations = self
+            .observations
+            .iter()
+            .map(|o| Observation {
+                strings: vec![o.strings[0].to_owned()],
+                metadata: o.metadata.cloned().unwrap_or_default(),
+                ..Observation::default()
+            })
+            .collect();
+        ObserveSequence {
+            observations,
+            learn_after_each: self.learn_after_each,
+            learn_at_end: self.learn_at_end,
+            clear_stm_between: self.clear_stm_between,
+        }
+    }
+}
+
 /// One entry of `results` in an observe-sequence answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SequenceStep {

@@ -40,6 +40,7 @@
 
 mod answers;
 mod config;
+mod in_process;
 mod session;
 mod transport;
 
@@ -53,13 +54,14 @@ use serde_json::Value;
 use self::answers::{check_config_taken, expect_status, ConfigUpdate, KbListing, StatusAnswer};
 use self::config::check_base_url;
 pub use self::config::{ClientConfig, RetryPolicy};
+pub use self::in_process::InProcessClient;
 pub use self::session::{Replay, Session};
 use self::transport::{bad_response, encode, parse, segment, Request, Transport};
 use super::api::{
-    CreateSession, Health, LearnResult, Observation, ObserveResult, PatternResult, SequenceResult,
-    SessionConfig, SessionInfo, StmResult, StoredPattern,
+    Health, LearnResult, Observation, ObserveResult, PatternResult, SequenceResult, SessionConfig,
+    SessionInfo, StmResult, StoredPattern,
 };
-use super::error::{CallSite, ErrorKind, KatoError, SetupError};
+use super::error::{CallSite, KatoError, SetupError};
 use super::metrics::{ClientMetrics, Endpoint, MetricsSnapshot};
 
 /// Async client of one KATO server; cheap to clone.
@@ -383,22 +385,7 @@ impl KatoClient {
     /// `POST /sessions` for the handle; sets its id.
     async fn open(&self, session: &mut Session) -> Result<(), KatoError> {
         let site = node_site(Endpoint::CreateSession, &session.node_id);
-        let config = serde_json::to_value(&session.config).map_err(|err| {
-            KatoError::new(
-                site.clone(),
-                ErrorKind::Encode {
-                    reason: err.to_string(),
-                },
-            )
-        })?;
-        let request = CreateSession {
-            node_id: session.node_id.clone(),
-            config: Some(config.clone()),
-            ttl_seconds: session
-                .ttl_seconds
-                .map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
-            metadata: None,
-        };
+        let (request, config) = session.create_request(&site)?;
         let body = encode(&site, &request)?;
         let info: SessionInfo = self
             .json(site.clone(), Method::POST, "/sessions".into(), Some(body))

@@ -1,5 +1,6 @@
 //! What the KATO client did: calls and HTTP requests per endpoint, latency
-//! percentiles, errors by class, retries, session recreations and server outages.
+//! percentiles and distributions, errors by class, retries, session recreations and
+//! server outages.
 //!
 //! Counters are atomics and each endpoint has its own latency histogram behind its
 //! own mutex, so the trainer's worker tasks rarely contend. Latency is recorded per
@@ -15,6 +16,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::error::ErrorClass;
+use super::latency_histogram::LatencyHistogram;
 
 /// Which KATO call: a fixed label for metrics and errors, never a URL with ids in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -316,6 +318,10 @@ pub struct LatencySummary {
     pub max_ms: f64,
     /// Mean.
     pub mean_ms: f64,
+    /// The whole distribution in log-spaced buckets (record version 2; absent in
+    /// older records and when nothing was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<LatencyHistogram>,
 }
 
 impl LatencySummary {
@@ -331,6 +337,7 @@ impl LatencySummary {
             p99_ms: ms(histogram.value_at_quantile(0.99)),
             max_ms: ms(histogram.max()),
             mean_ms: histogram.mean() / 1000.0,
+            histogram: LatencyHistogram::of(histogram),
         }
     }
 }

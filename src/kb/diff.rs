@@ -1,5 +1,10 @@
 //! `kb diff`: per KB, which pattern names only one side holds and which frequencies
 //! differ, with a few examples each.
+//!
+//! Names are printed bare (40 hex digits, no `PTRN|`), as `kb dump` writes them and as
+//! KATO's stores hold them (`<kb>:frequency:<name>` in Redis, the `name` column of
+//! `kato.patterns_data`; storage/README.md): a name from `kb diff` can be looked up in
+//! a dump or a store as it is. `PTRN|` is the wire form KATO's API returns.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -38,7 +43,7 @@ impl DiffReport {
             .all(|k| k.only_in_a + k.only_in_b + k.different_frequency == 0)
     }
 
-    /// The text `kb diff` prints.
+    /// The text `kb diff` prints; names bare, as in dumps and stores.
     pub fn text(&self) -> String {
         let mut s = String::new();
         for k in &self.kbs {
@@ -53,13 +58,13 @@ impl DiffReport {
                 k.kb_id, k.only_in_a, k.only_in_b, k.different_frequency
             );
             for name in &k.examples_only_in_a {
-                let _ = writeln!(s, "    only in A: PTRN|{name}");
+                let _ = writeln!(s, "    only in A: {name}");
             }
             for name in &k.examples_only_in_b {
-                let _ = writeln!(s, "    only in B: PTRN|{name}");
+                let _ = writeln!(s, "    only in B: {name}");
             }
             for (name, fa, fb) in &k.examples_different_frequency {
-                let _ = writeln!(s, "    frequency A {fa}, B {fb}: PTRN|{name}");
+                let _ = writeln!(s, "    frequency A {fa}, B {fb}: {name}");
             }
         }
         let verdict = if self.same() {
@@ -154,7 +159,13 @@ mod tests {
         );
         assert_eq!((r.kbs[1].kb_id.as_str(), r.kbs[1].only_in_a), ("k1", 1));
         assert_eq!((r.kbs[2].kb_id.as_str(), r.kbs[2].only_in_b), ("k2", 1));
-        assert!(r.text().contains("frequency A 2, B 3: PTRN|bb"));
+        // Bare, as `kb dump` and the stores spell names.
+        assert!(
+            r.text().contains("frequency A 2, B 3: bb\n"),
+            "{}",
+            r.text()
+        );
+        assert!(!r.text().contains("PTRN|"));
         assert!(compare(&a, &a, 3).same());
     }
 }

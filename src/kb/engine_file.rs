@@ -132,7 +132,12 @@ pub fn read_engine_file<E: From<EngineFileError>>(
     Ok(())
 }
 
-fn pattern_from_row(path: &Path, row: &rusqlite::Row<'_>) -> Result<PatternEntry, EngineFileError> {
+/// One `patterns` row (columns kb_id, name, pattern_data, frequency, emotives,
+/// metadata, in that order) as an entry.
+pub(crate) fn pattern_from_row(
+    path: &Path,
+    row: &rusqlite::Row<'_>,
+) -> Result<PatternEntry, EngineFileError> {
     let err = sqlite(path);
     let kb_id: String = row.get(0).map_err(&err)?;
     let name: String = row.get(1).map_err(&err)?;

@@ -100,7 +100,7 @@ pub struct SourceInfo {
 }
 
 /// KB ids in an engine file (patterns or affinity), sorted.
-fn engine_file_kb_ids(path: &Path) -> Result<Vec<String>> {
+pub(crate) fn engine_file_kb_ids(path: &Path) -> Result<Vec<String>> {
     let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
     let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(|e| {
         crate::app::BadInput(format!(

@@ -16,17 +16,21 @@
 //! - [`engine_file`]: the embedded engine's SQLite file as a stream of entries;
 //! - [`dump`]: the portable dump file; [`stores`]: KATO's Redis and ClickHouse read and
 //!   written; [`location`]: any of those as a source or target; [`stats`] and [`diff`]:
-//!   what `kb status` and `kb diff` compute.
+//!   what `kb status` and `kb diff` compute;
+//! - [`merge`]: knowledge bases added up as one run would have learned them (`kb
+//!   merge`), reading inputs in key order through [`sorted_source`].
 
 pub mod diff;
 pub mod dump;
 pub mod engine_file;
 pub mod kato_form;
 pub mod location;
+pub mod merge;
 pub mod minhash;
 mod minhash_perm;
 pub mod py_json;
 pub mod redis_float;
+pub mod sorted_source;
 pub mod stats;
 pub mod store_image;
 pub mod stores;

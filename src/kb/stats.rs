@@ -58,6 +58,11 @@ impl StatsBuilder {
         }
     }
 
+    /// The KB id being summarised.
+    pub fn kb_id(&self) -> &str {
+        &self.kb_id
+    }
+
     /// Adds one pattern (bare hex `name`, learned `frequency` times).
     pub fn add(&mut self, name: &str, frequency: u64) -> Result<(), OutOfOrder> {
         if let Some(last) = &self.last {

@@ -147,6 +147,11 @@ fn first_line(s: &str) -> String {
 }
 
 /// Where a parent named in `child` lives: next to the child, then shipped.
+///
+/// A file never inherits itself: `inherits: baseline` in `./baseline.yaml` (or in
+/// `profiles/baseline.yaml`) names the next profile of that name, the shipped one, the
+/// way nextest resolves a profile that inherits a built-in profile of its own name.
+/// Only a chain that comes back to a layer already in it is a cycle.
 fn locate_parent(child: &Layer, parent: &str) -> Result<Layer, ProfileError> {
     let dir = child
         .path
@@ -161,10 +166,17 @@ fn locate_parent(child: &Layer, parent: &str) -> Result<Layer, ProfileError> {
         } else {
             dir.join(format!("{parent}.yaml"))
         };
-        if file.is_file() {
+        let is_child = |file: &Path| match (&child.path, std::fs::canonicalize(file)) {
+            (Some(own), Ok(file)) => std::fs::canonicalize(own).is_ok_and(|own| own == file),
+            _ => false,
+        };
+        if is_child(&file) {
+            searched.push(format!("{} (the profile itself)", file.display()));
+        } else if file.is_file() {
             return read_layer(&file);
+        } else {
+            searched.push(file.display().to_string());
         }
-        searched.push(file.display().to_string());
     }
     if let Some((n, text)) = SHIPPED.iter().find(|(n, _)| *n == parent) {
         return parse_layer(format!("shipped:{n}"), None, text.to_string());

@@ -13,8 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::duration;
-pub use crate::train::dataset::DatasetFormat;
-pub use crate::train::segment::Segmentation;
+pub use crate::terms::{DatasetFormat, OnBadSample, SampleFilter, Segmentation};
 
 /// A fully resolved tuning profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +63,10 @@ pub struct StackSection {
     pub kb_file: Option<PathBuf>,
     /// Embedded engine: keep the knowledge base in memory only.
     pub ephemeral: bool,
+    /// How the trainer calls an engine running in katotune's own process: `auto`
+    /// (directly, no HTTP) or `http` (over loopback, to measure the wire). Other
+    /// backends are always HTTP.
+    pub transport: TransportChoice,
     /// The KATO server settings this profile tunes (see the knob table).
     pub tuning: Tuning,
     /// Any other environment for the KATO container, passed as is.
@@ -109,6 +112,19 @@ pub enum Backend {
     Docker,
     /// A KATO already running at `stack.url`.
     External,
+}
+
+/// How the trainer reaches the engine when it runs in katotune's own process
+/// (`stack.transport`; see `train::link`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransportChoice {
+    /// In-process when the engine runs inside this katotune (the embedded backend),
+    /// HTTP otherwise.
+    #[default]
+    Auto,
+    /// Always HTTP, also to an engine in this process (to measure the wire).
+    Http,
 }
 
 /// Stack definitions shipped in templates/.
@@ -298,13 +314,6 @@ impl Default for DatasetSection {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum SampleFilter {
-    Reference,
-    None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum Tokenizer {
     Gpt2,
 }
@@ -314,13 +323,6 @@ pub enum Tokenizer {
 pub enum MetadataPolicy {
     Reference,
     None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnBadSample {
-    Fail,
-    Skip,
 }
 
 /// Retry policy for requests that never reached the server.
@@ -443,6 +445,7 @@ impl Default for StackSection {
             qdrant: false,
             kb_file: None,
             ephemeral: false,
+            transport: TransportChoice::Auto,
             tuning: Tuning::default(),
             env: BTreeMap::new(),
         }

@@ -70,6 +70,19 @@ pub struct Correctness {
     pub note: Option<String>,
     /// Every measured repeat of this profile learned the same digests.
     pub repeats_agree: bool,
+    /// Where the digests were read back after each run, and the nodes whose KB as
+    /// read is not the client's tally; `None` when the records carry no KB check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_back: Option<super::read_back::ReadBack>,
+}
+
+impl Correctness {
+    /// True when a run's KB as read back is not what the server answered.
+    pub fn stores_disagree(&self) -> bool {
+        self.read_back
+            .as_ref()
+            .is_some_and(|r| !r.mismatches.is_empty())
+    }
 }
 
 /// One node that learned something else than the reference.
@@ -132,10 +145,17 @@ pub fn differences(side: KbSide<'_>, reference: KbSide<'_>) -> Vec<NodeDifferenc
 
 type Level<'a> = Option<(&'a LevelRecord, Option<&'a BTreeMap<String, u64>>)>;
 
+/// How one node of two runs differs, or `None` when both hold the same there. A node
+/// one side lacks and the other never taught a pattern (idle: its level learned
+/// nothing) holds nothing on either side, so it is no difference.
 fn node_difference(node: &str, mine: Level<'_>, theirs: Level<'_>) -> Option<NodeDifference> {
     let digest = mine.map(|(l, _)| l.kb.digest.clone());
     let reference_digest = theirs.map(|(l, _)| l.kb.digest.clone());
     if digest == reference_digest {
+        return None;
+    }
+    let holds_nothing = |level: Level<'_>| level.is_none_or(|(l, _)| l.kb.distinct == 0);
+    if holds_nothing(mine) && holds_nothing(theirs) {
         return None;
     }
     let empty = BTreeMap::new();
@@ -269,6 +289,16 @@ mod tests {
         assert_eq!(diffs[0].digest, None);
         assert_eq!(diffs[0].names_differing, Some(2));
         assert_eq!(diffs[0].examples[1].reference_count, 3);
+    }
+
+    #[test]
+    fn a_node_absent_on_one_side_and_idle_on_the_other_is_no_difference() {
+        let kb = vec![counts(&[("PTRN|a", 1)]), counts(&[])];
+        let levels = vec![level("node0", &kb[0]), level("node1", &kb[1])];
+        let (short, full) = (&levels[..1], &levels[..]);
+        let side = |levels| KbSide { levels, kb: &[] };
+        assert!(differences(side(short), side(full)).is_empty());
+        assert!(differences(side(full), side(short)).is_empty());
     }
 
     #[test]

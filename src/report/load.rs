@@ -8,6 +8,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use super::model::{Comparison, ProfileRuns, SCHEMA_VERSION};
+use crate::profile::Profile;
 use crate::train::record::RunRecord;
 
 /// What the files held.
@@ -72,12 +73,12 @@ pub fn load_inputs<P: AsRef<Path>>(paths: &[P]) -> Result<Inputs, LoadError> {
     let mut first_record: Option<PathBuf> = None;
     for path in paths.iter().map(AsRef::as_ref) {
         match load_one(path)? {
-            Loaded::Record(record) => {
+            Loaded::Record(record, profile) => {
                 if let Some((seen, _)) = &comparison {
                     return Err(mixed(seen, path));
                 }
                 first_record.get_or_insert_with(|| path.to_path_buf());
-                add_record(&mut runs, *record);
+                add_record(&mut runs, *record, *profile);
             }
             Loaded::Comparison(c) => {
                 if let Some(other) = comparison
@@ -106,7 +107,8 @@ fn mixed(comparison: &Path, other: &Path) -> LoadError {
 }
 
 enum Loaded {
-    Record(Box<RunRecord>),
+    /// A run record with its resolved profile read back.
+    Record(Box<RunRecord>, Box<Profile>),
     Comparison(Box<Comparison>),
 }
 
@@ -136,32 +138,33 @@ fn load_one(path: &Path) -> Result<Loaded, LoadError> {
             });
     }
     if has("run_id") && has("levels") {
-        return serde_json::from_value(value)
-            .map(|r| Loaded::Record(Box::new(r)))
-            .map_err(|source| LoadError::BadRecord {
-                path: path.to_path_buf(),
-                source,
-            });
+        let bad = |source| LoadError::BadRecord {
+            path: path.to_path_buf(),
+            source,
+        };
+        let record: RunRecord = serde_json::from_value(value).map_err(bad)?;
+        let profile = serde_json::from_value(record.profile.resolved.clone()).map_err(bad)?;
+        return Ok(Loaded::Record(Box::new(record), Box::new(profile)));
     }
     Err(LoadError::Unrecognised {
         path: path.to_path_buf(),
     })
 }
 
-fn add_record(runs: &mut Vec<ProfileRuns>, record: RunRecord) {
+fn add_record(runs: &mut Vec<ProfileRuns>, record: RunRecord, mut profile: Profile) {
     match runs
         .iter_mut()
         .find(|r| r.profile.name == record.profile.name)
     {
         Some(existing) => existing.records.push(record),
         None => {
-            let mut profile = record.profile.resolved.clone();
             profile.name.clone_from(&record.profile.name);
             runs.push(ProfileRuns {
                 sources: BTreeMap::new(),
                 profile,
                 records: vec![record],
                 kb: Vec::new(),
+                max_runs_reached: None,
             });
         }
     }

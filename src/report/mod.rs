@@ -11,6 +11,7 @@ pub mod export;
 pub mod load;
 pub mod meta;
 pub mod model;
+pub mod read_back;
 pub mod regression;
 pub mod relative_speed;
 pub mod settings;

@@ -14,13 +14,15 @@ use super::relative_speed::Relative;
 use super::settings::Setting;
 use super::stats::Spread;
 use super::summary::{self, CallSummary, NodeSummary, RunBrief, SampleSummary};
-use super::warnings;
+use super::warnings::{self, MaxRunsReached};
 use crate::profile::Profile;
 use crate::train::dataset::DatasetIdentity;
 use crate::train::record::{BackendInfo, RunRecord};
 
-/// Format version of the comparison JSON (bumped on incompatible changes).
-pub const SCHEMA_VERSION: u32 = 1;
+/// Format version of the comparison JSON. 2 added, compatibly (version 1 documents
+/// still read): latency histograms, where each KB was read back
+/// (`correctness.read_back`), idle-level notes and `max_runs_reached`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One profile's input to a comparison.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,13 +31,16 @@ pub struct ProfileRuns {
     pub profile: Profile,
     /// The measured repeats, in the order they ran (warm-ups left out).
     pub records: Vec<RunRecord>,
-    /// Name counts read back from the server after the last repeat, one map per level
-    /// in the order of that record's `levels` (`kb[0]` is node0). Empty when the
-    /// names could not be read; differences are then reported without examples.
+    /// Name counts of the last repeat's KB, one map per level in the order of that
+    /// record's `levels` (`kb[0]` is node0): read back from the server's KB (the
+    /// record's `kb_check` says from where), else the client's tally. Empty when
+    /// unknown; differences are then reported without examples.
     pub kb: Vec<BTreeMap<String, u64>>,
     /// Where each resolved setting came from, by dotted key (`profile::explain`);
     /// empty when rebuilt from run records.
     pub sources: BTreeMap<String, String>,
+    /// Set when `--max-runs` ended the runs before `--min-time` was met.
+    pub max_runs_reached: Option<MaxRunsReached>,
 }
 
 /// The comparison of several profiles over the same samples.
@@ -107,6 +112,9 @@ pub struct ProfileSummary {
     /// Where each resolved setting came from, by dotted key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sources: BTreeMap<String, String>,
+    /// Set when `--max-runs` ended the runs before `--min-time` was met.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_runs_reached: Option<MaxRunsReached>,
 }
 
 /// The setting a scan varied and its values, one per profile in order.
@@ -215,7 +223,9 @@ impl Comparison {
 
     /// Profiles whose KB differs from the reference's: a batching or parallelism bug
     /// when they train the same data the same way (`Differs`), or an expected change
-    /// of settings (`DifferentLearning`) the user must acknowledge (`--allow-kb-diff`).
+    /// of settings (`DifferentLearning`) the user must acknowledge (`--allow-kb-diff`);
+    /// also profiles whose repeats disagree, or whose KB as read back is not what the
+    /// server answered.
     pub fn correctness_failures(&self) -> Vec<&ProfileSummary> {
         self.profiles
             .iter()
@@ -224,6 +234,7 @@ impl Comparison {
                     p.correctness.status,
                     CheckStatus::Differs | CheckStatus::DifferentLearning
                 ) || !p.correctness.repeats_agree
+                    || p.correctness.stores_disagree()
             })
             .collect()
     }
@@ -263,11 +274,11 @@ fn compare_with_reference(
     }
     profile.correctness.differences = correctness::differences(
         KbSide {
-            levels: &mine.levels,
+            levels: &mine.kb_levels(),
             kb: &input.kb,
         },
         KbSide {
-            levels: &theirs.levels,
+            levels: &theirs.kb_levels(),
             kb: &reference_input.kb,
         },
     );

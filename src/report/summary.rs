@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::correctness::{self, CheckStatus, Correctness};
 use super::model::ProfileRuns;
+use super::read_back::ReadBack;
 use super::settings::{settings_of, target_label};
 use super::stats::Spread;
 use super::ProfileSummary;
@@ -33,7 +34,8 @@ pub struct CallSummary {
     /// Client calls per trained sample by endpoint (mean over repeats).
     pub per_sample_by_endpoint: BTreeMap<String, f64>,
     /// Percentiles are the mean over repeats; `max_ms` is the slowest of all;
-    /// `samples` counts every measured request.
+    /// `samples` counts every measured request; `histogram` is every repeat's
+    /// distribution added up.
     pub latency: LatencySummary,
     /// Failed calls, summed over repeats.
     pub errors: u64,
@@ -65,8 +67,11 @@ pub struct NodeSummary {
     pub learns: u64,
     /// Distinct pattern names.
     pub distinct: u64,
-    /// KB digest (SHA-1 over sorted `name count` lines).
+    /// KB digest (SHA-1 over sorted `name count` lines), as read back when it was.
     pub digest: String,
+    /// Why this node learned nothing, when it did not (the run record's explanation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Everything but the parts that need other profiles (relative speed, correctness
@@ -97,7 +102,7 @@ pub(crate) fn summarize(runs: &ProfileRuns) -> ProfileSummary {
         relative: None,
         calls: calls(records),
         samples: samples(records),
-        nodes: last.map_or_else(Vec::new, |r| r.levels.iter().map(node).collect()),
+        nodes: last.map_or_else(Vec::new, |r| r.kb_levels().iter().map(node).collect()),
         correctness: Correctness {
             status: CheckStatus::NotRun,
             differences: Vec::new(),
@@ -105,15 +110,20 @@ pub(crate) fn summarize(runs: &ProfileRuns) -> ProfileSummary {
             repeats_agree: correctness::repeats_agree(
                 &records
                     .iter()
-                    .map(|r| r.levels.as_slice())
+                    .map(RunRecord::kb_levels)
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(Vec::as_slice)
                     .collect::<Vec<_>>(),
             ),
+            read_back: ReadBack::of(records),
         },
         settings: settings_of(&runs.profile),
         warnings: Vec::new(),
         verdict: None,
         resolved: runs.profile.clone(),
         sources: runs.sources.clone(),
+        max_runs_reached: runs.max_runs_reached,
     }
 }
 
@@ -122,6 +132,7 @@ fn no_backend() -> BackendInfo {
         kind: "none".into(),
         url: String::new(),
         server: String::new(),
+        transport: Default::default(),
     }
 }
 
@@ -144,6 +155,7 @@ fn node(level: &crate::train::record::LevelRecord) -> NodeSummary {
         learns: level.kb.learns,
         distinct: level.kb.distinct,
         digest: level.kb.digest.clone(),
+        note: level.note.clone(),
     }
 }
 
@@ -174,6 +186,11 @@ fn calls(records: &[RunRecord]) -> CallSummary {
         s.p99_ms += l.p99_ms / n;
         s.mean_ms += l.mean_ms / n;
         s.max_ms = s.max_ms.max(l.max_ms);
+        match (&mut s.histogram, &l.histogram) {
+            (Some(all), Some(h)) => all.merge(h),
+            (None, Some(h)) => s.histogram = Some(h.clone()),
+            _ => {}
+        }
     }
     summary.per_sample = summary.per_sample_by_endpoint.values().sum();
     summary

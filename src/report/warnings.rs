@@ -2,6 +2,8 @@
 //! a busy machine, a profile that trained nothing. Printed under the terminal table
 //! and in every report; they never change the exit code.
 
+use serde::{Deserialize, Serialize};
+
 use super::meta::ReproMeta;
 use super::stats::{self, OUTLIER_Z};
 use super::ProfileSummary;
@@ -17,6 +19,27 @@ pub const HIGH_CV: f64 = 0.10;
 /// A 1-minute load average at start above this share of the logical CPUs means other
 /// work competed with the measurement.
 pub const BUSY_LOAD_PER_CPU: f64 = 0.5;
+
+/// `--max-runs` ended a profile's measured runs before they added up to `--min-time`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MaxRunsReached {
+    /// The most runs allowed (`--max-runs`).
+    pub max_runs: u32,
+    /// Seconds the measured runs lasted, summed.
+    pub measured_seconds: f64,
+    /// The least measured time asked for (`--min-time`, `report.min_time`), seconds.
+    pub min_seconds: f64,
+}
+
+impl MaxRunsReached {
+    /// What happened and what to do, in one sentence.
+    pub fn sentence(&self) -> String {
+        format!(
+            "--max-runs {} reached after {:.2} s of measured runs, short of the {:.2} s asked              (--min-time, report.min_time): the figures rest on less time than asked; raise              --max-runs or train more samples per run",
+            self.max_runs, self.measured_seconds, self.min_seconds
+        )
+    }
+}
 
 /// One sentence per reason to doubt `p`'s figures.
 pub fn profile_warnings(p: &ProfileSummary) -> Vec<String> {
@@ -56,6 +79,9 @@ pub fn profile_warnings(p: &ProfileSummary) -> Vec<String> {
             cv * 100.0,
             HIGH_CV * 100.0
         ));
+    }
+    if let Some(cut) = &p.max_runs_reached {
+        out.push(format!("{}: {}", p.name, cut.sentence()));
     }
     let outliers = stats::outliers(&speeds);
     if !outliers.is_empty() {

@@ -53,6 +53,19 @@ pub enum ContainerChange {
     Unchanged,
 }
 
+impl ContainerChange {
+    /// What happened, in the words `apply` prints: `created`, `recreated (config
+    /// changed)`, `started`, `unchanged`.
+    pub fn words(self) -> &'static str {
+        match self {
+            ContainerChange::Created => "created",
+            ContainerChange::Recreated => "recreated (config changed)",
+            ContainerChange::Started => "started",
+            ContainerChange::Unchanged => "unchanged",
+        }
+    }
+}
+
 /// The outcome of `apply`, one entry per container in plan order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApplyReport {

@@ -3,17 +3,18 @@
 //!
 //! Checks, each a [`Verdict`] with a fix: Redis eviction policy, persistence and
 //! `maxmemory` against the knowledge base the corpus will make (estimated from a
-//! sample of it), ClickHouse's `kato.patterns_data` table, KBs whose stores disagree,
+//! sample of it), the STM streams KATO appends every observation to, ClickHouse's `kato.patterns_data` table, KBs whose stores disagree,
 //! levels that can never learn from this corpus, and knobs KATO ignores that the
 //! profile sets anyway. The corpus and knob checks need no running stack.
 
 use serde::Serialize;
 
+use crate::kb::stores::redis_store::StreamSize;
 use crate::kb::stores::{StoreError, StoreUrls, Stores};
 use crate::profile::knobs::KatoEffect;
 use crate::profile::validate::tuning_values;
 use crate::profile::Profile;
-use crate::train::dataset::Dataset;
+use crate::train::dataset::{Dataset, DatasetSpec};
 use crate::train::segment::Segmenter;
 use crate::train::tokenizer::Gpt2Tokenizer;
 
@@ -46,10 +47,28 @@ fn verdict(level: Level, check: &str, finding: String, fix: &str) -> Verdict {
     }
 }
 
-/// Rough Redis bytes per stored pattern: KATO writes a frequency, emotives and
-/// metadata key per pattern and adds the name to a set per symbol (API.md 9); about
-/// 300 bytes with Redis's per-key overhead. An estimate, said as one.
-pub const REDIS_BYTES_PER_PATTERN: u64 = 300;
+/// Redis bytes per stored pattern of node0, and of the levels above (whose symbols are
+/// pattern names, so their symbol keys and sets are larger). Measured with `MEMORY
+/// USAGE` over every key of a node in the stores a real KATO 3.10.1 wrote for 5 KJV
+/// chapters: 1,001 bytes per node0 pattern, 3,684 per node1 pattern (907 for a node0
+/// KB loaded by `kb load`). An estimate, said as one.
+pub const REDIS_BYTES_PER_PATTERN: [u64; 2] = [1_000, 3_700];
+
+/// Redis bytes a KB of `patterns[level]` patterns per level takes (estimated with
+/// [`REDIS_BYTES_PER_PATTERN`]).
+pub fn redis_kb_bytes(patterns: &[u64]) -> u64 {
+    patterns
+        .iter()
+        .enumerate()
+        .map(|(level, n)| n * REDIS_BYTES_PER_PATTERN[usize::from(level > 0)])
+        .sum()
+}
+
+/// Redis bytes per observation in KATO's STM streams when none exist yet to measure:
+/// KATO `XADD`s each observation to two streams (API.md 9, "Redis growth"), and an
+/// entry of its shape (event type, node, timestamp, a JSON body with one token) took
+/// 168 bytes in `MEMORY USAGE` on Debian's Redis 7 (20,000 entries, measured here).
+pub const STREAM_BYTES_PER_OBSERVATION: u64 = 2 * 168;
 
 /// What a sample of the corpus says about the run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -60,6 +79,9 @@ pub struct CorpusEstimate {
     pub samples_reaching: Vec<u64>,
     /// Patterns per sample at each level, summed over the sampled samples.
     pub patterns: Vec<u64>,
+    /// Observations the sampled samples send over all levels (one per token at
+    /// node0, one per name above): what KATO appends to its STM streams.
+    pub observations: u64,
 }
 
 /// Patterns a level stores from `items` in chunks of `size`: whole chunks, plus a
@@ -89,11 +111,16 @@ pub fn level_inputs(tokens: u64, node0_chunks: u64, chunk_sizes: &[usize]) -> Ve
     inputs
 }
 
-/// Reads up to `sample` samples of the profile's corpus and counts, per level, how
-/// many could learn and how many patterns they would make.
-pub fn estimate_corpus(profile: &Profile, sample: u64) -> anyhow::Result<CorpusEstimate> {
+/// Reads up to `sample` samples of the profile's corpus (`dataset`, the profile's
+/// dataset section as a reader spec) and counts, per level, how many could learn and
+/// how many patterns they would make.
+pub fn estimate_corpus(
+    profile: &Profile,
+    dataset: &DatasetSpec,
+    sample: u64,
+) -> anyhow::Result<CorpusEstimate> {
     let t = &profile.training;
-    let dataset = Dataset::open(&crate::train::runner::dataset_spec(profile))?;
+    let dataset = Dataset::open(dataset)?;
     let tokenizer = Gpt2Tokenizer::new()?;
     let segmenter = Segmenter::new(t.segmentation, t.chunk_sizes[0])?
         .with_paragraph_token_cap(t.paragraph_token_cap)?;
@@ -102,12 +129,14 @@ pub fn estimate_corpus(profile: &Profile, sample: u64) -> anyhow::Result<CorpusE
         sampled: 0,
         samples_reaching: vec![0; levels],
         patterns: vec![0; levels],
+        observations: 0,
     };
     for raw in dataset.flatten().take(sample as usize) {
         let tokenize = |text: &str| tokenizer.tokenize(text);
         let plan = segmenter.plan(&raw.text, &tokenize);
         let tokens: u64 = plan.chunks.iter().map(|c| c.len() as u64).sum();
         let inputs = level_inputs(tokens, plan.chunks.len() as u64, &t.chunk_sizes);
+        est.observations += inputs.iter().sum::<u64>();
         for (level, items) in inputs.iter().enumerate() {
             let stored = match level {
                 0 => plan.chunks.iter().filter(|c| c.len() >= 2).count() as u64,
@@ -123,10 +152,10 @@ pub fn estimate_corpus(profile: &Profile, sample: u64) -> anyhow::Result<CorpusE
     Ok(est)
 }
 
-/// Rows of the profile's corpus that are samples (what a run without
+/// Rows of the profile's corpus (`dataset`) that are samples (what a run without
 /// `training.samples` trains).
-pub fn count_samples(profile: &Profile) -> anyhow::Result<u64> {
-    let dataset = Dataset::open(&crate::train::runner::dataset_spec(profile))?;
+pub fn count_samples(dataset: &DatasetSpec) -> anyhow::Result<u64> {
+    let dataset = Dataset::open(dataset)?;
     Ok(dataset.flatten().count() as u64)
 }
 
@@ -160,6 +189,8 @@ pub struct RedisFacts {
     /// The `save` setting (empty: no RDB snapshots).
     pub save: String,
     pub used_memory: u64,
+    /// KATO's STM streams present now.
+    pub streams: Vec<StreamSize>,
 }
 
 /// Reads [`RedisFacts`] from a connected store.
@@ -174,11 +205,59 @@ pub fn redis_facts(stores: &mut Stores) -> Result<RedisFacts, StoreError> {
         appendonly: r.config_get("appendonly")?.as_deref() == Some("yes"),
         save: r.config_get("save")?.unwrap_or_default(),
         used_memory: r.used_memory()?,
+        streams: r.stm_streams()?,
     })
 }
 
-/// Verdicts on Redis: eviction, persistence, and room for `expected_bytes` more.
-pub fn redis_verdicts(f: &RedisFacts, expected_bytes: Option<u64>) -> Vec<Verdict> {
+/// What a run will add to Redis (estimates from a sample of the corpus).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunGrowth {
+    /// Bytes of knowledge base ([`redis_kb_bytes`]).
+    pub kb_bytes: u64,
+    /// Observations the run sends, each appended to KATO's two STM streams.
+    pub observations: u64,
+}
+
+impl RunGrowth {
+    /// Bytes the streams gain: per observation the bytes the present streams hold per
+    /// entry (both streams), or [`STREAM_BYTES_PER_OBSERVATION`] when there are none.
+    pub fn stream_bytes(&self, present: &[StreamSize]) -> u64 {
+        let entries: u64 = present.iter().map(|s| s.entries).sum();
+        let bytes: u64 = present.iter().map(|s| s.bytes).sum();
+        let per_observation = match entries {
+            0 => STREAM_BYTES_PER_OBSERVATION,
+            n => 2 * bytes / n,
+        };
+        self.observations * per_observation
+    }
+}
+
+/// The STM-stream verdict: KATO never trims them, so they grow with every observation
+/// of every run; a warning when they hold anything or the run will add more than the
+/// knowledge base itself.
+pub fn stream_verdict(f: &RedisFacts, growth: RunGrowth) -> Verdict {
+    let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+    let bytes: u64 = f.streams.iter().map(|s| s.bytes).sum();
+    let entries: u64 = f.streams.iter().map(|s| s.entries).sum();
+    let adds = growth.stream_bytes(&f.streams);
+    let finding = format!(
+        "{} STM streams hold {entries} entries ({:.1} MiB); KATO appends each of the run's about {} observations to two of them and never trims them: about {:.1} MiB more",
+        f.streams.len(),
+        mib(bytes),
+        growth.observations,
+        mib(adds),
+    );
+    let fix = "KATO does not read these streams back for training: trim them between runs (`redis-cli XTRIM stm:global MAXLEN 0`, and each `stm:events:*`), and count them in maxmemory";
+    match entries > 0 || adds > growth.kb_bytes {
+        true => verdict(Level::Warn, "redis streams", finding, fix),
+        false => verdict(Level::Ok, "redis streams", finding, ""),
+    }
+}
+
+/// Verdicts on Redis: eviction, persistence, room for what the run adds (its KB and
+/// the STM streams' growth), and the streams.
+pub fn redis_verdicts(f: &RedisFacts, growth: Option<RunGrowth>) -> Vec<Verdict> {
+    let expected_bytes = growth.map(|g| g.kb_bytes + g.stream_bytes(&f.streams));
     let mut out = Vec::new();
     out.push(if f.policy.starts_with("allkeys") {
         verdict(Level::Fail, "redis eviction", format!("maxmemory-policy is {}: when Redis fills up it silently evicts pattern frequencies and sessions", f.policy), "set `maxmemory-policy noeviction` in the stack's redis.conf (katotune's kato template does)")
@@ -193,9 +272,10 @@ pub fn redis_verdicts(f: &RedisFacts, expected_bytes: Option<u64>) -> Vec<Verdic
     let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
     out.push(match (f.maxmemory, expected_bytes) {
         (0, _) => verdict(Level::Warn, "redis memory", "maxmemory is 0 (no cap): Redis can grow until the host kills it".into(), "set maxmemory to what the host can give"),
-        (cap, Some(need)) if f.used_memory + need > cap => verdict(Level::Fail, "redis memory", format!("the run will need about {:.2} GiB more (estimated from the corpus sample) on top of {:.2} GiB used, over maxmemory {:.2} GiB", gib(need), gib(f.used_memory), gib(cap)), "raise maxmemory, or train fewer samples per stack"),
+        (cap, Some(need)) if f.used_memory + need > cap => verdict(Level::Fail, "redis memory", format!("the run will need about {:.2} GiB more (knowledge base and STM streams, estimated from the corpus sample) on top of {:.2} GiB used, over maxmemory {:.2} GiB", gib(need), gib(f.used_memory), gib(cap)), "raise maxmemory, trim KATO's STM streams, or train fewer samples per stack"),
         (cap, need) => verdict(Level::Ok, "redis memory", format!("{:.2} GiB used of maxmemory {:.2} GiB; the run adds about {:.2} GiB", gib(f.used_memory), gib(cap), gib(need.unwrap_or(0))), ""),
     });
+    out.push(stream_verdict(f, growth.unwrap_or_default()));
     out
 }
 
@@ -250,8 +330,8 @@ pub fn server_verdicts(profile: &Profile, cores: usize) -> Vec<Verdict> {
     out
 }
 
-/// Every verdict on the running stack's stores, given the bytes the run will add.
-pub fn store_verdicts(urls: &StoreUrls, expected_bytes: Option<u64>) -> Vec<Verdict> {
+/// Every verdict on the running stack's stores, given what the run will add.
+pub fn store_verdicts(urls: &StoreUrls, growth: Option<RunGrowth>) -> Vec<Verdict> {
     let mut stores = match Stores::connect(urls) {
         Ok(s) => s,
         Err(e) => {
@@ -270,7 +350,7 @@ pub fn store_verdicts(urls: &StoreUrls, expected_bytes: Option<u64>) -> Vec<Verd
         "",
     )];
     match redis_facts(&mut stores) {
-        Ok(f) => out.extend(redis_verdicts(&f, expected_bytes)),
+        Ok(f) => out.extend(redis_verdicts(&f, growth)),
         Err(e) => out.push(verdict(Level::Fail, "redis", e.to_string(), "")),
     }
     out.push(match super::kb_guard::disagreements(&mut stores) {
@@ -341,9 +421,57 @@ mod tests {
             appendonly: false,
             save: String::new(),
             used_memory: 900_000,
+            streams: vec![],
         };
-        let v = redis_verdicts(&facts, Some(500_000));
-        assert!(v.iter().all(|v| v.level == Level::Fail), "{v:?}");
-        assert!(v.iter().all(|v| !v.fix.is_empty()));
+        let growth = RunGrowth {
+            kb_bytes: 500_000,
+            observations: 0,
+        };
+        let v = redis_verdicts(&facts, Some(growth));
+        let (settings, streams) = v.split_at(v.len() - 1);
+        assert!(settings.iter().all(|v| v.level == Level::Fail), "{v:?}");
+        assert!(settings.iter().all(|v| !v.fix.is_empty()));
+        assert_eq!(streams[0].level, Level::Ok, "no stream, none added: {v:?}");
+    }
+
+    #[test]
+    fn streams_that_grow_past_the_kb_are_a_warning_sized_from_their_own_entries() {
+        let mut facts = RedisFacts {
+            maxmemory: 8 << 30,
+            policy: "noeviction".into(),
+            appendonly: true,
+            save: String::new(),
+            used_memory: 1 << 20,
+            streams: vec![],
+        };
+        // 1,000 observations, no stream yet: 336 bytes each (2 × 168), more than a KB
+        // of 30,000 bytes.
+        let growth = RunGrowth {
+            kb_bytes: 100 * 300,
+            observations: 1_000,
+        };
+        assert_eq!(growth.stream_bytes(&facts.streams), 336_000);
+        let v = stream_verdict(&facts, growth);
+        assert_eq!(v.level, Level::Warn, "{v:?}");
+        assert!(v.fix.contains("XTRIM stm:global"), "{v:?}");
+        // Present streams give their own size per entry: 2 streams of 10 entries,
+        // 2,000 bytes each, make 200 bytes per entry, 400 per observation.
+        facts.streams = ["stm:events:node0_kato", "stm:global"]
+            .map(|key| StreamSize {
+                key: key.into(),
+                entries: 10,
+                bytes: 2_000,
+            })
+            .to_vec();
+        assert_eq!(growth.stream_bytes(&facts.streams), 400_000);
+        assert!(stream_verdict(&facts, growth)
+            .finding
+            .contains("20 entries"));
+        let quiet = RunGrowth {
+            kb_bytes: 1 << 30,
+            observations: 10,
+        };
+        facts.streams.clear();
+        assert_eq!(stream_verdict(&facts, quiet).level, Level::Ok);
     }
 }

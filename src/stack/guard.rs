@@ -9,7 +9,7 @@
 
 use std::future::Future;
 
-use super::{probe, up, KbStart, StackError, StackHandle};
+use super::{probe, up_as, KbStart, Lifetime, StackError, StackHandle};
 use crate::profile::Profile;
 use crate::train::runner::Target;
 
@@ -32,7 +32,20 @@ impl StackGuard {
         keep: bool,
         cancel: &tokio_util::sync::CancellationToken,
     ) -> Result<Self, StackError> {
-        let handle = up(profile, kb, run_id, cancel).await?;
+        Self::up_as(profile, kb, run_id, keep, cancel, &Lifetime::Profile).await
+    }
+
+    /// [`StackGuard::up`] with the docker stack's [`Lifetime`] (compare brings each run
+    /// up as a disposable stack of its own).
+    pub async fn up_as(
+        profile: &Profile,
+        kb: KbStart,
+        run_id: &str,
+        keep: bool,
+        cancel: &tokio_util::sync::CancellationToken,
+        lifetime: &Lifetime,
+    ) -> Result<Self, StackError> {
+        let handle = up_as(profile, kb, run_id, cancel, lifetime).await?;
         let guard = Self {
             handle: Some(handle),
             keep,
@@ -65,14 +78,22 @@ impl StackGuard {
         &self.handle().url
     }
 
-    /// The stack as a training target.
+    /// The stack as a training target (with the engine's in-process handle when it
+    /// runs in this process).
     pub fn target(&self) -> Target {
         let h = self.handle();
         Target {
             url: h.url.clone(),
             backend: h.backend.clone(),
             replicas: h.replicas.clone(),
+            engine: h.engine(),
         }
+    }
+
+    /// The stack's knowledge-base stores, when katotune can reach them
+    /// ([`StackHandle::stores`]).
+    pub fn stores(&self) -> Option<&super::StoreUrls> {
+        self.handle().stores()
     }
 
     fn handle(&self) -> &StackHandle {

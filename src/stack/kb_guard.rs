@@ -53,15 +53,40 @@ impl Disagreement {
 pub struct GuardReport {
     /// KBs removed by `--fresh`: (KB id, ClickHouse rows, Redis keys).
     pub removed: Vec<(String, u64, u64)>,
+    /// Readiness probes' KBs found and removed ([`remove_probe_leftovers`]).
+    pub probes_removed: Vec<String>,
 }
 
-/// Every KB of the stores whose ClickHouse rows and Redis frequencies disagree.
+/// Whether `kb` is a readiness probe's own KB (`katotune_probe_<random>_<service>`,
+/// [`super::probe::PROBE_NODE`]): katotune's, never the user's.
+pub fn is_probe_kb(kb: &str) -> bool {
+    kb.starts_with(&format!("{}_", super::probe::PROBE_NODE))
+}
+
+/// Removes what readiness probes left in the stores (KBs [`is_probe_kb`] names) and
+/// returns their ids. The probe deletes its KB with `clear-all`, but KATO inserts
+/// ClickHouse rows asynchronously (`async_insert=1, wait_for_async_insert=0`, KATO's
+/// clickhouse_writer.py), so on a real ClickHouse server a row can land after the
+/// partition was dropped.
+///
+/// Blocking. Errors: a store that cannot be reached or written.
+pub fn remove_probe_leftovers(stores: &mut Stores) -> Result<Vec<String>, StoreError> {
+    let mut removed = Vec::new();
+    for kb in stores.kb_ids()?.into_iter().filter(|kb| is_probe_kb(kb)) {
+        stores.remove_kb(&kb)?;
+        removed.push(kb);
+    }
+    Ok(removed)
+}
+
+/// Every KB of the stores whose ClickHouse rows and Redis frequencies disagree
+/// (probe leftovers aside: [`remove_probe_leftovers`] removes those).
 ///
 /// Blocking: call it on a blocking thread. Errors: a store that cannot be reached or
 /// read ([`StoreError`]).
 pub fn disagreements(stores: &mut Stores) -> Result<Vec<Disagreement>, StoreError> {
     let mut out = Vec::new();
-    for kb in stores.kb_ids()? {
+    for kb in stores.kb_ids()?.into_iter().filter(|kb| !is_probe_kb(kb)) {
         let found = check_kb(stores, &kb)?;
         let agree = found.rows_without_frequency == 0
             && found.frequencies == found.rows - found.rows_without_frequency;
@@ -104,7 +129,10 @@ pub fn guard(
     start: KbStart,
 ) -> Result<GuardReport, StackError> {
     let mut stores = Stores::connect(urls).map_err(StackError::Store)?;
-    let mut report = GuardReport::default();
+    let mut report = GuardReport {
+        probes_removed: remove_probe_leftovers(&mut stores).map_err(StackError::Store)?,
+        ..GuardReport::default()
+    };
     if start == KbStart::Replace {
         for kb in kb_ids {
             if !stores.kb_is_empty(kb).map_err(StackError::Store)? {

@@ -10,9 +10,11 @@ pub mod doctor;
 pub mod guard;
 pub mod image;
 pub mod kb_guard;
+pub mod kb_read;
 pub mod kubernetes;
 pub mod plan;
 pub mod probe;
+pub mod run_nodes;
 pub mod stores;
 pub mod template;
 
@@ -21,7 +23,7 @@ use std::path::PathBuf;
 use crate::engine::{self, EngineConfig, RunningEngine};
 use crate::profile::schema::{Backend, Port};
 use crate::profile::Profile;
-use crate::train::record::BackendInfo;
+use crate::train::record::{BackendInfo, Transport};
 use crate::train::runner::Target;
 
 pub use guard::StackGuard;
@@ -34,7 +36,8 @@ pub struct StackHandle {
     /// Every KATO replica's base URL, `url` first (one entry but for a docker stack
     /// with `stack.replicas` above 1).
     pub replicas: Vec<String>,
-    /// Redis and ClickHouse of a docker KATO stack (`None` for other stacks).
+    /// Redis and ClickHouse of a docker KATO stack or of an external KATO whose stores
+    /// katotune was told about (`None` otherwise).
     stores: Option<StoreUrls>,
     running: Running,
 }
@@ -47,7 +50,22 @@ enum Running {
         stack: String,
         /// Whether this invocation created the stack (only then is it taken down).
         created: bool,
+        /// Remove its volumes too when taking it down ([`Lifetime::Disposable`]).
+        disposable: bool,
     },
+}
+
+/// Which stack `up` brings up on the docker backend, and what `down` removes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Lifetime {
+    /// The profile's own stack (`katotune-<profile>`): it may already run, and `down`
+    /// keeps its volumes, so its knowledge base lives on.
+    #[default]
+    Profile,
+    /// A stack of its own named `stack`, whose volumes `down` removes with it: a clean
+    /// knowledge base that nothing else sees (one per `compare` run). Other backends
+    /// ignore it.
+    Disposable { stack: String },
 }
 
 /// Why a stack could not be brought up or made ready.
@@ -149,6 +167,17 @@ pub async fn up(
     run_id: &str,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<StackHandle, StackError> {
+    up_as(profile, kb, run_id, cancel, &Lifetime::Profile).await
+}
+
+/// [`up`] with the docker stack's [`Lifetime`].
+pub async fn up_as(
+    profile: &Profile,
+    kb: KbStart,
+    run_id: &str,
+    cancel: &tokio_util::sync::CancellationToken,
+    lifetime: &Lifetime,
+) -> Result<StackHandle, StackError> {
     match profile.stack.backend {
         Backend::Embedded => {
             let config = engine_config(profile)?;
@@ -168,6 +197,7 @@ pub async fn up(
                 url,
                 backend,
                 replicas,
+                ..
             } = Target::embedded(engine.url());
             Ok(StackHandle {
                 backend,
@@ -179,22 +209,24 @@ pub async fn up(
         }
         Backend::External => {
             let url = profile.stack.url.clone().unwrap_or_default();
-            if let Some(found) = external_stores(profile) {
-                guard_stores(profile, &found, kb).await?;
+            let stores = external_stores(profile);
+            if let Some(found) = &stores {
+                guard_stores(profile, found, kb).await?;
             }
             Ok(StackHandle {
                 backend: BackendInfo {
                     kind: "external".into(),
                     url: url.clone(),
                     server: String::new(),
+                    transport: Transport::Http,
                 },
                 replicas: vec![url.clone()],
                 url,
-                stores: None,
+                stores,
                 running: Running::External,
             })
         }
-        Backend::Docker => up_docker(profile, kb, run_id, cancel).await,
+        Backend::Docker => up_docker(profile, kb, run_id, cancel, lifetime).await,
     }
 }
 
@@ -203,21 +235,23 @@ async fn up_docker(
     kb: KbStart,
     run_id: &str,
     cancel: &tokio_util::sync::CancellationToken,
+    lifetime: &Lifetime,
 ) -> Result<StackHandle, StackError> {
-    let plan = template::render(profile, run_id)?;
+    let (plan, disposable) = match lifetime {
+        Lifetime::Profile => (template::render(profile, run_id)?, false),
+        Lifetime::Disposable { stack } => (template::render_as(profile, run_id, stack)?, true),
+    };
     let backend = docker::DockerBackend::connect().await?;
     let existed = !backend.status(Some(&plan.stack)).await?.is_empty();
     let bring_up = async {
+        // `apply` logs each container's change once (INFO, shown with -v).
         let report = backend.apply(&plan, run_id).await?;
-        for c in &report.containers {
-            tracing::info!("{}: {:?}", c.name, c.change);
-        }
         let times = backend.wait_healthy(&plan, profile.health.timeout).await?;
-        eprintln!(
+        crate::app::output::note(format_args!(
             "{}: services ready after {}",
             plan.stack,
-            docker::describe_times(&times)
-        );
+            docker::describe_times(&times, &report)
+        ));
         let urls = backend.api_endpoints(&plan).await?;
         let stores = match stores::has_stores(&plan) {
             true => Some(stores::of_plan(&backend, &plan).await?),
@@ -233,14 +267,14 @@ async fn up_docker(
             Ok(found) => found,
             Err(e) => {
                 if !existed {
-                    let _ = backend.down(&plan.stack, false).await;
+                    let _ = backend.down(&plan.stack, disposable).await;
                 }
                 return Err(e);
             }
         },
         _ = cancel.cancelled() => {
             if !existed {
-                let _ = backend.down(&plan.stack, false).await;
+                let _ = backend.down(&plan.stack, disposable).await;
             }
             return Err(StackError::Interrupted);
         }
@@ -261,6 +295,7 @@ async fn up_docker(
             kind: "docker".into(),
             url: url.clone(),
             server: format!("{} ({} template{shape})", image, plan.template),
+            transport: Transport::Http,
         },
         url,
         replicas,
@@ -269,6 +304,7 @@ async fn up_docker(
             backend,
             stack: plan.stack,
             created: !existed,
+            disposable,
         },
     })
 }
@@ -300,7 +336,12 @@ async fn guard_stores(profile: &Profile, found: &StoreUrls, kb: KbStart) -> Resu
         .await
         .map_err(|e| StackError::NotReady(format!("the store check stopped: {e}")))??;
     for (kb_id, rows, keys) in report.removed {
-        eprintln!("--fresh: removed {kb_id} ({rows} ClickHouse rows, {keys} Redis keys)");
+        crate::app::output::note(format_args!(
+            "--fresh: removed {kb_id} ({rows} ClickHouse rows, {keys} Redis keys)"
+        ));
+    }
+    if !report.probes_removed.is_empty() {
+        tracing::info!(kbs = ?report.probes_removed, "removed what earlier readiness probes left in the stores");
     }
     Ok(())
 }
@@ -337,8 +378,18 @@ fn prepare_kb_file(path: &std::path::Path, kb: KbStart) -> Result<(), StackError
 }
 
 impl StackHandle {
+    /// The engine, when this stack is katotune's engine running in this process (the
+    /// trainer may then call it without HTTP).
+    pub fn engine(&self) -> Option<engine::EngineHandle> {
+        match &self.running {
+            Running::Embedded(engine) => Some(engine.handle()),
+            _ => None,
+        }
+    }
+
     /// Where katotune reaches the stack's knowledge-base stores: a docker stack of
-    /// the `kato` template has them, other stacks do not.
+    /// the `kato` template has them, an external KATO when `KATOTUNE_REDIS_URL` and
+    /// `KATOTUNE_CLICKHOUSE_URL` name them ([`external_stores`]), other stacks not.
     pub fn stores(&self) -> Option<&StoreUrls> {
         self.stores.as_ref()
     }
@@ -362,7 +413,8 @@ impl StackHandle {
     }
 
     /// Takes down what `up` started (the embedded engine flushes its knowledge base).
-    /// A docker stack is removed only if this invocation created it and `keep` is off.
+    /// A docker stack is removed only if this invocation created it and `keep` is off;
+    /// a disposable one with its volumes.
     pub async fn down(self, keep: bool) {
         match self.running {
             Running::Embedded(engine) => engine.shutdown().await,
@@ -371,10 +423,11 @@ impl StackHandle {
                 backend,
                 stack,
                 created,
+                disposable,
             } => {
                 if keep || !created {
                     tracing::info!("leaving stack {stack} running (`katotune down` removes it)");
-                } else if let Err(e) = backend.down(&stack, false).await {
+                } else if let Err(e) = backend.down(&stack, disposable).await {
                     tracing::error!("could not take stack {stack} down: {e}");
                 }
             }

@@ -6,6 +6,13 @@
 //! (`clear-all`, which KATO applies to the node's ClickHouse partition and Redis keys,
 //! API.md 2.8) and the session, whether the learn worked or not. A server that drops
 //! or changes that config (API.md 2.2) is a permanent answer: the probe stops at once.
+//!
+//! The probe pattern holds U+1FAE0, a character Python 3.10 (Unicode 13) escapes in
+//! `repr` and Python 3.11 (Unicode 14) prints as is. KATO 3.10.1's image runs Python
+//! 3.10, whose names katotune computes; a KATO built on a newer Python names every
+//! pattern with such characters differently. The probe tells that server apart and
+//! warns (its ASCII-only patterns still match), since a run stops at the first
+//! pattern whose name differs.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -114,6 +121,7 @@ pub async fn probe_once(
         observations: vec![
             Observation::symbol("katotune"),
             Observation::symbol("probe"),
+            Observation::symbol(NEWER_UNICODE),
         ],
         learn_at_end: true,
         ..Default::default()
@@ -124,14 +132,37 @@ pub async fn probe_once(
     let cleaned = forget(client, &session).await;
     let answer = answer.map_err(|e| (Check::Probe, e.to_string()))?;
     cleaned.map_err(|e| (Check::Probe, e))?;
-    let expected = wire_name(&[vec!["katotune"], vec!["probe"]]);
+    let (expected, newer_python) = probe_names();
     match answer.final_learned_pattern.as_deref() {
         Some(name) if name == expected => Ok(node),
+        Some(name) if name == newer_python => {
+            tracing::warn!(
+                "the server names patterns as Python 3.11 or newer does: text with characters \
+                 newer than Unicode 13 (such as U+1FAE0) gets other names than KATO 3.10.1's \
+                 (Python 3.10), and a run stops at the first such pattern. Use KATO's own \
+                 image (Python 3.10), or train only text without such characters"
+            );
+            Ok(node)
+        }
         other => Err((
             Check::Probe,
             format!("the server named the probe pattern {other:?}, katotune computes {expected:?}: pattern names differ, so nothing learned here would match"),
         )),
     }
+}
+
+/// A character Python 3.10's `repr` escapes (`\U0001fae0`) and 3.11's prints: U+1FAE0
+/// MELTING FACE, new in Unicode 14.
+const NEWER_UNICODE: &str = "\u{1FAE0}";
+
+/// The probe pattern's name as KATO 3.10.1 gives it (katotune's rule), and as a KATO
+/// on Python 3.11 or newer gives it (U+1FAE0 printed, not escaped, in the `repr`).
+pub fn probe_names() -> (String, String) {
+    use sha1::Digest;
+    let events = [vec!["katotune"], vec!["probe"], vec![NEWER_UNICODE]];
+    let newer = crate::kato::pattern::events_repr(&events).replace("\\U0001fae0", NEWER_UNICODE);
+    let newer = format!("PTRN|{}", hex::encode(sha1::Sha1::digest(newer.as_bytes())));
+    (wire_name(&events), newer)
 }
 
 /// Deletes the probe node's KB (`clear-all`) and its session; says what was left.
@@ -176,4 +207,22 @@ fn ignored(e: &crate::kato::error::KatoError, extra: &BTreeMap<String, Value>) -
          deleted. Use a server that honours the session config (KATO 3.10), or remove the \
          keys it rejects"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_tells_a_newer_python_apart() {
+        let (kato_3_10, newer) = probe_names();
+        assert_ne!(kato_3_10, newer);
+        // The repr KATO 3.10.1 hashes escapes the character; Python 3.11's does not.
+        let events = [vec!["katotune"], vec!["probe"], vec![NEWER_UNICODE]];
+        assert_eq!(
+            crate::kato::pattern::events_repr(&events),
+            "[['katotune'], ['probe'], ['\\U0001fae0']]"
+        );
+        assert!(newer.starts_with("PTRN|") && newer.len() == 45);
+    }
 }

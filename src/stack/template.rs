@@ -123,8 +123,21 @@ pub fn stack_name(profile: &Profile) -> String {
     format!("katotune-{clean}")
 }
 
-/// Renders the plan the docker backend would apply for `profile`.
+/// A stack name of its own for one run of `profile` (`katotune-<profile>-cmp-<8 hex>`):
+/// compare's disposable stacks, which never meet the profile's own stack.
+pub fn disposable_stack_name(profile: &Profile) -> String {
+    format!("{}-cmp-{:08x}", stack_name(profile), rand::random::<u32>())
+}
+
+/// Renders the plan the docker backend would apply for `profile`, as the profile's
+/// own stack ([`stack_name`]).
 pub fn render(profile: &Profile, run_id: &str) -> Result<StackPlan, TemplateError> {
+    render_as(profile, run_id, &stack_name(profile))
+}
+
+/// [`render`] under another stack name: every container, network and volume is named
+/// after `stack` and labelled with it (compare's disposable stacks, one per run).
+pub fn render_as(profile: &Profile, run_id: &str, stack: &str) -> Result<StackPlan, TemplateError> {
     let (name, text) = match profile.stack.template {
         Template::Kato => ("kato", KATO),
         Template::Embedded => ("embedded", EMBEDDED),
@@ -135,7 +148,7 @@ pub fn render(profile: &Profile, run_id: &str) -> Result<StackPlan, TemplateErro
     };
     let text = substitute(text, profile);
     let doc: TemplateDoc = serde_saphyr::from_str(&text).map_err(|e| malformed(e.to_string()))?;
-    let stack = stack_name(profile);
+    let stack = stack.to_string();
     let shared: BTreeMap<String, String> = [
         (labels::STACK, stack.clone()),
         (labels::PROFILE, profile.name.clone()),

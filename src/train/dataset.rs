@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::terms::DatasetFormat;
 pub use identity::DatasetIdentity;
 
 /// Where a corpus is and how to read it (the `dataset` section of a profile).
@@ -58,39 +59,6 @@ impl DatasetSpec {
             text_field: default_text_field(),
             split: default_split(),
         }
-    }
-}
-
-/// A corpus format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DatasetFormat {
-    /// `.jsonl`/`.json` → jsonl, `.txt` → lines, `.parquet` → parquet; a directory
-    /// holding `.parquet` files → parquet, else one holding `.txt` files → txt-dir.
-    #[default]
-    Auto,
-    /// One JSON object per line; the text field is the document, the rest metadata.
-    Jsonl,
-    /// Plain text, one document per line.
-    Lines,
-    /// Plain text, one document per block of lines separated by blank lines.
-    Blocks,
-    /// A directory of `.txt` files, one document per file, in file-name order.
-    TxtDir,
-    /// A Parquet file, or a directory of `.parquet` files in file-name order.
-    Parquet,
-}
-
-impl fmt::Display for DatasetFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Auto => "auto",
-            Self::Jsonl => "jsonl",
-            Self::Lines => "lines",
-            Self::Blocks => "blocks",
-            Self::TxtDir => "txt-dir",
-            Self::Parquet => "parquet",
-        })
     }
 }
 

@@ -88,12 +88,18 @@ pub struct KbDigest {
 
 /// Digest of name counts read back from a server (same rule as [`NodeTally::digest`]).
 pub fn digest_of(counts: &BTreeMap<String, u64>) -> String {
+    digest_counts(counts).digest
+}
+
+/// The whole [`KbDigest`] of name counts (`PTRN|<hex>` to times learned): the digest,
+/// learns (the counts summed) and distinct names.
+pub fn digest_counts(counts: &BTreeMap<String, u64>) -> KbDigest {
     let mut tally = NodeTally::default();
     for (name, n) in counts {
         tally.counts.insert(name.clone(), *n);
         tally.learns += n;
     }
-    tally.digest().digest
+    tally.digest()
 }
 
 #[cfg(test)]

@@ -29,14 +29,14 @@ use ledger::Ledger;
 use super::durable::{Barrier, Durability};
 use super::journal::{Frontier, Journal, RowLog};
 use super::outcome::{KbTrust, StopReason};
+use super::plan::TrainPlan;
 use super::progress::ProgressDisplay;
 use super::reader::Feed;
 use super::record::{DurabilityInfo, RunRecord, RunStatus, SampleIssue};
 use super::runner::RunOptions;
 use super::worker::{PreparedSample, SampleResult, Worker};
-use crate::kato::client::KatoClient;
-use crate::profile::schema::OnBadSample;
-use crate::profile::Profile;
+use crate::terms::OnBadSample;
+use crate::train::link::KatoLink;
 
 /// At-risk samples tolerated before the run stops: past this, something is wrong.
 const MAX_AT_RISK: usize = 10;
@@ -86,7 +86,7 @@ struct Staged {
 
 impl<'a> Dispatcher<'a> {
     pub(super) fn new(
-        profile: &Profile,
+        plan: &TrainPlan,
         journal: Journal,
         opts: &'a RunOptions,
         row_log: RowLog,
@@ -94,7 +94,7 @@ impl<'a> Dispatcher<'a> {
     ) -> Self {
         let start_row = journal.next_row;
         let done_before = journal.samples_done;
-        let target = profile.training.samples;
+        let target = plan.sample_target();
         let (barrier, durability_note) = match durability {
             Durability::Barrier(b) => (
                 Some(b),
@@ -104,19 +104,19 @@ impl<'a> Dispatcher<'a> {
             Durability::Unsupported(why) => (None, why),
         };
         let display = ProgressDisplay::new(
-            &profile.name,
+            &plan.profile.name,
             target.map(|t| t.saturating_sub(done_before)),
             opts.progress_bar,
             opts.resume,
         );
         Self {
             opts,
-            on_bad_sample: profile.training.on_bad_sample,
-            checkpoint_every: profile.training.checkpoint_every.max(1),
+            on_bad_sample: plan.on_bad_sample,
+            checkpoint_every: plan.checkpoint_every.max(1),
             frontier: Frontier::starting_at(start_row),
             done_before,
             ledger: Ledger::new(journal, opts.journal_path.clone(), row_log),
-            record: RecordBuilder::new(profile.training.chunk_sizes.len()),
+            record: RecordBuilder::new(plan.chunk_sizes().len()),
             progress: ProgressReporter::new(display),
             in_flight: BTreeMap::new(),
             verdict: Verdict {
@@ -156,7 +156,7 @@ impl<'a> Dispatcher<'a> {
         &mut self,
         mut feed: mpsc::Receiver<Feed>,
         workers: Vec<Worker>,
-        client: &KatoClient,
+        client: &KatoLink,
         reader_stop: CancellationToken,
     ) {
         let capacity = workers.len();

@@ -9,15 +9,17 @@
 //! database file therefore always holds exactly the samples marked done, and the label
 //! it stores tells a resume which checkpoint made it to disk.
 //!
+//! When the trainer calls the engine in-process (`train::link`), the barrier is the
+//! same operation called directly: same answers, no HTTP.
+//!
 //! A real KATO has no such route: its durability lies in its Redis persistence
 //! (RDB/AOF settings), which katotune cannot check; the run record says so.
 
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-use serde_json::json;
-
 use super::digest::{digest_of, KbDigest};
+use super::link::KatoLink;
+use crate::engine::{CheckpointAsk, CheckpointReply, EngineHandle, OpError};
 
 /// Why a checkpoint could not be made durable.
 #[derive(Debug, thiserror::Error)]
@@ -57,58 +59,79 @@ pub enum Committed {
     Restarted { landed: bool },
 }
 
-#[derive(Debug, Deserialize)]
-struct Answer {
-    instance: String,
-    persistent: bool,
-    label: Option<String>,
-}
-
 /// A server that serves the barrier.
 #[derive(Debug)]
 pub struct Barrier {
-    http: reqwest::Client,
-    base: String,
+    link: BarrierLink,
     instance: String,
     /// Who holds the server's commits: the run's journal (stable across resumes).
     owner: String,
-    outage: Duration,
+}
+
+/// How the barrier is reached: katotune's route over HTTP, or the engine directly.
+#[derive(Debug)]
+enum BarrierLink {
+    Http {
+        http: reqwest::Client,
+        base: String,
+        /// How long to wait for a server that refuses connections.
+        outage: Duration,
+    },
+    InProcess(EngineHandle),
+}
+
+/// What the engine answered one ask.
+enum Reply {
+    /// Done (200): the state is on disk.
+    Done(CheckpointReply),
+    /// Refused (409): the engine restarted, or another run holds it.
+    Conflict(String),
+    /// Not a katotune engine (404 or another 4xx): what it said.
+    NoRoute(String),
 }
 
 impl Durability {
-    /// Asks the server at `base` to hold commits for checkpoints (`rollback`: forget
-    /// what is not committed first). Returns the durability and the label of the last
-    /// checkpoint in the file. `outage` bounds waiting for a server that is down.
-    /// `owner` names the run (its journal): the server refuses a hold while another
-    /// run holds it.
+    /// Asks the server at `base` (through `link`: directly when it is in-process) to
+    /// hold commits for checkpoints (`rollback`: forget what is not committed first).
+    /// Returns the durability and the label of the last checkpoint in the file.
+    /// `outage` bounds waiting for a server that is down. `owner` names the run (its
+    /// journal): the server refuses a hold while another run holds it.
     pub async fn negotiate(
         base: &str,
+        link: &KatoLink,
         owner: &str,
         rollback: bool,
         outage: Duration,
     ) -> Result<(Self, Option<String>), DurableError> {
-        let http = reqwest::Client::new();
-        let base = base.trim_end_matches('/').to_string();
-        let body = json!({"hold": true, "rollback": rollback, "owner": owner});
-        let response = post(&http, &base, &body, outage).await?;
-        let status = response.status();
-        if status == reqwest::StatusCode::CONFLICT {
-            return Err(DurableError::Held(detail_of(
-                &response.text().await.unwrap_or_default(),
-            )));
-        }
-        if status == reqwest::StatusCode::NOT_FOUND || status.is_client_error() {
-            return Ok((
-                Self::Unsupported(
-                    "the server has no katotune checkpoint route (a real KATO): samples are marked \
-                     done when KATO acknowledges them; whether they survive a crash depends on \
-                     KATO's Redis persistence (RDB/AOF), which katotune cannot check"
-                        .into(),
-                ),
-                None,
-            ));
-        }
-        let answer = read_answer(response, &base).await?;
+        let link = match link {
+            KatoLink::InProcess(client) => BarrierLink::InProcess(client.engine().clone()),
+            KatoLink::Http(_) => BarrierLink::Http {
+                http: reqwest::Client::new(),
+                base: base.trim_end_matches('/').to_string(),
+                outage,
+            },
+        };
+        let ask = CheckpointAsk {
+            hold: Some(true),
+            rollback,
+            owner: Some(owner.to_string()),
+            ..CheckpointAsk::default()
+        };
+        let answer = match link.ask(&ask).await? {
+            Reply::Conflict(why) => return Err(DurableError::Held(why)),
+            Reply::NoRoute(_) => {
+                return Ok((
+                    Self::Unsupported(
+                        "the server has no katotune checkpoint route (a real KATO): samples are marked \
+                         done when KATO acknowledges them; whether they survive a crash depends on \
+                         KATO's Redis persistence (RDB/AOF), which katotune cannot check"
+                            .into(),
+                    ),
+                    None,
+                ))
+            }
+            Reply::Done(answer) => answer,
+        };
         if !answer.persistent {
             return Ok((
                 Self::Unsupported(
@@ -119,11 +142,9 @@ impl Durability {
             ));
         }
         let barrier = Barrier {
-            http,
-            base,
+            link,
             instance: answer.instance,
             owner: owner.to_string(),
-            outage,
         };
         Ok((Self::Barrier(barrier), answer.label))
     }
@@ -133,17 +154,30 @@ impl Barrier {
     /// Commits everything acknowledged so far under `label`; call it with no sample in
     /// flight. Waits out a server outage (up to the outage bound).
     pub async fn commit(&mut self, label: &str) -> Result<Committed, DurableError> {
-        let body = json!({"label": label, "instance": self.instance, "owner": self.owner});
-        let response = post(&self.http, &self.base, &body, self.outage).await?;
-        if response.status() != reqwest::StatusCode::CONFLICT {
-            read_answer(response, &self.base).await?;
-            return Ok(Committed::Durable);
+        let ask = CheckpointAsk {
+            label: Some(label.to_string()),
+            instance: Some(self.instance.clone()),
+            owner: Some(self.owner.clone()),
+            ..CheckpointAsk::default()
+        };
+        match self.link.ask(&ask).await? {
+            Reply::Done(_) => return Ok(Committed::Durable),
+            Reply::NoRoute(why) => return Err(self.link.failed(why)),
+            Reply::Conflict(_) => {}
         }
         // Another instance: roll it back to its file and see whether this label made it
         // (refused, as an error, if another run holds it now).
-        let body = json!({"hold": true, "rollback": true, "owner": self.owner});
-        let response = post(&self.http, &self.base, &body, self.outage).await?;
-        let answer = read_answer(response, &self.base).await?;
+        let ask = CheckpointAsk {
+            hold: Some(true),
+            rollback: true,
+            owner: Some(self.owner.clone()),
+            ..CheckpointAsk::default()
+        };
+        let answer = match self.link.ask(&ask).await? {
+            Reply::Done(answer) => answer,
+            Reply::Conflict(why) => return Err(DurableError::Held(why)),
+            Reply::NoRoute(why) => return Err(self.link.failed(why)),
+        };
         tracing::warn!(
             "the server restarted since the last checkpoint (instance {} -> {})",
             self.instance,
@@ -158,47 +192,24 @@ impl Barrier {
     /// Commits and lets the server write behind again (end of the run). A server that
     /// restarted since the last checkpoint is left held: the next run rolls it back.
     pub async fn release(&self) -> Result<(), DurableError> {
-        let body = json!({"hold": false, "instance": self.instance, "owner": self.owner});
-        let response = post(&self.http, &self.base, &body, self.outage).await?;
-        if response.status() == reqwest::StatusCode::CONFLICT {
-            return Ok(());
+        let ask = CheckpointAsk {
+            hold: Some(false),
+            instance: Some(self.instance.clone()),
+            owner: Some(self.owner.clone()),
+            ..CheckpointAsk::default()
+        };
+        match self.link.ask(&ask).await? {
+            Reply::Done(_) | Reply::Conflict(_) => Ok(()),
+            Reply::NoRoute(why) => Err(self.link.failed(why)),
         }
-        read_answer(response, &self.base).await.map(|_| ())
     }
 
     /// Every node's digest as the knowledge base itself holds it (`GET /katotune/kb`).
     pub async fn kb_digests(&self, nodes: &[String]) -> Result<Vec<KbDigest>, DurableError> {
-        #[derive(Deserialize)]
-        struct Row {
-            name: String,
-            frequency: u64,
-        }
-        #[derive(Deserialize)]
-        struct Kb {
-            patterns: Vec<Row>,
-        }
         let mut out = Vec::with_capacity(nodes.len());
         for node in nodes {
-            let url = format!("{}/katotune/kb/{node}", self.base);
-            let unreachable = |e: reqwest::Error| DurableError::Unreachable {
-                url: url.clone(),
-                reason: e.to_string(),
-            };
-            let kb: Kb = self
-                .http
-                .get(&url)
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status)
-                .map_err(unreachable)?
-                .json()
-                .await
-                .map_err(unreachable)?;
-            let counts: std::collections::BTreeMap<String, u64> = kb
-                .patterns
-                .into_iter()
-                .map(|r| (r.name, r.frequency))
-                .collect();
+            let counts: std::collections::BTreeMap<String, u64> =
+                self.link.kb(node).await?.into_iter().collect();
             out.push(KbDigest {
                 digest: digest_of(&counts),
                 learns: counts.values().sum(),
@@ -209,11 +220,97 @@ impl Barrier {
     }
 }
 
-/// POSTs `body` to the barrier, retrying connection failures until `outage` passes.
+impl BarrierLink {
+    /// Where the barrier is, for messages.
+    fn place(&self) -> String {
+        match self {
+            Self::Http { base, .. } => format!("{base}/katotune/checkpoint"),
+            Self::InProcess(_) => "the engine in this process".into(),
+        }
+    }
+
+    fn failed(&self, reason: String) -> DurableError {
+        DurableError::Unreachable {
+            url: self.place(),
+            reason,
+        }
+    }
+
+    /// One checkpoint ask; a write failure (503) is [`DurableError::Store`].
+    async fn ask(&self, ask: &CheckpointAsk) -> Result<Reply, DurableError> {
+        let (http, base, outage) = match self {
+            Self::InProcess(engine) => {
+                return match engine.checkpoint(ask.clone()).await {
+                    Ok(answer) => Ok(Reply::Done(answer)),
+                    Err(OpError::Conflict(why)) => Ok(Reply::Conflict(why)),
+                    Err(OpError::StoreFailed(why)) => Err(DurableError::Store(why)),
+                    Err(other) => Err(self.failed(other.to_string())),
+                }
+            }
+            Self::Http { http, base, outage } => (http, base, *outage),
+        };
+        let response = post(http, base, ask, outage).await?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status == reqwest::StatusCode::CONFLICT {
+            return Ok(Reply::Conflict(detail_of(&text)));
+        }
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            return Err(DurableError::Store(detail_of(&text)));
+        }
+        if status.is_client_error() {
+            return Ok(Reply::NoRoute(format!("HTTP {status}: {text}")));
+        }
+        if !status.is_success() {
+            return Err(self.failed(format!("HTTP {status}: {text}")));
+        }
+        serde_json::from_str(&text)
+            .map(Reply::Done)
+            .map_err(|e| self.failed(format!("unexpected answer ({e}): {text}")))
+    }
+
+    /// Every pattern of `node`'s KB with its frequency.
+    async fn kb(&self, node: &str) -> Result<Vec<(String, u64)>, DurableError> {
+        #[derive(serde::Deserialize)]
+        struct Row {
+            name: String,
+            frequency: u64,
+        }
+        #[derive(serde::Deserialize)]
+        struct Kb {
+            patterns: Vec<Row>,
+        }
+        let (http, base) = match self {
+            Self::InProcess(engine) => return Ok(engine.kb_frequencies(node)),
+            Self::Http { http, base, .. } => (http, base),
+        };
+        let url = format!("{base}/katotune/kb/{node}");
+        let unreachable = |e: reqwest::Error| DurableError::Unreachable {
+            url: url.clone(),
+            reason: e.to_string(),
+        };
+        let kb: Kb = http
+            .get(&url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(unreachable)?
+            .json()
+            .await
+            .map_err(unreachable)?;
+        Ok(kb
+            .patterns
+            .into_iter()
+            .map(|r| (r.name, r.frequency))
+            .collect())
+    }
+}
+
+/// POSTs `ask` to the barrier, retrying connection failures until `outage` passes.
 async fn post(
     http: &reqwest::Client,
     base: &str,
-    body: &serde_json::Value,
+    ask: &CheckpointAsk,
     outage: Duration,
 ) -> Result<reqwest::Response, DurableError> {
     let url = format!("{base}/katotune/checkpoint");
@@ -221,7 +318,7 @@ async fn post(
     loop {
         let sent = http
             .post(&url)
-            .json(body)
+            .json(ask)
             .timeout(Duration::from_secs(600))
             .send()
             .await;
@@ -238,27 +335,6 @@ async fn post(
             }
         }
     }
-}
-
-async fn read_answer(response: reqwest::Response, base: &str) -> Result<Answer, DurableError> {
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
-        return Err(DurableError::Store(detail_of(&text)));
-    }
-    if status == reqwest::StatusCode::CONFLICT {
-        return Err(DurableError::Held(detail_of(&text)));
-    }
-    if !status.is_success() {
-        return Err(DurableError::Unreachable {
-            url: format!("{base}/katotune/checkpoint"),
-            reason: format!("HTTP {status}: {text}"),
-        });
-    }
-    serde_json::from_str(&text).map_err(|e| DurableError::Unreachable {
-        url: format!("{base}/katotune/checkpoint"),
-        reason: format!("unexpected answer ({e}): {text}"),
-    })
 }
 
 /// The `detail` of an error answer, or the whole text.

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::dataset::DatasetIdentity;
+use super::shard::Shard;
 
 /// Format version of the journal file.
 pub const JOURNAL_VERSION: u32 = 1;
@@ -33,6 +34,9 @@ pub struct Journal {
     pub skipped_rows: Vec<u64>,
     pub run_id: String,
     pub updated_at: String,
+    /// The shard this journal's run trains (`run --shard I/N`); none for a whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +50,7 @@ pub enum JournalError {
     Damaged { path: PathBuf, reason: String },
     #[error("no resume journal at {} and no row log beside it: nothing to resume; run without --resume to start (with --fresh if a knowledge base from an earlier run is in the way)", path.display())]
     Missing { path: PathBuf },
-    #[error("the resume journal {} belongs to {what}; resuming would mix two trainings in one knowledge base. Run without --resume to start over, or use the matching profile and dataset", path.display())]
+    #[error("the resume journal {} belongs to {what}; resuming would mix two trainings in one knowledge base. Run without --resume to start over, or use the matching profile, dataset and --shard", path.display())]
     Mismatch { path: PathBuf, what: String },
     #[error("cannot write the resume journal {}: {source}", path.display())]
     Write {
@@ -86,13 +90,25 @@ impl Journal {
         Ok(journal)
     }
 
-    /// Refuses a journal written for another profile or dataset.
+    /// Refuses a journal written for another profile, dataset or shard.
     pub fn check(
         &self,
         path: &Path,
         learning_hash: &str,
         dataset: &DatasetIdentity,
+        shard: Option<Shard>,
     ) -> Result<(), JournalError> {
+        if self.shard != shard {
+            let name = |s: Option<Shard>| {
+                s.map_or("the whole run (no --shard)".into(), |s| {
+                    format!("shard {s}")
+                })
+            };
+            return Err(JournalError::Mismatch {
+                path: path.into(),
+                what: format!("{}, but this run is {}", name(self.shard), name(shard)),
+            });
+        }
         if self.learning_hash != learning_hash {
             return Err(JournalError::Mismatch {
                 path: path.into(),

@@ -1,7 +1,10 @@
 //! The reader thread: raw rows in, prepared samples out, in row order.
 //!
 //! It reads the corpus lazily, applies the filter, tokenizes and cuts each sample into
-//! node0 chunks, and hands them over a bounded channel, so memory stays flat.
+//! node0 chunks, and hands them over a bounded channel, so memory stays flat. In a
+//! sharded run it also numbers the samples and passes on only the shard's (see
+//! [`super::shard`]); the other rows go to the dispatcher as settled, so the journal's
+//! row still moves past them.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,9 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::dataset::{passes_reference_filter, BadSample, Dataset, RawSample};
 use super::segment::{SegmentCounts, Segmenter};
+use super::shard::{Place, ShardCursor};
 use super::tokenizer::Gpt2Tokenizer;
 use super::worker::PreparedSample;
-use crate::profile::schema::SampleFilter;
+use crate::terms::SampleFilter;
 
 /// One row's fate, as the reader reports it.
 pub(super) enum Feed {
@@ -33,6 +37,9 @@ pub(super) struct Reader {
     pub(super) remaining: Option<u64>,
     /// Rows an earlier run already settled.
     pub(super) skip: HashSet<u64>,
+    /// A sharded run: numbers the samples and says which are this shard's (it reads
+    /// from `training.skip`; the cap is the cursor's, not `remaining`).
+    pub(super) shard: Option<ShardCursor>,
 }
 
 impl Reader {
@@ -48,13 +55,17 @@ impl Reader {
         std::thread::spawn(move || {
             let mut local = SegmentCounts::default();
             for item in dataset {
-                if stop.is_cancelled() || self.remaining == Some(0) {
+                let capped = self.shard.as_ref().is_some_and(ShardCursor::exhausted);
+                if stop.is_cancelled() || self.remaining == Some(0) || capped {
                     break;
                 }
                 let feed = match item {
                     Err(bad) => {
                         let fatal = bad.is_fatal();
-                        if tx.blocking_send(Feed::Bad(bad)).is_err() || fatal {
+                        let Some(feed) = self.route_unreadable(bad) else {
+                            continue;
+                        };
+                        if tx.blocking_send(feed).is_err() || fatal {
                             break;
                         }
                         continue;
@@ -73,11 +84,33 @@ impl Reader {
         (rx, counts)
     }
 
+    /// An unreadable row: reported (`Bad`), or, in a sharded run, settled when another
+    /// shard counts it, or nothing when an earlier session already passed it.
+    fn route_unreadable(&self, bad: BadSample) -> Option<Feed> {
+        let place = (self.shard.as_ref())
+            .map_or(Place::Mine, |c| c.place_unreadable(bad.row, bad.is_fatal()));
+        match place {
+            Place::Earlier => None,
+            Place::Elsewhere => Some(Feed::Settled(bad.row)),
+            Place::Mine => Some(Feed::Bad(bad)),
+        }
+    }
+
     fn prepare(&mut self, raw: RawSample, counts: &mut SegmentCounts) -> Option<Feed> {
+        let sample = self.filter == SampleFilter::None || passes_reference_filter(&raw.text);
+        match self
+            .shard
+            .as_mut()
+            .map(|c| c.place_readable(raw.row, sample))
+        {
+            Some(Place::Earlier) => return None,
+            Some(Place::Elsewhere) => return Some(Feed::Settled(raw.row)),
+            Some(Place::Mine) | None => {}
+        }
         if self.skip.contains(&raw.row) {
             return Some(Feed::Settled(raw.row));
         }
-        if self.filter == SampleFilter::Reference && !passes_reference_filter(&raw.text) {
+        if !sample {
             return Some(Feed::Filtered(raw.row));
         }
         let tokenizer = &self.tokenizer;

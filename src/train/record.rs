@@ -10,11 +10,13 @@ use super::dataset::DatasetIdentity;
 use super::digest::KbDigest;
 use super::outcome::{KbTrust, StopReason};
 use super::segment::SegmentCounts;
+use super::shard::Shard;
 use crate::kato::metrics::MetricsSnapshot;
-use crate::profile::Profile;
 
-/// Format version of run records (bumped on incompatible changes).
-pub const RECORD_VERSION: u32 = 1;
+/// Format version of run records. 2 added, compatibly (older records still read):
+/// latency histograms per endpoint (`calls...latency.histogram`) and `compare`'s
+/// `kb_check`.
+pub const RECORD_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -35,6 +37,9 @@ pub struct RunRecord {
     #[serde(default)]
     pub kb_trust: KbTrust,
     pub profile: ProfileInfo,
+    /// The shard this run trained (`run --shard I/N`); none for a whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
     pub backend: BackendInfo,
     pub dataset: DatasetIdentity,
     pub started_at: String,
@@ -58,6 +63,10 @@ pub struct RunRecord {
     /// `run --into`: where the KB was loaded and whether the stores hold exactly it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<DeliveryInfo>,
+    /// `compare`: every node's KB read back after the run, against the client's tally
+    /// (record version 2; absent in older records and in `run`'s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kb_check: Option<super::kb_check::KbCheck>,
 }
 
 /// What `run --into` did with the trained KB (see `app::deliver`).
@@ -100,6 +109,8 @@ pub enum RunStatus {
     Failed,
 }
 
+/// The profile a run trained, as `app` describes it to the trainer (see
+/// [`super::plan::TrainPlan`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProfileInfo {
     pub name: String,
@@ -107,7 +118,9 @@ pub struct ProfileInfo {
     pub hash: String,
     /// Hash of what decides what is learned (resume and compare check this one).
     pub learning_hash: String,
-    pub resolved: Profile,
+    /// The resolved profile, as the profile serializes itself (`report` reads it back
+    /// as a profile); the trainer never looks inside.
+    pub resolved: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +130,29 @@ pub struct BackendInfo {
     pub url: String,
     /// Server name and version as it reported them, or the image id.
     pub server: String,
+    /// How the trainer reached it (records older than this field: HTTP).
+    #[serde(default)]
+    pub transport: Transport,
+}
+
+/// How the trainer called KATO (see `train::link`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// HTTP requests to `url`.
+    #[default]
+    Http,
+    /// katotune's engine in the same process, called directly (no HTTP).
+    InProcess,
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::Http => "http",
+            Transport::InProcess => "in-process",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -162,9 +198,13 @@ impl RunRecord {
     /// The terminal summary.
     pub fn summary(&self) -> String {
         let mut s = String::new();
+        let shard = self
+            .shard
+            .map(|s| format!(" shard {s}"))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "{} {}: {} samples ({} filtered, {} skipped, {} failed, {} at risk) in {:.2}s",
+            "{}{shard} {}: {} samples ({} filtered, {} skipped, {} failed, {} at risk) in {:.2}s",
             self.profile.name,
             match self.status {
                 RunStatus::Completed => "completed",
@@ -206,7 +246,7 @@ impl RunRecord {
                 "  {} of {} tokens were NOT trained: paragraphs longer than training.paragraph_token_cap ({}) are cut there; raise the cap or split the documents",
                 self.segmentation.tokens_over_cap,
                 self.segmentation.tokens,
-                self.profile.resolved.training.paragraph_token_cap
+                self.profile.resolved["training"]["paragraph_token_cap"]
             );
         }
         let _ = writeln!(s, "  {}", self.rates());

@@ -17,18 +17,18 @@ use super::dataset::{Dataset, DatasetError, DatasetSpec};
 use super::digest::NodeTally;
 use super::dispatch::{Dispatcher, RunFacts};
 use super::durable::{Durability, DurableError};
-use super::hierarchy::{Flow, TailPolicy};
 use super::journal::{Journal, JournalError, RowLog, RowState, JOURNAL_VERSION};
+use super::link::KatoLink;
+use super::plan::TrainPlan;
 use super::reader::Reader;
 use super::record::{DurabilityInfo, RunRecord, SampleIssue};
 use super::segment::Segmenter;
+use super::shard::ShardCursor;
 pub use super::target::{replica_of_worker, Target};
 use super::tokenizer::Gpt2Tokenizer;
-use super::worker::{TrainSettings, Worker};
-use crate::kato::client::{ClientConfig, KatoClient, RetryPolicy};
+use super::worker::Worker;
+use crate::kato::client::ClientConfig;
 use crate::kato::error::{KatoError, SetupError};
-use crate::profile::schema::{MetadataPolicy, Segmentation};
-use crate::profile::Profile;
 
 /// How a run is carried out (beyond the profile).
 #[derive(Debug, Clone)]
@@ -71,7 +71,7 @@ pub enum RunError {
     Tokenizer(String),
     #[error("cannot start training against {url}: {source}")]
     Start { url: String, source: KatoError },
-    /// A server URL the HTTP client cannot use.
+    /// The KATO client could not be built (a base URL it cannot use).
     #[error(transparent)]
     Client(#[from] SetupError),
     #[error(transparent)]
@@ -82,7 +82,7 @@ pub enum RunError {
 /// only a row log (killed before its first checkpoint): the row log says what is done.
 fn resume_journal(
     opts: &RunOptions,
-    learning_hash: &str,
+    plan: &TrainPlan,
     identity: &super::dataset::DatasetIdentity,
 ) -> Result<Option<Journal>, JournalError> {
     if !opts.resume {
@@ -90,7 +90,12 @@ fn resume_journal(
     }
     match Journal::load(&opts.journal_path) {
         Ok(j) => {
-            j.check(&opts.journal_path, learning_hash, identity)?;
+            j.check(
+                &opts.journal_path,
+                &plan.profile.learning_hash,
+                identity,
+                plan.shard,
+            )?;
             Ok(Some(j))
         }
         Err(JournalError::Missing { path }) => {
@@ -146,34 +151,21 @@ impl ResumePlan {
     }
 }
 
-/// Opens the profile's dataset (and nothing else), so a bad path or format is
-/// reported before any stack is started. Returns what the reader does beyond
-/// reading plain UTF-8 (decompressing, decoding UTF-16), to say on the terminal.
-pub fn check_dataset(profile: &Profile) -> Result<Vec<String>, DatasetError> {
-    Ok(Dataset::open(&dataset_spec(profile))?.notes().to_vec())
+/// Opens the dataset (and nothing else), so a bad path or format is reported before
+/// any stack is started. Returns what the reader does beyond reading plain UTF-8
+/// (decompressing, decoding UTF-16), to say on the terminal.
+pub fn check_dataset(spec: &DatasetSpec) -> Result<Vec<String>, DatasetError> {
+    Ok(Dataset::open(spec)?.notes().to_vec())
 }
 
-/// The dataset section of `profile` as a reader spec (shipped corpus resolved).
-pub fn dataset_spec(profile: &Profile) -> DatasetSpec {
-    let d = &profile.training.dataset;
-    DatasetSpec {
-        // A cache directory that cannot be written leaves the path as it is, and
-        // the dataset error names it.
-        path: super::shipped_data::resolve(&d.path).unwrap_or_else(|_| d.path.clone()),
-        format: d.format,
-        text_field: d.text_field.clone(),
-        split: d.split.clone(),
-    }
-}
-
-/// Trains `profile` against `target` and returns the run record (also for runs that
+/// Trains `plan` against `target` and returns the run record (also for runs that
 /// stopped early: check `status`).
 pub async fn run(
-    profile: &Profile,
+    plan: &TrainPlan,
     target: &Target,
     opts: &RunOptions,
 ) -> Result<RunRecord, RunError> {
-    run_detailed(profile, target, opts)
+    run_detailed(plan, target, opts)
         .await
         .map(|(record, _)| record)
 }
@@ -181,24 +173,22 @@ pub async fn run(
 /// Like [`run`], also returning every node's learned names with counts (what
 /// `compare` needs to explain a digest difference).
 pub async fn run_detailed(
-    profile: &Profile,
+    plan: &TrainPlan,
     target: &Target,
     opts: &RunOptions,
 ) -> Result<(RunRecord, Vec<NodeTally>), RunError> {
-    let t = &profile.training;
-    let spec = dataset_spec(profile);
-    let mut dataset = Dataset::open(&spec)?;
+    let mut dataset = Dataset::open(&plan.dataset)?;
     let identity = dataset.identity();
-    let learning_hash = profile.learning_hash();
-    let journal = resume_journal(opts, &learning_hash, &identity)?;
-    let start_row = journal.as_ref().map_or(t.skip, |j| j.next_row);
+    let journal = resume_journal(opts, plan, &identity)?;
+    let start_row = journal.as_ref().map_or(plan.skip, |j| j.next_row);
     let rollback = target.backend.kind != "embedded";
     let owner = std::path::absolute(&opts.journal_path)
         .unwrap_or_else(|_| opts.journal_path.clone())
         .display()
         .to_string();
+    let link = connect(plan, target)?;
     let (durability, durable_label) =
-        Durability::negotiate(&target.url, &owner, rollback, profile.health.timeout).await?;
+        Durability::negotiate(&target.url, &link, &owner, rollback, plan.outage_timeout).await?;
     let barrier = matches!(durability, Durability::Barrier(_));
     let log_path = RowLog::path_for(&opts.journal_path);
     let (previous, applied) = if opts.resume {
@@ -210,47 +200,57 @@ pub async fn run_detailed(
     for (row, state) in applied {
         row_log.record(row, state);
     }
-    let plan = ResumePlan::new(&previous, start_row, barrier);
-    for row in &plan.half_done {
+    let resumed = ResumePlan::new(&previous, start_row, barrier);
+    for row in &resumed.half_done {
         row_log.record(*row, RowState::AtRisk);
     }
     let already_done = journal
         .as_ref()
-        .map_or(plan.settled, |j| plan.settled.max(j.samples_done));
-    let (skip, half_done) = (plan.skip, plan.half_done);
-    dataset.skip_rows(start_row)?;
-    let client = KatoClient::new(client_config(profile, &target.url))?;
-    let replicas = target
-        .urls()
+        .map_or(resumed.settled, |j| resumed.settled.max(j.samples_done));
+    let (skip, half_done) = (resumed.skip, resumed.half_done);
+    // A shard numbers the samples from `training.skip`, so it reads from there.
+    let shard = plan
+        .shard
+        .map(|s| ShardCursor::new(s, start_row, plan.samples));
+    dataset.skip_rows(if shard.is_some() {
+        plan.skip
+    } else {
+        start_row
+    })?;
+    let urls = target.urls();
+    let replicas = urls
         .iter()
-        .map(|url| client.at(url))
+        .map(|url| link.at(url))
         .collect::<Result<Vec<_>, _>>()?;
-    let settings = Arc::new(train_settings(profile));
+    let settings = Arc::new(plan.settings.clone());
     let mut workers = Vec::new();
-    for index in 0..t.workers {
-        let replica = &replicas[replica_of_worker(index, replicas.len())];
-        let w = Worker::start(replica.clone(), settings.clone())
+    for index in 0..plan.workers {
+        let replica = replica_of_worker(index, replicas.len());
+        let w = Worker::start(replicas[replica].clone(), settings.clone())
             .await
             .map_err(|source| RunError::Start {
-                url: replica.base_url().to_string(),
+                url: urls[replica].clone(),
                 source,
             })?;
         workers.push(w);
     }
     let tokenizer = Gpt2Tokenizer::new().map_err(|e| RunError::Tokenizer(e.to_string()))?;
-    let segmenter = Segmenter::new(t.segmentation, t.chunk_sizes[0])
-        .and_then(|s| s.with_paragraph_token_cap(t.paragraph_token_cap))
+    let segmenter = Segmenter::new(plan.segmentation, plan.chunk_sizes()[0])
+        .and_then(|s| s.with_paragraph_token_cap(plan.paragraph_token_cap))
         .map_err(|e| RunError::Tokenizer(e.to_string()))?;
-    let remaining = t.samples.map(|n| n.saturating_sub(already_done));
+    let remaining = (plan.samples)
+        .filter(|_| shard.is_none())
+        .map(|n| n.saturating_sub(already_done));
     let reader_stop = opts.cancel.child_token();
     let reader = Reader {
         tokenizer,
         segmenter,
-        filter: t.filter,
+        filter: plan.filter,
         remaining,
         skip,
+        shard,
     };
-    let (feed_rx, seg_counts) = reader.spawn(dataset, t.workers * 2, reader_stop.clone());
+    let (feed_rx, seg_counts) = reader.spawn(dataset, plan.workers * 2, reader_stop.clone());
 
     let journal = match journal {
         Some(mut j) => {
@@ -259,8 +259,8 @@ pub async fn run_detailed(
         }
         None => Journal {
             version: JOURNAL_VERSION,
-            profile: profile.name.clone(),
-            learning_hash: learning_hash.clone(),
+            profile: plan.profile.name.clone(),
+            learning_hash: plan.profile.learning_hash.clone(),
             dataset: identity.clone(),
             next_row: start_row,
             samples_done: already_done,
@@ -268,9 +268,10 @@ pub async fn run_detailed(
             skipped_rows: Vec::new(),
             run_id: opts.run_id.clone(),
             updated_at: now(),
+            shard: plan.shard,
         },
     };
-    let mut state = Dispatcher::new(profile, journal, opts, row_log, durability);
+    let mut state = Dispatcher::new(plan, journal, opts, row_log, durability);
     for row in half_done {
         state.previous_at_risk(SampleIssue {
             row,
@@ -280,30 +281,27 @@ pub async fn run_detailed(
     }
     let started = Instant::now();
     let started_at = now();
-    state.drive(feed_rx, workers, &client, reader_stop).await;
+    state.drive(feed_rx, workers, &link, reader_stop).await;
     let wall = started.elapsed().as_secs_f64();
     let segmentation = *seg_counts.lock().await;
     let tallies = state.tallies().to_vec();
     let whole_kb = match state.barrier() {
-        Some(barrier) if opts.resume => barrier
-            .kb_digests(&train_settings(profile).node_ids)
-            .await
-            .ok(),
+        Some(barrier) if opts.resume => barrier.kb_digests(plan.node_ids()).await.ok(),
         _ => None,
     };
     let mut record = state.into_record(RunFacts {
-        profile,
+        plan,
         target,
         run_id: opts.run_id.clone(),
         resumed: opts.resume,
         dataset: identity,
-        learning_hash,
         started_at,
         wall,
-        calls: client.metrics_snapshot(),
+        calls: link.metrics_snapshot(),
         segmentation,
         durability: DurabilityInfo::default(),
     });
+    record.backend.transport = link.transport();
     if let Some(digests) = whole_kb {
         for (level, kb) in record.levels.iter_mut().zip(digests) {
             level.kb = kb;
@@ -313,36 +311,21 @@ pub async fn run_detailed(
     Ok((record, tallies))
 }
 
-fn client_config(profile: &Profile, url: &str) -> ClientConfig {
-    let mut c = ClientConfig::new(url);
-    c.request_timeout = profile.training.request_timeout;
-    c.outage_timeout = profile.health.timeout;
-    c.retry = RetryPolicy {
-        max_attempts: profile.training.retries.attempts,
-        base_backoff: profile.training.retries.backoff,
-        max_backoff: profile.training.retries.max_backoff,
-    };
-    c
+/// The trainer's link to `target`, as the plan's transport allows.
+fn connect(plan: &TrainPlan, target: &Target) -> Result<KatoLink, RunError> {
+    Ok(KatoLink::connect(
+        target,
+        plan.http_only,
+        client_config(plan, &target.url),
+    )?)
 }
 
-/// The worker settings a profile implies.
-pub fn train_settings(profile: &Profile) -> TrainSettings {
-    let t = &profile.training;
-    TrainSettings {
-        node_ids: (0..t.chunk_sizes.len())
-            .map(|l| profile.node_id(l))
-            .collect(),
-        chunk_sizes: t.chunk_sizes.clone(),
-        flow: match t.segmentation {
-            Segmentation::Paragraphs => Flow::SinglePass,
-            Segmentation::Slices => Flow::LevelByLevel,
-        },
-        tail: TailPolicy::LearnIfAtLeastTwo,
-        node0_batch: t.node0_batch,
-        metadata: t.metadata == MetadataPolicy::Reference,
-        session_ttl: Some(t.session.ttl.as_secs().max(1)),
-        extra_config: t.session.config.clone().into_iter().collect(),
-    }
+fn client_config(plan: &TrainPlan, url: &str) -> ClientConfig {
+    let mut c = ClientConfig::new(url);
+    c.request_timeout = plan.request_timeout;
+    c.outage_timeout = plan.outage_timeout;
+    c.retry = plan.retry.clone();
+    c
 }
 
 /// Current time, RFC 3339 in UTC.

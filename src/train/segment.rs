@@ -20,6 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::tokenizer::Symbol;
+pub use crate::terms::Segmentation;
 
 /// Pieces shorter than this many characters (after stripping) are dropped (path A).
 pub const MIN_PARAGRAPH_CHARS: usize = 10;
@@ -40,17 +41,6 @@ impl<F: Fn(&str) -> Vec<Symbol>> Tokenize for F {
     fn tokenize(&self, text: &str) -> Vec<Symbol> {
         self(text)
     }
-}
-
-/// Which reference path cuts a sample into node0 chunks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Segmentation {
-    /// Path A: blank-line paragraphs, stripped, capped, tail-merged chunks.
-    #[default]
-    Paragraphs,
-    /// Path B: the whole raw text in consecutive fixed-size slices.
-    Slices,
 }
 
 /// A segmentation setting that cannot work.
@@ -145,6 +135,11 @@ impl Segmenter {
     /// The rule this segmenter applies.
     pub fn segmentation(&self) -> Segmentation {
         self.segmentation
+    }
+
+    /// Tokens kept per paragraph (path A; path B keeps every token).
+    pub fn paragraph_token_cap(&self) -> usize {
+        self.paragraph_token_cap
     }
 
     /// Node0's chunk size.

@@ -1,7 +1,9 @@
-//! Where a run trains: the server's URL, what it is, and its KATO replicas, with the
-//! rule that gives each worker one replica.
+//! Where a run trains: the server's URL, what it is, its KATO replicas (with the rule
+//! that gives each worker one replica), and katotune's engine when it runs in this
+//! process.
 
-use super::record::BackendInfo;
+use super::record::{BackendInfo, Transport};
+use crate::engine::{EngineHandle, RunningEngine};
 
 /// Where the server is.
 #[derive(Debug, Clone)]
@@ -13,19 +15,34 @@ pub struct Target {
     /// `url` first; empty means `url` alone. Each worker's sessions stay on one replica
     /// ([`replica_of_worker`]).
     pub replicas: Vec<String>,
+    /// katotune's engine, when it runs in this process: the trainer may call it
+    /// directly (see `train::link`).
+    pub engine: Option<EngineHandle>,
 }
 
 impl Target {
-    /// katotune's engine at `url` (started in-process or by `katotune serve`).
+    /// katotune's engine at `url` (started in-process or by `katotune serve`), reached
+    /// over HTTP.
     pub fn embedded(url: String) -> Self {
         Self {
             backend: BackendInfo {
                 kind: "embedded".into(),
                 url: url.clone(),
                 server: format!("katotune-engine {}", env!("CARGO_PKG_VERSION")),
+                transport: Transport::Http,
             },
             replicas: vec![url.clone()],
             url,
+            engine: None,
+        }
+    }
+
+    /// katotune's engine started in this process: called directly unless the profile
+    /// says `stack.transport: http` (its URL stays for that, and for `/health`).
+    pub fn in_process(engine: &RunningEngine) -> Self {
+        Self {
+            engine: Some(engine.handle()),
+            ..Self::embedded(engine.url())
         }
     }
 

@@ -49,6 +49,8 @@ struct Vocabulary {
     bpe: CoreBPE,
     /// The token string of each id, already mapped through the byte table.
     strings: Vec<Symbol>,
+    /// Bytes of text the longest token stands for.
+    longest: usize,
 }
 
 impl std::fmt::Debug for Gpt2Tokenizer {
@@ -77,8 +79,14 @@ impl Gpt2Tokenizer {
                 })
             })
             .collect::<Result<Vec<_>, TokenizerError>>()?;
+        // Each stand-in character is one byte of text; the special token is its 13 bytes.
+        let longest = strings.iter().map(|s| s.chars().count()).max().unwrap_or(1);
         Ok(Self {
-            inner: Arc::new(Vocabulary { bpe, strings }),
+            inner: Arc::new(Vocabulary {
+                bpe,
+                strings,
+                longest,
+            }),
         })
     }
 
@@ -109,10 +117,109 @@ impl Gpt2Tokenizer {
         self.encode(text).len()
     }
 
+    /// The most bytes of text one token stands for: `n` tokens never span more than
+    /// `n` times this, so a text's first `n` tokens lie within that many bytes.
+    pub fn longest_token_bytes(&self) -> usize {
+        self.inner.longest
+    }
+
     /// The token string of `id`, or `None` outside GPT-2's vocabulary.
     pub fn token(&self, id: u32) -> Option<&str> {
         self.inner.strings.get(id as usize).map(|s| &**s)
     }
+}
+
+/// Whether a text may be cut between `before` and `after` (and `then`, the character
+/// after `after`, when known) so that its tokens are the tokens of the part before the
+/// cut followed by those of the part after it, whatever else the text holds.
+///
+/// GPT-2's pre-tokenizer (tiktoken's `r50k_base` pattern, `'(?:[sdmt]|ll|ve|re)|
+/// ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s`) splits text into
+/// pieces and BPE never merges across pieces, so a cut where a piece surely ends and
+/// the next surely starts the same way from either side changes nothing. Two such
+/// places, both needing no whitespace before the cut (so `\s` runs and the end-of-text
+/// rule never reach it) and no `'` beside it (contractions):
+///
+/// - between a letter, a digit and any other character (`\p{L}`, `\p{N}`, the rest),
+///   where the class changes, neither being `|` (so never inside `<|endoftext|>`);
+/// - before a space that a non-space character follows: the space starts the next
+///   piece (` ?\p{L}++` and its kin) on either side.
+///
+/// Python's extra separators U+001C..U+001F count as spaces here too, so a cut never
+/// leaves one at the end of a paragraph that `str.strip()` would remove. Checked by a
+/// property test against the tokenizer itself (`tests/tokenizer.rs`).
+pub fn is_token_boundary(before: char, after: char, then: Option<char>) -> bool {
+    let Some(class) = piece_class(before) else {
+        return false;
+    };
+    if after == ' ' {
+        return then.is_some_and(|c| !is_space(c));
+    }
+    piece_class(after).is_some_and(|next| next != class)
+}
+
+/// The last place in `text` (a byte offset, neither 0 nor `text.len()`) where
+/// [`is_token_boundary`] allows a cut, looking at the characters around it.
+pub fn last_token_boundary(text: &str) -> Option<usize> {
+    let mut after: Option<(usize, char)> = None;
+    let mut then: Option<char> = None;
+    for (i, before) in text.char_indices().rev() {
+        if let Some((at, c)) = after {
+            if is_token_boundary(before, c, then) {
+                return Some(at);
+            }
+        }
+        then = after.map(|(_, c)| c);
+        after = Some((i, before));
+    }
+    None
+}
+
+/// Letters, digits and the rest, as GPT-2's pre-tokenizer groups characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PieceClass {
+    Letter,
+    Number,
+    Other,
+}
+
+/// The class of a character a cut may touch; `None` for whitespace (`\s`, and Python's
+/// U+001C..U+001F), `'` and `|`.
+fn piece_class(c: char) -> Option<PieceClass> {
+    use std::sync::LazyLock;
+    // The same Unicode tables tiktoken's regex engine uses (regex-syntax, one version
+    // for both through Cargo.lock).
+    static LETTER: LazyLock<Option<regex::Regex>> =
+        LazyLock::new(|| regex::Regex::new(r"\A\p{L}\z").ok());
+    static NUMBER: LazyLock<Option<regex::Regex>> =
+        LazyLock::new(|| regex::Regex::new(r"\A\p{N}\z").ok());
+    if is_space(c) || c == '\'' || c == '|' {
+        return None;
+    }
+    if c.is_ascii() {
+        return Some(if c.is_ascii_alphabetic() {
+            PieceClass::Letter
+        } else if c.is_ascii_digit() {
+            PieceClass::Number
+        } else {
+            PieceClass::Other
+        });
+    }
+    let mut buf = [0u8; 4];
+    let text = c.encode_utf8(&mut buf);
+    let is = |re: &Option<regex::Regex>| re.as_ref().map(|re| re.is_match(text));
+    match (is(&LETTER), is(&NUMBER)) {
+        (Some(true), _) => Some(PieceClass::Letter),
+        (_, Some(true)) => Some(PieceClass::Number),
+        (Some(false), Some(false)) => Some(PieceClass::Other),
+        // A class that cannot be told is no place to cut.
+        _ => None,
+    }
+}
+
+/// `\s` of the pre-tokenizer (Unicode White_Space) or Python's `str.isspace()`.
+fn is_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
 /// GPT-2's `bytes_to_unicode` table: every byte gets a printable stand-in character.

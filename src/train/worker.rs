@@ -22,10 +22,11 @@ use serde_json::{Map, Value};
 
 use super::digest::NodeTally;
 use super::hierarchy::{Flow, Hierarchy, LearnRequest, LevelCounts, TailPolicy};
+use super::link::KatoLink;
 pub use super::outcome::{SampleError, WrongName};
 use super::tokenizer::Symbol;
 use crate::kato::api::{SessionConfig, StmMode, SymbolSequence};
-use crate::kato::client::{KatoClient, Replay, Session};
+use crate::kato::client::{Replay, Session};
 use crate::kato::error::{ErrorKind, KatoError};
 use crate::kato::pattern::NameCheck;
 
@@ -87,7 +88,8 @@ pub struct SampleFailure {
 
 /// A worker and its sessions.
 pub struct Worker {
-    client: KatoClient,
+    /// HTTP or in-process (see `train::link`).
+    client: KatoLink,
     settings: Arc<TrainSettings>,
     /// `learn_at_end` session per level.
     sessions: Vec<Session>,
@@ -107,10 +109,7 @@ struct Group<'a> {
 
 impl Worker {
     /// Creates the worker's sessions, sending the full training config explicitly.
-    pub async fn start(
-        client: KatoClient,
-        settings: Arc<TrainSettings>,
-    ) -> Result<Self, KatoError> {
+    pub async fn start(client: KatoLink, settings: Arc<TrainSettings>) -> Result<Self, KatoError> {
         // Batched runs learn level by level: every level's full groups can then go in
         // one auto-learn request. Each node learns the same groups as in the
         // reference's single pass, so the knowledge bases are identical.

@@ -102,14 +102,14 @@ fn markdown_names_the_differing_node_and_its_example_names() {
     let example = "| node1 | **PTRN\\|9a8b7c6d5e4f30211203f4e5d6c7b8a9f0e1d2c3** | **2** | 1 |";
     assert!(md.contains(example), "{md}");
     assert!(md.contains("| **4** |"), "four names differ: {md}");
-    assert!(md.contains("**DIFFERS (node1)**"), "{md}");
+    assert!(md.contains("**DIFFERS (node1) · stores**"), "{md}");
 }
 
 #[test]
 fn html_marks_differences_red() {
     let html = render(&HtmlExporter, &fixture::comparison());
     assert!(
-        html.contains("<td class=\"bad\">DIFFERS (node1)</td>"),
+        html.contains("<td class=\"bad\">DIFFERS (node1) · stores</td>"),
         "{html}"
     );
     assert!(

@@ -5,17 +5,24 @@
 //! - `phase3-parallel`: four workers, node0 batching, server workers (engine); same KB.
 //! - `broken-batch`: a docker KATO target with inert knobs, two repeats, errors,
 //!   one sample at risk, and node1 learned differently.
+//!
+//! Every run's KB was read back (the engine's for the first two, KATO's stores for
+//! the third) and equals its tally; every latency has a histogram. Tests that change
+//! what a run learned go through [`relevel`] or [`set_digest`], which keep the
+//! read-back in step.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use katotune::kato::error::ErrorClass;
+use katotune::kato::latency_histogram::LatencyHistogram;
 use katotune::kato::metrics::{Endpoint, EndpointSnapshot, LatencySummary, MetricsSnapshot};
 use katotune::profile::schema::{Backend, Template};
 use katotune::profile::Profile;
 use katotune::report::{Comparison, HostInfo, ProfileRuns, ReproMeta};
 use katotune::train::dataset::{DatasetFormat, DatasetIdentity};
 use katotune::train::digest::digest_of;
+use katotune::train::kb_check::{KbCheck, KbSource, NodeReading};
 use katotune::train::record::{
     BackendInfo, LevelRecord, ProfileInfo, RunRecord, RunStatus, SampleCounts, SampleIssue,
     RECORD_VERSION,
@@ -113,6 +120,16 @@ pub fn broken_profile() -> Profile {
     p
 }
 
+/// `samples` requests in log buckets around `p50_ms`: the bulk at the median, a tail.
+fn histogram(samples: u64, p50_ms: f64) -> LatencyHistogram {
+    let (a, b, c) = (samples / 8, samples / 2, samples / 4);
+    LatencyHistogram {
+        buckets_per_decade: 10,
+        first: ((p50_ms * 1000.0).log10() * 10.0).floor() as u32 - 1,
+        counts: vec![a, b, c, samples - a - b - c - 1, 0, 1],
+    }
+}
+
 fn metrics(latency_scale: f64, errors: &[(ErrorClass, u64)]) -> MetricsSnapshot {
     let latency = |samples: u64, base: f64| LatencySummary {
         samples,
@@ -121,6 +138,7 @@ fn metrics(latency_scale: f64, errors: &[(ErrorClass, u64)]) -> MetricsSnapshot 
         p99_ms: base * 5.0 * latency_scale,
         max_ms: base * 9.0 * latency_scale,
         mean_ms: base * 1.4 * latency_scale,
+        histogram: Some(histogram(samples, base * latency_scale)),
     };
     let mut endpoints = BTreeMap::new();
     let error_total: u64 = errors.iter().map(|(_, n)| n).sum();
@@ -165,6 +183,60 @@ struct Shape<'a> {
     latency_scale: f64,
     errors: &'a [(ErrorClass, u64)],
     at_risk: usize,
+    /// Where the KB was read back, and what was read (`kb` when the stores agree).
+    source: KbSource,
+    stored: &'a Kb,
+}
+
+/// Gives `record` these levels, read back as they are (the check agrees).
+pub fn relevel(record: &mut RunRecord, levels: Vec<LevelRecord>) {
+    record.levels = levels;
+    let source = record
+        .kb_check
+        .as_ref()
+        .map_or(KbSource::Engine, |c| c.source);
+    let nodes = record
+        .levels
+        .iter()
+        .map(|l| katotune::train::kb_check::NodeCheck {
+            node: l.node.clone(),
+            kb_id: format!("{}_kato", l.node),
+            kb: l.kb.clone(),
+            tally: l.kb.clone(),
+        })
+        .collect();
+    record.kb_check = Some(KbCheck {
+        source,
+        note: "read back".into(),
+        nodes,
+    });
+}
+
+/// Sets one level's digest, read back as it is.
+pub fn set_digest(record: &mut RunRecord, level: usize, digest: String) {
+    let mut levels = record.levels.clone();
+    levels[level].kb.digest = digest;
+    relevel(record, levels);
+}
+
+/// The KB check of a run: `stored` read from `source` against the tally `kb`.
+fn kb_check(source: KbSource, kb: &Kb, stored: &Kb) -> KbCheck {
+    let readings: Vec<NodeReading<'_>> = kb
+        .iter()
+        .zip(stored)
+        .enumerate()
+        .map(|(i, (tally, read))| NodeReading {
+            node: format!("node{i}"),
+            kb_id: format!("node{i}_kato"),
+            read: Some(read),
+            tally,
+        })
+        .collect();
+    let note = match source {
+        KbSource::Stores => "read from KATO's stores (Redis redis://127.0.0.1:6379, ClickHouse http://127.0.0.1:8123/)",
+        _ => "read from katotune's engine (GET /katotune/kb/{node})",
+    };
+    KbCheck::build(source, note.into(), &readings)
 }
 
 fn record(shape: Shape<'_>) -> RunRecord {
@@ -186,12 +258,14 @@ fn record(shape: Shape<'_>) -> RunRecord {
             name: shape.profile.name.clone(),
             hash: shape.profile.hash(),
             learning_hash: shape.profile.learning_hash(),
-            resolved: shape.profile.clone(),
+            resolved: serde_json::to_value(&shape.profile).unwrap(),
         },
+        shard: None,
         backend: BackendInfo {
             kind: kind.into(),
             url: "http://127.0.0.1:8000".into(),
             server: shape.server.into(),
+            transport: Default::default(),
         },
         dataset: dataset(),
         started_at: format!("2026-11-27T05:0{}:00Z", shape.repeat),
@@ -225,6 +299,7 @@ fn record(shape: Shape<'_>) -> RunRecord {
         levels: levels(shape.kb),
         durability: Default::default(),
         delivery: None,
+        kb_check: Some(kb_check(shape.source, shape.kb, shape.stored)),
     }
 }
 
@@ -265,6 +340,7 @@ pub fn inputs() -> Vec<ProfileRuns> {
                 } else {
                     &[]
                 };
+                let kato = server.starts_with("kato 3");
                 record(Shape {
                     profile,
                     repeat: i + 1,
@@ -273,7 +349,13 @@ pub fn inputs() -> Vec<ProfileRuns> {
                     kb,
                     latency_scale: scale,
                     errors,
-                    at_risk: usize::from(server.starts_with("kato 3") && i == 0),
+                    at_risk: usize::from(kato && i == 0),
+                    source: if kato {
+                        KbSource::Stores
+                    } else {
+                        KbSource::Engine
+                    },
+                    stored: kb,
                 })
             })
             .collect::<Vec<_>>()
@@ -290,6 +372,7 @@ pub fn inputs() -> Vec<ProfileRuns> {
             sources: sources("profiles/baseline.yaml"),
             profile: base,
             kb: reference.clone(),
+            max_runs_reached: None,
         },
         ProfileRuns {
             records: runs(
@@ -302,6 +385,7 @@ pub fn inputs() -> Vec<ProfileRuns> {
             sources: sources("profiles/phase3-parallel.yaml"),
             profile: parallel,
             kb: reference,
+            max_runs_reached: None,
         },
         ProfileRuns {
             records: runs(
@@ -314,6 +398,7 @@ pub fn inputs() -> Vec<ProfileRuns> {
             sources: sources("/tmp/broken-batch.yaml"),
             profile: broken,
             kb: broken_names,
+            max_runs_reached: None,
         },
     ]
 }

@@ -17,7 +17,7 @@ fn today() -> Comparison {
     }
     let reference_levels = inputs[0].records[0].levels.clone();
     for r in &mut inputs[2].records {
-        r.levels = reference_levels.clone();
+        fixture::relevel(r, reference_levels.clone());
     }
     inputs[2].kb = fixture::reference_kb();
     let mut extra = inputs[1].clone();

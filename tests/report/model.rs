@@ -1,7 +1,9 @@
 //! What the comparison says about speed and correctness.
 
 use katotune::report::correctness::CheckStatus;
-use katotune::report::{Comparison, ProfileRuns};
+use katotune::report::export::markdown::MarkdownExporter;
+use katotune::report::{Comparison, Exporter, ProfileRuns};
+use katotune::train::kb_check::KbSource;
 
 use super::fixture;
 
@@ -101,7 +103,7 @@ fn more_than_five_differing_names_list_five_examples() {
     inputs[1].kb = many.clone();
     let last = inputs[1].records.len() - 1;
     let digest = katotune::train::digest::digest_of(&many[0]);
-    inputs[1].records[last].levels[0].kb.digest = digest;
+    fixture::set_digest(&mut inputs[1].records[last], 0, digest);
     let c = Comparison::build(inputs, 0, None, None, fixture::meta());
     let d = &profile(&c, "phase3-parallel").correctness.differences[0];
     assert_eq!(d.names_differing, Some(9));
@@ -114,7 +116,7 @@ fn a_profile_that_trains_other_chunks_is_flagged_as_a_settings_difference() {
     let mut other = fixture::parallel_profile();
     other.training.chunk_sizes = vec![4, 7, 9];
     for r in &mut inputs[1].records {
-        r.levels[0].kb.digest = "0".repeat(40);
+        fixture::set_digest(r, 0, "0".repeat(40));
         r.profile.learning_hash = other.learning_hash();
     }
     inputs[1].profile = other;
@@ -140,7 +142,7 @@ fn a_profile_that_trains_other_chunks_is_flagged_as_a_settings_difference() {
 #[test]
 fn repeats_that_learn_different_kbs_are_flagged() {
     let mut inputs = fixture::inputs();
-    inputs[0].records[1].levels[0].kb.digest = "f".repeat(40);
+    fixture::set_digest(&mut inputs[0].records[1], 0, "f".repeat(40));
     let c = Comparison::build(inputs, 0, None, None, fixture::meta());
     assert!(!profile(&c, "baseline").correctness.repeats_agree);
     assert!(c
@@ -169,6 +171,7 @@ fn a_profile_without_runs_is_marked_not_run() {
         records: Vec::new(),
         kb: Vec::new(),
         sources: Default::default(),
+        max_runs_reached: None,
     });
     inputs[3].profile.name = "never-ran".into();
     let c = Comparison::build(inputs, 0, None, None, fixture::meta());
@@ -198,4 +201,41 @@ fn knob_table_explains_each_setting_for_the_profiles_target() {
     assert_eq!(parallel.target, "engine");
     assert!(parallel.settings.iter().all(|s| s.effect == "engine"));
     assert!(profile(&c, "baseline").settings.is_empty());
+}
+
+#[test]
+fn a_kb_stored_otherwise_than_answered_is_a_mismatch_and_fails_the_check() {
+    let mut inputs = fixture::inputs();
+    // phase3-parallel's second run: the engine kept one node0 learn less than it said.
+    let check = inputs[1].records[1].kb_check.as_mut().expect("read back");
+    check.nodes[0].kb.learns -= 1;
+    check.nodes[0].kb.digest = "e".repeat(40);
+    let c = Comparison::build(inputs, 0, None, None, fixture::meta());
+    let p = profile(&c, "phase3-parallel");
+    let read = p
+        .correctness
+        .read_back
+        .as_ref()
+        .expect("records carry a read-back");
+    assert_eq!(read.source, KbSource::Engine);
+    assert_eq!(read.mismatches.len(), 1);
+    let m = &read.mismatches[0];
+    assert_eq!((m.run, m.node.as_str()), (2, "node0"));
+    assert_eq!(m.tally.learns, m.kb.learns + 1);
+    assert!(p.correctness.stores_disagree());
+    assert!(
+        !p.correctness.repeats_agree,
+        "run 2 stored another KB than runs 1 and 3"
+    );
+    assert!(c
+        .correctness_failures()
+        .iter()
+        .any(|f| f.name == "phase3-parallel"));
+    let markdown = MarkdownExporter.render(&c).expect("renders");
+    let markdown = String::from_utf8(markdown).expect("utf-8");
+    assert!(markdown.contains("ENGINE ≠ tally (node0)"), "{markdown}");
+    assert!(
+        markdown.contains("NO: node0"),
+        "the read-back table names the node"
+    );
 }

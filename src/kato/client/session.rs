@@ -1,7 +1,9 @@
 //! The session handle the client's calls update, and the caller's replay permission.
 
-use crate::kato::api::SessionConfig;
-use crate::kato::error::CallSite;
+use serde_json::Value;
+
+use crate::kato::api::{CreateSession, SessionConfig};
+use crate::kato::error::{CallSite, ErrorKind, KatoError};
 use crate::kato::metrics::Endpoint;
 
 /// Whether a session call may be sent again on a brand-new session if KATO lost the
@@ -66,6 +68,27 @@ impl Session {
     /// How many times the client recreated this session.
     pub fn recreations(&self) -> u32 {
         self.recreations
+    }
+
+    /// The `POST /sessions` body for this handle's node, config and TTL (the config sent
+    /// explicitly, whole), and that config as JSON to check what the server took.
+    pub(crate) fn create_request(
+        &self,
+        site: &CallSite,
+    ) -> Result<(CreateSession, Value), KatoError> {
+        let config = serde_json::to_value(&self.config).map_err(|err| {
+            let reason = err.to_string();
+            KatoError::new(site.clone(), ErrorKind::Encode { reason })
+        })?;
+        let request = CreateSession {
+            node_id: self.node_id.clone(),
+            config: Some(config.clone()),
+            ttl_seconds: self
+                .ttl_seconds
+                .map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+            metadata: None,
+        };
+        Ok((request, config))
     }
 
     pub(crate) fn site(&self, endpoint: Endpoint) -> CallSite {

@@ -208,7 +208,7 @@ impl Transport {
 }
 
 /// Exponential backoff with full jitter: uniform in `0..=min(max, base * 2^(n-1))`.
-fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+pub(super) fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
     let exponent = attempt.saturating_sub(1).min(20);
     let ceiling = policy
         .base_backoff
@@ -259,7 +259,7 @@ fn error_chain(err: &reqwest::Error) -> String {
 }
 
 /// On a call that changes state, a maybe-applied failure becomes `OutcomeUnknown`.
-fn unknown_if_state_changing(site: &CallSite, cause: ErrorKind) -> ErrorKind {
+pub(super) fn unknown_if_state_changing(site: &CallSite, cause: ErrorKind) -> ErrorKind {
     if site.endpoint.changes_state() && cause.was_sent() == crate::kato::error::Sent::Maybe {
         ErrorKind::OutcomeUnknown {
             cause: Box::new(cause),

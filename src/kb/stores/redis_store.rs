@@ -15,6 +15,17 @@ pub const MARKER_PREFIX: &str = "katotune:load:";
 /// Keys asked for per `SCAN` step.
 const SCAN_COUNT: u32 = 2000;
 
+/// One Redis stream's size, from [`RedisStore::stm_streams`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StreamSize {
+    /// The stream's key, e.g. `stm:global`.
+    pub key: String,
+    /// `XLEN`: entries in the stream.
+    pub entries: u64,
+    /// `MEMORY USAGE`: bytes the key takes, as Redis estimates them.
+    pub bytes: u64,
+}
+
 /// One KATO Redis connection.
 pub struct RedisStore {
     con: Connection,
@@ -193,6 +204,32 @@ impl RedisStore {
             Ok(true)
         })?;
         Ok(removed)
+    }
+
+    /// KATO's STM streams: every key `stm:*` of type stream (`stm:global` and
+    /// `stm:events:<kb>`, to which KATO appends every observation and which it never
+    /// trims: API.md 9, "Redis growth"), each with its length and `MEMORY USAGE`
+    /// (Redis's sampled estimate, bytes), sorted by key.
+    pub fn stm_streams(&mut self) -> Result<Vec<StreamSize>, StoreError> {
+        let mut out = Vec::new();
+        self.scan("stm:*", |con, keys| {
+            for key in keys {
+                let kind: String = redis::cmd("TYPE").arg(&key).query(con)?;
+                if kind != "stream" {
+                    continue;
+                }
+                let entries: u64 = redis::cmd("XLEN").arg(&key).query(con)?;
+                let bytes: Option<u64> = redis::cmd("MEMORY").arg("USAGE").arg(&key).query(con)?;
+                out.push(StreamSize {
+                    key,
+                    entries,
+                    bytes: bytes.unwrap_or(0),
+                });
+            }
+            Ok(true)
+        })?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 
     /// KB ids that have KATO's `global:total_unique_patterns` counter.

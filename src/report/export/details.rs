@@ -20,17 +20,34 @@ pub(crate) fn latency_table(c: &Comparison) -> Table {
     ]);
     for p in &c.profiles {
         let l = &p.calls.latency;
+        let ms = |v: f64| match l.samples {
+            0 => na(),
+            _ => Cell::plain(format!("{v:.2}")),
+        };
         t.row(vec![
             Cell::plain(&p.name),
             Cell::plain(l.samples.to_string()),
-            Cell::plain(format!("{:.2}", l.p50_ms)),
-            Cell::plain(format!("{:.2}", l.p95_ms)),
-            Cell::plain(format!("{:.2}", l.p99_ms)),
-            Cell::plain(format!("{:.2}", l.max_ms)),
-            Cell::plain(format!("{:.2}", l.mean_ms)),
+            ms(l.p50_ms),
+            ms(l.p95_ms),
+            ms(l.p99_ms),
+            ms(l.max_ms),
+            ms(l.mean_ms),
         ]);
     }
     t
+}
+
+/// The cell of a figure that does not exist (nothing trained, nothing measured).
+pub(crate) fn na() -> Cell {
+    Cell::toned("n/a", Tone::Warn)
+}
+
+/// A per-sample figure, `n/a` for a profile that trained nothing.
+fn per_sample(p: &crate::report::ProfileSummary, v: f64) -> Cell {
+    match p.samples.done {
+        0 => na(),
+        _ => Cell::plain(format!("{v:.2}")),
+    }
 }
 
 /// Every node of any profile, in first-seen order.
@@ -54,6 +71,10 @@ pub(crate) fn patterns_table(c: &Comparison) -> Table {
     for node in node_names(c) {
         let mut row = vec![Cell::plain(&node)];
         for p in &c.profiles {
+            if p.samples.done == 0 {
+                row.push(na());
+                continue;
+            }
             let differs = p.correctness.differences.iter().any(|d| d.node == node);
             let text = p.nodes.iter().find(|n| n.node == node).map_or_else(
                 || "-".to_string(),
@@ -88,16 +109,12 @@ pub(crate) fn calls_table(c: &Comparison) -> Table {
                 .get(endpoint)
                 .copied()
                 .unwrap_or(0.0);
-            row.push(Cell::plain(format!("{v:.2}")));
+            row.push(per_sample(p, v));
         }
         t.row(row);
     }
     let mut total = vec![Cell::plain("all endpoints")];
-    total.extend(
-        c.profiles
-            .iter()
-            .map(|p| Cell::plain(format!("{:.2}", p.calls.per_sample))),
-    );
+    total.extend(c.profiles.iter().map(|p| per_sample(p, p.calls.per_sample)));
     t.row(total);
     let classes: BTreeSet<&String> = c
         .profiles
@@ -205,7 +222,7 @@ pub(crate) fn reproduction_section(m: &mut impl Markup, c: &Comparison) {
             .collect();
         t.row(vec![
             Cell::plain(&p.name),
-            Cell::plain(&p.backend.kind),
+            Cell::plain(backend_label(&p.backend)),
             Cell::plain(&p.backend.server),
             Cell::plain(&p.hash),
             Cell::plain(&p.learning_hash),
@@ -213,4 +230,12 @@ pub(crate) fn reproduction_section(m: &mut impl Markup, c: &Comparison) {
         ]);
     }
     m.table(&t);
+}
+
+/// The backend's kind, with `(in-process)` when the trainer called the engine directly.
+fn backend_label(backend: &crate::train::record::BackendInfo) -> String {
+    match backend.transport {
+        crate::train::record::Transport::Http => backend.kind.clone(),
+        crate::train::record::Transport::InProcess => format!("{} (in-process)", backend.kind),
+    }
 }

@@ -1,6 +1,7 @@
 //! One self-contained HTML file: the shared outline with light CSS, differences in
-//! red, and three inline SVG charts (throughput with error bars, latency
-//! percentiles, patterns per node). No script, no font, nothing fetched.
+//! red, and inline SVG charts (throughput with error bars, latency distributions from
+//! the recorded histograms, or percentiles for records without them, patterns per
+//! node, and a scan's line chart). No script, no font, nothing fetched.
 
 use super::details::node_names;
 use super::markup::{ChartKind, Markup, Table, Tone};
@@ -58,6 +59,7 @@ svg .value { fill: #1f2328; }
 svg .value.bad { fill: #c62828; font-weight: 600; }
 svg .error-bar line { stroke: #1f2328; stroke-width: 1.4; }
 svg .legend text { fill: #1f2328; }
+svg .marker { stroke: #1f2328; stroke-width: 1.3; }
 ";
 
 #[derive(Default)]
@@ -145,6 +147,12 @@ impl Markup for Html {
             }
             return;
         }
+        if kind == ChartKind::Latency {
+            if let Some(svg) = super::histogram_chart::latency_distribution(comparison) {
+                self.body.push_str(&format!("<figure>{svg}</figure>\n"));
+                return;
+            }
+        }
         let chart = match kind {
             ChartKind::Scan => return,
             ChartKind::Throughput => throughput_chart(comparison),
@@ -163,17 +171,24 @@ fn throughput_chart(c: &Comparison) -> BarChart {
         .enumerate()
         .map(|(i, p)| {
             let s = &p.samples_per_second;
+            let trained = p.samples.done > 0;
             Group {
                 label: p.name.clone(),
                 bars: vec![Bar {
                     series: i,
-                    value: s.mean,
-                    error: s.stddev.map(|sd| ((s.mean - sd).max(0.0), s.mean + sd)),
-                    label: format!(
-                        "{}/s ({}x)",
-                        s.display(2),
-                        super::sections::relative_text(p)
-                    ),
+                    value: if trained { s.mean } else { 0.0 },
+                    error: s
+                        .stddev
+                        .filter(|_| trained)
+                        .map(|sd| ((s.mean - sd).max(0.0), s.mean + sd)),
+                    label: match trained {
+                        true => format!(
+                            "{}/s ({}x)",
+                            s.display(2),
+                            super::sections::relative_text(p)
+                        ),
+                        false => "n/a: trained nothing".into(),
+                    },
                     bad: p.correctness.status == CheckStatus::Differs,
                 }],
             }
@@ -190,10 +205,12 @@ fn throughput_chart(c: &Comparison) -> BarChart {
     }
 }
 
+/// Percentiles per profile, for records without histograms (before record version 2).
 fn latency_chart(c: &Comparison) -> BarChart {
     let groups = c
         .profiles
         .iter()
+        .filter(|p| p.calls.latency.samples > 0)
         .map(|p| {
             let l = &p.calls.latency;
             let values = [l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms];
@@ -233,6 +250,7 @@ fn patterns_chart(c: &Comparison) -> BarChart {
                 .profiles
                 .iter()
                 .enumerate()
+                .filter(|(_, p)| p.samples.done > 0)
                 .filter_map(|(i, p)| {
                     let n = p.nodes.iter().find(|n| n.node == node)?;
                     Some(Bar {

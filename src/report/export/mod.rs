@@ -4,8 +4,10 @@
 mod context;
 pub mod csv;
 mod details;
+mod histogram_chart;
 pub mod html;
 pub mod json;
+mod knowledge;
 mod line_chart;
 pub mod markdown;
 mod markup;

@@ -31,6 +31,7 @@ pub(crate) fn document(m: &mut impl Markup, c: &Comparison) {
     m.chart(ChartKind::Latency, c);
     m.heading(2, "Patterns per node");
     m.table(&super::details::patterns_table(c));
+    super::knowledge::idle_levels(m, c);
     m.chart(ChartKind::Patterns, c);
     m.heading(2, "Calls per sample");
     m.table(&super::details::calls_table(c));
@@ -58,22 +59,36 @@ pub(crate) fn check_cell(p: &ProfileSummary) -> Cell {
     let status = p.correctness.status;
     let mut text = status.label().to_string();
     if !p.correctness.differences.is_empty() {
-        let nodes: Vec<&str> = p
+        // A node one side lacks is named as absent, not as a different KB.
+        let nodes: Vec<String> = p
             .correctness
             .differences
             .iter()
-            .map(|d| d.node.as_str())
+            .map(|d| match (&d.digest, &d.reference_digest) {
+                (Some(_), Some(_)) => d.node.clone(),
+                _ => format!("{} absent", d.node),
+            })
             .collect();
         text = format!("{text} ({})", nodes.join(", "));
     }
     let tone = match status {
-        _ if !p.correctness.repeats_agree => Tone::Bad,
+        _ if !p.correctness.repeats_agree || p.correctness.stores_disagree() => Tone::Bad,
         CheckStatus::Same => Tone::Good,
         s if s.is_bad() => Tone::Bad,
         _ => Tone::Plain,
     };
     if !p.correctness.repeats_agree {
         text.push_str("; repeats disagree");
+    }
+    if let Some(read) = &p.correctness.read_back {
+        match read.mismatches.is_empty() {
+            true => text.push_str(&format!(" · {}", read.short())),
+            false => text.push_str(&format!(
+                " · {} ≠ tally ({})",
+                read.short().to_uppercase(),
+                read.mismatched_nodes().join(", ")
+            )),
+        }
     }
     Cell::toned(text, tone)
 }
@@ -196,7 +211,12 @@ pub(crate) fn compact_results_table(c: &Comparison) -> Table {
 
 fn correctness_section(m: &mut impl Markup, c: &Comparison) {
     m.heading(2, "Correctness");
-    let failures = c.correctness_failures();
+    // KBs that disagree with the server's answers are explained in the read-back part.
+    let failures: Vec<_> = c
+        .correctness_failures()
+        .into_iter()
+        .filter(|p| p.correctness.status.is_bad() || !p.correctness.repeats_agree)
+        .collect();
     if failures.is_empty() {
         m.paragraph(
             &format!(
@@ -216,6 +236,7 @@ fn correctness_section(m: &mut impl Markup, c: &Comparison) {
             Tone::Bad,
         );
     }
+    super::knowledge::read_back_section(m, c);
     for p in &c.profiles {
         profile_differences(m, p, &c.reference);
     }

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 /// Fill colours of the series (red is kept for problems).
-const PALETTE: [&str; 8] = [
+pub(crate) const PALETTE: [&str; 8] = [
     "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#bab0ac",
 ];
 /// Fill of a bar that shows a problem.

@@ -179,10 +179,20 @@ impl TerminalTable {
                     .iter()
                     .map(|e| format!("{} {} vs {}", e.name, e.count, e.reference_count))
                     .collect();
-                let mut line = format!(
-                    "KB DIFFERS: {} {} vs {}: {names}, learns {} vs {}",
-                    p.name, d.node, c.reference, d.learns, d.reference_learns
-                );
+                let mut line = match (&d.digest, &d.reference_digest) {
+                    (None, _) => format!(
+                        "KB: {} has no {} (not in its hierarchy); {} learned {} names there",
+                        p.name, d.node, c.reference, d.reference_distinct
+                    ),
+                    (_, None) => format!(
+                        "KB: {} has no {} (not in its hierarchy); {} learned {} names there",
+                        c.reference, d.node, p.name, d.distinct
+                    ),
+                    _ => format!(
+                        "KB DIFFERS: {} {} vs {}: {names}, learns {} vs {}",
+                        p.name, d.node, c.reference, d.learns, d.reference_learns
+                    ),
+                };
                 if !examples.is_empty() {
                     line.push_str(&format!(" (e.g. {})", examples.join(", ")));
                 }

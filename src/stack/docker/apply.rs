@@ -34,7 +34,8 @@ impl DockerBackend {
         let mut containers = Vec::new();
         for spec in &plan.containers {
             let change = self.ensure_container(plan, spec, &shared).await?;
-            tracing::info!(stack = %plan.stack, container = %spec.name, ?change, "applied");
+            // The one log line per container on every docker path (`apply`, `up`, `run`).
+            tracing::info!("{}: {}", spec.name, change.words());
             containers.push(AppliedContainer {
                 name: spec.name.clone(),
                 service: spec.service.clone(),

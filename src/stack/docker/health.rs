@@ -233,11 +233,20 @@ pub struct ServiceReady {
     pub after: Option<Duration>,
 }
 
-/// `redis 0.6 s, clickhouse 2.1 s, kato 3.4 s` (each from its own start to ready).
-pub fn describe_times(times: &[ServiceReady]) -> String {
+/// `redis 0.6 s, clickhouse 2.1 s, kato 3.4 s` (each from its own start to ready);
+/// a service whose container `report` found unchanged and running says `kato (already
+/// running)` instead, since its start time is the container's age, not a wait.
+pub fn describe_times(times: &[ServiceReady], report: &super::ApplyReport) -> String {
+    let untouched = |service: &str| {
+        report
+            .containers
+            .iter()
+            .any(|c| c.service == service && c.change == super::ContainerChange::Unchanged)
+    };
     times
         .iter()
         .map(|t| match t.after {
+            _ if untouched(&t.service) => format!("{} (already running)", t.service),
             Some(d) => format!("{} {:.1} s", t.service, d.as_secs_f64()),
             None => format!("{} (no start time)", t.service),
         })

@@ -3,13 +3,13 @@
 
 use super::events::{Event, Reporter};
 use crate::kato::metrics::MetricsSnapshot;
-use crate::profile::Profile;
 use crate::train::dataset::DatasetIdentity;
 use crate::train::digest::NodeTally;
 use crate::train::hierarchy::{min_node0_chunks, receptive_field, LevelCounts, TailPolicy};
 use crate::train::outcome::{KbTrust, StopReason};
+use crate::train::plan::TrainPlan;
 use crate::train::record::{
-    DurabilityInfo, LevelRecord, ProfileInfo, RunRecord, RunStatus, SampleCounts, RECORD_VERSION,
+    DurabilityInfo, LevelRecord, RunRecord, RunStatus, SampleCounts, RECORD_VERSION,
 };
 use crate::train::runner::{now, Target};
 use crate::train::segment::SegmentCounts;
@@ -31,12 +31,11 @@ pub(crate) struct Verdict {
 
 /// Everything about the run the builder does not count itself.
 pub(crate) struct RunFacts<'p> {
-    pub(crate) profile: &'p Profile,
+    pub(crate) plan: &'p TrainPlan,
     pub(crate) target: &'p Target,
     pub(crate) run_id: String,
     pub(crate) resumed: bool,
     pub(crate) dataset: DatasetIdentity,
-    pub(crate) learning_hash: String,
     pub(crate) started_at: String,
     /// Seconds.
     pub(crate) wall: f64,
@@ -62,10 +61,7 @@ impl RecordBuilder {
 
     pub(crate) fn into_record(self, verdict: Verdict, facts: RunFacts<'_>) -> RunRecord {
         let RunFacts {
-            profile,
-            calls,
-            wall,
-            ..
+            plan, calls, wall, ..
         } = facts;
         // With no sample trained there is no per-sample figure: the map stays empty
         // (n/a), rather than dividing by a made-up one.
@@ -76,7 +72,7 @@ impl RecordBuilder {
             .filter(|_| done > 0.0)
             .map(|(e, s)| (e.label().to_string(), s.calls as f64 / done))
             .collect();
-        let levels = level_records(profile, &self.tallies, &self.counts);
+        let levels = level_records(plan, &self.tallies, &self.counts);
         RunRecord {
             version: RECORD_VERSION,
             katotune_version: env!("CARGO_PKG_VERSION").into(),
@@ -84,12 +80,8 @@ impl RecordBuilder {
             status: verdict.status,
             stop_reason: verdict.stop_reason,
             kb_trust: verdict.kb_trust,
-            profile: ProfileInfo {
-                name: profile.name.clone(),
-                hash: profile.hash(),
-                learning_hash: facts.learning_hash,
-                resolved: profile.clone(),
-            },
+            profile: plan.profile.clone(),
+            shard: plan.shard,
             backend: facts.target.backend.clone(),
             dataset: facts.dataset,
             started_at: facts.started_at,
@@ -106,6 +98,7 @@ impl RecordBuilder {
             levels,
             durability: facts.durability,
             delivery: None,
+            kb_check: None,
         }
     }
 }
@@ -133,11 +126,11 @@ impl Reporter for RecordBuilder {
 }
 
 fn level_records(
-    profile: &Profile,
+    plan: &TrainPlan,
     tallies: &[NodeTally],
     counts: &[LevelCounts],
 ) -> Vec<LevelRecord> {
-    let sizes = &profile.training.chunk_sizes;
+    let sizes = plan.chunk_sizes();
     let anything = tallies.iter().any(|t| t.learns() > 0);
     (0..sizes.len())
         .map(|level| {
@@ -145,7 +138,7 @@ fn level_records(
             let field = receptive_field(sizes, level);
             let note = (kb.learns == 0 && anything).then(|| idle_level_note(sizes, level));
             LevelRecord {
-                node: profile.node_id(level),
+                node: plan.node_ids()[level].clone(),
                 chunk_size: sizes[level],
                 requests: if level == 0 {
                     kb.learns + counts[0].empty

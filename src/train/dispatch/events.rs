@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::kato::client::KatoClient;
+use crate::train::link::KatoLink;
 use crate::train::progress::ProgressDisplay;
 use crate::train::record::SampleIssue;
 use crate::train::worker::{PreparedSample, SampleResult};
@@ -62,7 +62,7 @@ impl ProgressReporter {
     }
 
     /// Refreshes the display (rate-limited by the display itself).
-    pub(crate) fn tick(&mut self, client: &KatoClient) {
+    pub(crate) fn tick(&mut self, client: &KatoLink) {
         self.display.tick(self.settled, self.at_risk, || {
             client.metrics_snapshot().latency.p95_ms
         });

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::executor::{Executor, Outcome};
 use super::{Dispatcher, Event, Staged, MIN_CHECKPOINT_SPACING};
-use crate::profile::schema::OnBadSample;
+use crate::terms::OnBadSample;
 use crate::train::outcome::{KbTrust, StopReason};
 use crate::train::reader::Feed;
 use crate::train::record::{RunStatus, SampleIssue};
