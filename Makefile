@@ -31,7 +31,7 @@ lint:
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 bench:
-	$(CARGO) bench --locked --bench engine --bench training --bench fast_path --bench kb_load
+	$(CARGO) bench --locked --bench engine --bench training --bench fast_path --bench kb_load --bench kb_scale
 
 # The main job on the embedded default (no Docker, no network): the seed plan's
 # phases side by side on the shipped corpus, with an HTML report.

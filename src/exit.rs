@@ -10,7 +10,8 @@ pub const BAD_INPUT: i32 = 2;
 pub const REGRESSION: i32 = 3;
 /// The stack could not be brought up or did not become healthy.
 pub const STACK_FAILED: i32 = 4;
-/// `compare`: a profile learned a different knowledge base than the reference.
+/// `compare`: a profile learned a different knowledge base than the reference, or a KB
+/// read back after a run is not what the server answered.
 pub const KB_MISMATCH: i32 = 5;
 /// `run`: the corpus was trained to the end, but some samples are at risk (their
 /// learns may have reached KATO partly or twice; the record lists their rows).
@@ -19,9 +20,9 @@ pub const SAMPLES_AT_RISK: i32 = 6;
 /// reached, failed during the command, or disagree (rows without frequencies or the
 /// reverse).
 pub const STORE_FAILED: i32 = 7;
-/// `kb load`, `run --into`: the target was refused before anything was written (it holds
-/// data, has an interrupted load, or its Redis may evict keys); the message says which
-/// flag to use.
+/// `kb load`, `run --into`, `kb merge`: the target was refused before anything was
+/// written (it holds data, has an interrupted load, its Redis may evict keys, or the
+/// merge's output exists); the message says which flag to use.
 pub const KB_REFUSED: i32 = 8;
 /// `run`, `kb`: another live katotune process holds the knowledge base or resume
 /// journal this command needs (its lock file, `src/lock.rs`), so nothing was started or

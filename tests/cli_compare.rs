@@ -271,6 +271,32 @@ fn each_run_on_a_shared_stack_reads_back_exactly_its_own_kb() {
         );
     }
     assert_eq!(c["profiles"][1]["correctness"]["status"], "same");
+    // The records written carry the KB check and the latency histograms, as their
+    // schema says.
+    let schema = json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/run-record.schema.json"));
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let records: Vec<PathBuf> = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.ends_with("record.json"))
+        .collect();
+    assert_eq!(records.len(), 4, "two runs of two profiles: {records:?}");
+    for path in records {
+        let record = json(&path);
+        let errors: Vec<String> = validator
+            .iter_errors(&record)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+        assert_eq!(record["kb_check"]["source"], "engine");
+        let latency = &record["calls"]["latency"];
+        let counts = latency["histogram"]["counts"].as_array().unwrap();
+        let total: u64 = counts.iter().map(|c| c.as_u64().unwrap()).sum();
+        assert_eq!(
+            total,
+            latency["samples"].as_u64().unwrap(),
+            "every answered request is in a bucket"
+        );
+    }
 }
 
 #[test]

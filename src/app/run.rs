@@ -97,10 +97,13 @@ fn nothing_to_resume(profile: &Profile, shard: Option<Shard>) -> CliResult<Optio
         Err(crate::train::journal::JournalError::Missing { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let target = TrainPlan::from(profile).with_shard(shard).sample_target();
-    if let Some(cap) = target.filter(|cap| journal.samples_done >= *cap) {
+    if let Some(cap) = plan_target(profile, shard).filter(|cap| journal.samples_done >= *cap) {
+        let cap = match shard {
+            Some(s) => format!("shard {s}'s share of the training.samples cap ({cap})"),
+            None => format!("the training.samples cap ({cap})"),
+        };
         return Ok(Some(format!(
-            "nothing to resume: the run in {} already trained {} samples, the training.samples cap ({cap}); raise it (--samples N or all) to train more",
+            "nothing to resume: the run in {} already trained {} samples, {cap}; raise it (--samples N or all) to train more",
             path.display(),
             journal.samples_done
         )));

@@ -126,8 +126,10 @@ mod tests {
     #[test]
     fn a_resume_with_another_shard_spec_names_the_specs_that_have_journals() {
         let dir = tempfile::tempdir().unwrap();
-        let mut profile = Profile::default();
-        profile.name = "quick".into();
+        let mut profile = Profile {
+            name: "quick".into(),
+            ..Profile::default()
+        };
         profile.report.output_dir = dir.path().to_path_buf();
         let third = |i| Shard::new(i, 3).unwrap();
         for i in [0, 2] {

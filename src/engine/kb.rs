@@ -1,146 +1,46 @@
-//! Knowledge bases in memory: one per KB id, shared by every session of that node.
+//! Knowledge bases: one per KB id, shared by every session of that node, in bounded
+//! memory whatever their size.
 //!
-//! A learn creates a pattern with frequency 1 or increments it, appends emotives (keeping
-//! the last [`PERSISTENCE`]) and merges metadata as sorted unique strings, all under the
-//! node's lock so concurrent learners count exactly. A learn that carried emotives
-//! also adds their average to each of its symbols' affinity sums, kept as the text
-//! Redis's `HINCRBYFLOAT` would hold (see [`crate::kb::redis_float`]).
+//! A learn records a delta in memory under the node's lock, so concurrent learners
+//! count exactly (folding rules in [`super::kb_delta`]). The patterns themselves live
+//! in the SQLite file ([`super::kb_disk`]): a writer moves the deltas there as upserts
+//! ([`super::flush`]), and every read (`GET /pattern`, the listing, `/status` counts)
+//! combines the file with the deltas not yet written. An engine without a file keeps
+//! whole patterns in memory until they pass half its budget, then moves them to a
+//! private temporary file and goes on the same way.
 //!
-//! When the engine persists, each change marks the pattern dirty (and the symbols
-//! whose affinity changed); the store's writer collects them with
-//! [`NodeKb::take_changes`] and writes them behind the request path.
+//! Locks are always taken in the order disk, then node: a read holds the disk while it
+//! looks at both, so it never sees a delta twice or not at all while the writer moves it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde_json::Value;
 
 use crate::kato::api::StoredPattern;
 
-use crate::kb::redis_float;
+use super::kb_delta::{add_increments, NodeChanges, PatternState};
+use super::kb_disk::Disk;
+use super::pending::{MemoryBudget, PendingChanges};
+use super::session::{wire_name_of, Learned};
 
-use super::session::{wire_name_of, Learned, PERSISTENCE};
-use super::store::PendingChanges;
-
-/// Hashes a SHA-1 digest by its first 8 bytes: they are already uniformly random.
-#[derive(Default)]
-pub struct DigestHasher(u64);
-
-impl Hasher for DigestHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8).take(1) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(word);
-        }
-    }
-    fn write_usize(&mut self, _: usize) {}
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type DigestMap<V> = HashMap<[u8; 20], V, BuildHasherDefault<DigestHasher>>;
-
-/// One stored pattern.
-#[derive(Debug, Clone)]
-pub struct PatternRecord {
-    /// The events, sorted per event.
-    pub events: Arc<Vec<Vec<String>>>,
-    /// Total symbol count.
-    pub length: usize,
-    /// How many times the pattern was learned.
-    pub frequency: u64,
-    /// The last [`PERSISTENCE`] emotive dicts.
-    pub emotives: Vec<BTreeMap<String, f64>>,
-    /// Sorted unique string values per key.
-    pub metadata: BTreeMap<String, BTreeSet<String>>,
-    /// Whether the row exists in the database file.
-    pub persisted: bool,
-    dirty: bool,
-}
-
-impl PatternRecord {
-    /// A record loaded from the database file.
-    pub fn loaded(
-        events: Vec<Vec<String>>,
-        frequency: u64,
-        emotives: Vec<BTreeMap<String, f64>>,
-        metadata: BTreeMap<String, BTreeSet<String>>,
-    ) -> Self {
-        Self {
-            length: events.iter().map(Vec::len).sum(),
-            events: Arc::new(events),
-            frequency,
-            emotives,
-            metadata,
-            persisted: true,
-            dirty: false,
-        }
-    }
-}
-
-/// Changes of one node since the writer last looked.
-#[derive(Debug, Default)]
-pub struct Changes {
-    /// The KB was emptied by clear-all before these rows changed.
-    pub cleared: bool,
-    /// Bare digest and a snapshot of each changed pattern.
-    pub rows: Vec<([u8; 20], PatternRecord)>,
-    /// Symbol and a snapshot of its affinity sums, for each symbol whose sums changed.
-    /// They only change together with a pattern in `rows`, so they need no count.
-    pub affinity: Vec<(String, SymbolAffinity)>,
-}
+pub use super::kb_delta::{DigestHasher, DigestMap};
 
 /// One symbol's affinity: emotive name to its running sum as Redis's text.
 pub type SymbolAffinity = BTreeMap<String, String>;
 
-#[derive(Default)]
-struct KbInner {
-    patterns: DigestMap<PatternRecord>,
-    dirty: Vec<[u8; 20]>,
-    cleared: bool,
-    affinity: HashMap<String, SymbolAffinity>,
-    affinity_dirty: BTreeSet<String>,
+/// What every node's knowledge base shares: the file, once there is one, and the
+/// counts of what is pending.
+pub struct Backing {
+    pub(super) disk: Mutex<Option<Disk>>,
+    pub(super) pending: Arc<PendingChanges>,
+    /// Pending bytes at which the writer is woken.
+    pub(super) wake_at: usize,
 }
 
-impl KbInner {
-    /// Adds a learn's averaged emotives to each distinct symbol's sums, as KATO's
-    /// `HINCRBYFLOAT` pipeline does (`redis_writer.py`, `batch_update_symbol_affinity`).
-    fn add_affinity(
-        &mut self,
-        events: &[Vec<String>],
-        averaged: &BTreeMap<String, f64>,
-        track: bool,
-    ) {
-        let increments: Vec<(&String, String)> = averaged
-            .iter()
-            .map(|(name, value)| (name, redis_float::python_float_repr(*value)))
-            .collect();
-        let mut seen = BTreeSet::new();
-        for symbol in events.iter().flatten() {
-            if !seen.insert(symbol.as_str()) {
-                continue;
-            }
-            let sums = self.affinity.entry(symbol.clone()).or_default();
-            for (name, by) in &increments {
-                let current = sums.get(*name).map(String::as_str);
-                match redis_float::hincrbyfloat(current, by) {
-                    Ok(text) => {
-                        sums.insert((*name).clone(), text);
-                    }
-                    // Redis refuses the increment and keeps the field (KATO's learn
-                    // then fails); the pattern itself is already counted here.
-                    Err(error) => {
-                        tracing::warn!(%symbol, emotive = %name, %error, "affinity not updated")
-                    }
-                }
-            }
-            if track && !self.affinity_dirty.contains(symbol) {
-                self.affinity_dirty.insert(symbol.clone());
-            }
-        }
+impl Backing {
+    pub(super) fn disk(&self) -> MutexGuard<'_, Option<Disk>> {
+        self.disk.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -148,110 +48,151 @@ impl KbInner {
 pub struct NodeKb {
     /// The KB id, `kb_id(node_id, service_name)`.
     pub kb_id: String,
-    inner: Mutex<KbInner>,
-    /// Shared count of changes not yet written, when the engine persists.
-    pending: Option<Arc<PendingChanges>>,
+    changes: Mutex<NodeChanges>,
+    backing: Arc<Backing>,
 }
 
 impl NodeKb {
-    fn lock(&self) -> MutexGuard<'_, KbInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    pub(super) fn changes(&self) -> MutexGuard<'_, NodeChanges> {
+        self.changes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stores a batch of learned patterns; returns how many were new.
-    pub fn learn_all(&self, batch: Vec<Learned>) -> usize {
+    /// Stores a batch of learned patterns. When more than the memory budget's share of
+    /// changes is pending, waits until the writer has made room (blocking).
+    pub fn learn_all(&self, batch: Vec<Learned>) {
         if batch.is_empty() {
-            return 0;
+            return;
         }
-        let track = self.pending.is_some();
-        let mut new = 0;
-        let mut changed = 0;
-        let mut kb = self.lock();
-        for learned in batch {
-            let Learned {
-                digest,
-                events,
-                emotives,
-                metadata,
-                averaged_emotives,
-            } = learned;
-            let KbInner {
-                patterns, dirty, ..
-            } = &mut *kb;
-            let record = patterns.entry(digest).or_insert_with(|| {
-                new += 1;
-                PatternRecord {
-                    length: events.iter().map(Vec::len).sum(),
-                    events: Arc::new(events),
-                    frequency: 0,
-                    emotives: Vec::new(),
-                    metadata: BTreeMap::new(),
-                    persisted: false,
-                    dirty: false,
-                }
-            });
-            record.frequency += 1;
-            if !emotives.is_empty() {
-                record.emotives.extend(emotives);
-                let skip = record.emotives.len().saturating_sub(PERSISTENCE);
-                record.emotives.drain(..skip);
+        let pending = &self.backing.pending;
+        {
+            let mut changes = self.changes();
+            let before = changes.bytes;
+            let mut entries = 0;
+            for learned in batch {
+                entries += usize::from(changes.learn(learned));
             }
-            for (key, values) in metadata {
-                record.metadata.entry(key).or_default().extend(values);
-            }
-            if track && !record.dirty {
-                record.dirty = true;
-                dirty.push(digest);
-                changed += 1;
-            }
-            if !averaged_emotives.is_empty() {
-                let events = Arc::clone(&record.events);
-                kb.add_affinity(&events, &averaged_emotives, track);
-            }
+            // Counted before the lock is released, so the writer never takes a change
+            // it has not seen counted.
+            pending.add(entries, changes.bytes - before, self.backing.wake_at);
         }
-        // Counted before the lock is released, so the writer never takes a change
-        // it has not seen counted.
-        if let Some(pending) = &self.pending {
-            pending.add(changed);
-        }
-        drop(kb);
-        new
+        pending.wait_for_room();
     }
 
     /// The pattern as `GET /pattern` shows it.
     pub fn get(&self, digest: &[u8; 20]) -> Option<StoredPattern> {
-        let kb = self.lock();
-        let record = kb.patterns.get(digest)?;
+        let disk = self.backing.disk();
+        let (delta, cleared) = {
+            let changes = self.changes();
+            (changes.patterns.get(digest).cloned(), changes.cleared)
+        };
+        let stored = match (disk.as_ref(), cleared) {
+            (Some(disk), false) => disk.pattern(&self.kb_id, digest).unwrap_or_else(|error| {
+                tracing::warn!(kb_id = %self.kb_id, %error, "reading a pattern");
+                None
+            }),
+            _ => None,
+        };
+        drop(disk);
+        let state = match (stored, delta) {
+            (Some(mut state), Some(delta)) => {
+                state.apply(&delta);
+                state
+            }
+            (Some(state), None) => state,
+            (None, Some(delta)) => PatternState::from_delta(&delta),
+            (None, None) => return None,
+        };
         Some(StoredPattern {
             name: wire_name_of(digest),
-            pattern_data: record.events.as_ref().clone(),
-            length: record.length,
-            frequency: record.frequency,
-            emotives: record.emotives.iter().map(emotive_value).collect(),
-            metadata: record
+            pattern_data: serde_json::from_str(&state.pattern_data).unwrap_or_default(),
+            length: state.length,
+            frequency: state.frequency,
+            emotives: state.emotives.iter().map(emotive_value).collect(),
+            metadata: state
                 .metadata
-                .iter()
-                .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+                .into_iter()
+                .map(|(k, v)| (k, v.into_iter().collect()))
                 .collect(),
         })
     }
 
+    /// Every pattern's digest and frequency in name order, file and pending changes
+    /// together, without holding them all in memory; `visit` returns false to stop.
+    /// The writer waits meanwhile.
+    pub fn visit_frequencies(&self, mut visit: impl FnMut(&[u8; 20], u64) -> bool) {
+        let disk = self.backing.disk();
+        let (mut pending, cleared): (Vec<([u8; 20], u64)>, bool) = {
+            let changes = self.changes();
+            let list = changes
+                .patterns
+                .iter()
+                .map(|(d, delta)| (*d, delta.frequency))
+                .collect();
+            (list, changes.cleared)
+        };
+        pending.sort_unstable();
+        let mut next = 0;
+        let mut going = true;
+        if let (Some(disk), false) = (disk.as_ref(), cleared) {
+            let read = disk.visit_frequencies(&self.kb_id, |digest, mut frequency| {
+                while next < pending.len() && pending[next].0 < digest {
+                    going = visit(&pending[next].0, pending[next].1);
+                    next += 1;
+                    if !going {
+                        return false;
+                    }
+                }
+                if next < pending.len() && pending[next].0 == digest {
+                    frequency += pending[next].1;
+                    next += 1;
+                }
+                going = visit(&digest, frequency);
+                going
+            });
+            if let Err(error) = read {
+                tracing::warn!(kb_id = %self.kb_id, %error, "listing the knowledge base");
+            }
+        }
+        while going && next < pending.len() {
+            going = visit(&pending[next].0, pending[next].1);
+            next += 1;
+        }
+    }
+
     /// Every pattern's wire name and frequency, sorted by name.
     pub fn frequencies(&self) -> Vec<(String, u64)> {
-        let kb = self.lock();
-        let mut out: Vec<_> = kb
-            .patterns
-            .iter()
-            .map(|(d, r)| (wire_name_of(d), r.frequency))
-            .collect();
-        drop(kb);
-        out.sort_unstable();
+        let mut out = Vec::new();
+        self.visit_frequencies(|digest, frequency| {
+            out.push((wire_name_of(digest), frequency));
+            true
+        });
         out
     }
 
     /// Number of patterns.
     pub fn len(&self) -> usize {
-        self.lock().patterns.len()
+        let mut disk = self.backing.disk();
+        let (digests, cleared): (Vec<[u8; 20]>, bool) = {
+            let changes = self.changes();
+            (changes.patterns.keys().copied().collect(), changes.cleared)
+        };
+        let Some(disk) = disk.as_mut().filter(|_| !cleared) else {
+            return digests.len();
+        };
+        let counted = disk.count(&self.kb_id).and_then(|stored| {
+            let mut total = stored;
+            for digest in &digests {
+                total += u64::from(!disk.contains(&self.kb_id, digest)?);
+            }
+            Ok(total)
+        });
+        match counted {
+            Ok(total) => usize::try_from(total).unwrap_or(usize::MAX),
+            Err(error) => {
+                tracing::warn!(kb_id = %self.kb_id, %error, "counting patterns");
+                digests.len()
+            }
+        }
     }
 
     /// Whether the KB holds no pattern.
@@ -259,76 +200,38 @@ impl NodeKb {
         self.len() == 0
     }
 
-    /// clear-all: forgets every pattern of this node.
+    /// clear-all: forgets every pattern and affinity sum of this node (the file's rows
+    /// go with the next write and are not read meanwhile).
     pub fn clear(&self) {
-        let mut kb = self.lock();
-        kb.patterns.clear();
-        kb.dirty.clear();
-        kb.affinity.clear();
-        kb.affinity_dirty.clear();
-        kb.cleared = self.pending.is_some();
-    }
-
-    /// Forgets every pattern and change in memory, without marking the node cleared
-    /// (a rollback to the file: the store reloads what it holds).
-    pub fn reset(&self) {
-        let mut kb = self.lock();
-        kb.patterns.clear();
-        kb.dirty.clear();
-        kb.affinity.clear();
-        kb.affinity_dirty.clear();
-        kb.cleared = false;
-    }
-
-    /// Snapshots and resets this node's changes for the writer.
-    pub fn take_changes(&self) -> Changes {
-        let mut kb = self.lock();
-        let cleared = std::mem::take(&mut kb.cleared);
-        let digests = std::mem::take(&mut kb.dirty);
-        let mut rows = Vec::with_capacity(digests.len());
-        for digest in digests {
-            if let Some(record) = kb.patterns.get_mut(&digest) {
-                record.dirty = false;
-                rows.push((digest, record.clone()));
-                record.persisted = true;
-            }
-        }
-        let symbols = std::mem::take(&mut kb.affinity_dirty);
-        let affinity = symbols
-            .into_iter()
-            .filter_map(|symbol| {
-                let sums = kb.affinity.get(&symbol)?.clone();
-                Some((symbol, sums))
-            })
-            .collect();
-        Changes {
-            cleared,
-            rows,
-            affinity,
-        }
-    }
-
-    /// Puts a symbol's loaded affinity sums in place (database load at start).
-    pub fn insert_loaded_affinity(&self, symbol: String, sums: SymbolAffinity) {
-        self.lock().affinity.insert(symbol, sums);
+        let mut changes = self.changes();
+        let (entries, bytes) = (changes.len(), changes.bytes);
+        *changes = NodeChanges {
+            cleared: true,
+            ..NodeChanges::default()
+        };
+        self.backing.pending.release(entries, bytes);
     }
 
     /// Every symbol's affinity sums, sorted by symbol (for dumps and tests).
     pub fn affinity(&self) -> Vec<(String, SymbolAffinity)> {
-        let kb = self.lock();
-        let mut out: Vec<_> = kb
-            .affinity
-            .iter()
-            .map(|(symbol, sums)| (symbol.clone(), sums.clone()))
-            .collect();
-        drop(kb);
-        out.sort_unstable();
-        out
-    }
-
-    /// Puts a loaded record in place (database load at start).
-    pub fn insert_loaded(&self, digest: [u8; 20], record: PatternRecord) {
-        self.lock().patterns.insert(digest, record);
+        let disk = self.backing.disk();
+        let (queued, cleared) = {
+            let changes = self.changes();
+            (changes.affinity.clone(), changes.cleared)
+        };
+        let stored = match (disk.as_ref(), cleared) {
+            (Some(disk), false) => disk.affinity(&self.kb_id).unwrap_or_else(|error| {
+                tracing::warn!(kb_id = %self.kb_id, %error, "reading affinity");
+                Vec::new()
+            }),
+            _ => Vec::new(),
+        };
+        drop(disk);
+        let mut all: BTreeMap<String, SymbolAffinity> = stored.into_iter().collect();
+        for (symbol, increments) in queued {
+            add_increments(all.entry(symbol.clone()).or_default(), &increments, &symbol);
+        }
+        all.into_iter().collect()
     }
 }
 
@@ -341,24 +244,21 @@ fn emotive_value(dict: &BTreeMap<String, f64>) -> Value {
     )
 }
 
-/// Every node's knowledge base, keyed by KB id.
-#[derive(Default)]
-pub struct KnowledgeBases {
-    nodes: RwLock<HashMap<String, Arc<NodeKb>>>,
-    pending: Option<Arc<PendingChanges>>,
+/// The nodes and what they share; the writer and the spill thread hold it.
+pub(super) struct Shared {
+    pub(super) nodes: RwLock<HashMap<String, Arc<NodeKb>>>,
+    pub(super) backing: Arc<Backing>,
 }
 
-impl KnowledgeBases {
-    /// Knowledge bases that count pending changes in `pending` (None = ephemeral).
-    pub fn new(pending: Option<Arc<PendingChanges>>) -> Self {
-        Self {
-            nodes: RwLock::default(),
-            pending,
-        }
+impl Shared {
+    /// Every KB.
+    pub(super) fn all(&self) -> Vec<Arc<NodeKb>> {
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        nodes.values().cloned().collect()
     }
 
     /// The KB with this id, created empty on first use.
-    pub fn node(&self, kb_id: &str) -> Arc<NodeKb> {
+    pub(super) fn node(&self, kb_id: &str) -> Arc<NodeKb> {
         if let Some(kb) = self
             .nodes
             .read()
@@ -371,22 +271,114 @@ impl KnowledgeBases {
         Arc::clone(nodes.entry(kb_id.to_owned()).or_insert_with(|| {
             Arc::new(NodeKb {
                 kb_id: kb_id.to_owned(),
-                inner: Mutex::default(),
-                pending: self.pending.clone(),
+                changes: Mutex::default(),
+                backing: Arc::clone(&self.backing),
             })
         }))
+    }
+}
+
+/// Every node's knowledge base, keyed by KB id.
+pub struct KnowledgeBases {
+    pub(super) shared: Arc<Shared>,
+    spiller: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl KnowledgeBases {
+    /// Knowledge bases whose changes a store writes to its file, counted in `pending`
+    /// (`None`: an engine without a file, with the default budget).
+    pub fn new(pending: Option<Arc<PendingChanges>>) -> Self {
+        match pending {
+            Some(pending) => {
+                let wake_at = pending.budget().write_at();
+                Self::with(pending, wake_at)
+            }
+            None => Self::ephemeral(MemoryBudget::default()),
+        }
+    }
+
+    /// Knowledge bases without a file: whole patterns in memory up to half of
+    /// `budget`'s share for changes, then on a private temporary file (removed at
+    /// [`KnowledgeBases::close`] or drop).
+    pub fn ephemeral(budget: MemoryBudget) -> Self {
+        let kbs = Self::with(
+            Arc::new(PendingChanges::with_budget(budget)),
+            budget.spill_at(),
+        );
+        let shared = Arc::clone(&kbs.shared);
+        let spiller = std::thread::Builder::new()
+            .name("katotune-kb-spill".into())
+            .spawn(move || super::flush::spill(&shared));
+        match spiller {
+            Ok(handle) => *kbs.spiller.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle),
+            Err(error) => {
+                tracing::error!(%error, "no knowledge-base spill thread: memory is not bounded");
+                kbs.shared.backing.pending.set_failing(true);
+            }
+        }
+        kbs
+    }
+
+    fn with(pending: Arc<PendingChanges>, wake_at: usize) -> Self {
+        let backing = Arc::new(Backing {
+            disk: Mutex::new(None),
+            pending,
+            wake_at,
+        });
+        Self {
+            shared: Arc::new(Shared {
+                nodes: RwLock::default(),
+                backing,
+            }),
+            spiller: Mutex::new(None),
+        }
+    }
+
+    /// The KB with this id, created empty on first use.
+    pub fn node(&self, kb_id: &str) -> Arc<NodeKb> {
+        self.shared.node(kb_id)
     }
 
     /// The KB with this id if it was ever used.
     pub fn existing(&self, kb_id: &str) -> Option<Arc<NodeKb>> {
-        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        let nodes = self.shared.nodes.read().unwrap_or_else(|e| e.into_inner());
         nodes.get(kb_id).cloned()
     }
 
     /// Every KB, for the writer and `/status`.
     pub fn all(&self) -> Vec<Arc<NodeKb>> {
-        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
-        nodes.values().cloned().collect()
+        self.shared.all()
+    }
+
+    /// The pending-change counters and budget.
+    pub fn pending(&self) -> &PendingChanges {
+        &self.shared.backing.pending
+    }
+
+    /// Whether the patterns are (also) on a file: the engine's own or a spill file.
+    pub fn on_disk(&self) -> bool {
+        self.shared.backing.disk().is_some()
+    }
+
+    /// Stops the spill thread of an engine without a file and removes its temporary
+    /// file; later calls do nothing. (A file-backed engine's store closes its file.)
+    pub fn close(&self) {
+        let handle = self
+            .spiller
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            self.shared.backing.pending.stop();
+            let _ = handle.join();
+            drop(self.shared.backing.disk().take());
+        }
+    }
+}
+
+impl Drop for KnowledgeBases {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 

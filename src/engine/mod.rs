@@ -2,8 +2,8 @@
 //!
 //! It speaks KATO 3.10.1's HTTP API (sessions, observe, observe-sequence, learn, STM,
 //! config, patterns) with the same shapes, status codes, learning semantics and pattern
-//! names, keeps every node's knowledge base in memory, and writes it behind to one
-//! SQLite file (see [`store`] for the schema). It answers `GET /predictions` with 501:
+//! names, and keeps every node's knowledge base in one SQLite file (see [`store`] for
+//! the schema) with a bounded memory cache (`KATOTUNE_ENGINE_CACHE_MB`, see [`kb`]). It answers `GET /predictions` with 501:
 //! it does not compute predictions. Beyond KATO it honours the seed knobs for real
 //! ([`EngineLimits`]) and serves katotune's own routes: `GET /katotune/kb/{node_id}`
 //! (names and frequencies) and `POST /katotune/checkpoint` (the durability barrier, see
@@ -25,9 +25,14 @@
 mod body;
 mod checkpoint;
 mod handle;
+mod flush;
 pub mod kb;
+mod kb_delta;
+mod kb_disk;
+mod kb_listing;
 mod limits;
 mod ops;
+pub mod pending;
 pub(crate) mod pyvalue;
 mod reply;
 mod routes;
@@ -54,8 +59,9 @@ pub use ops::OpError;
 
 use kb::KnowledgeBases;
 use limits::{Gates, LimitCounters};
+use pending::{MemoryBudget, PendingChanges, DEFAULT_CACHE_MB};
 use sessions::Sessions;
-use store::{PendingChanges, Store};
+use store::Store;
 
 /// How the engine runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +76,10 @@ pub struct EngineConfig {
     pub session_ttl: Duration,
     /// The knobs.
     pub limits: EngineLimits,
+    /// Memory for the knowledge bases in MiB (`KATOTUNE_ENGINE_CACHE_MB`): a quarter
+    /// SQLite's page cache, the rest changes not yet written; beyond it learns wait for
+    /// the writer, and an engine without a file moves its patterns to a temporary one.
+    pub cache_mb: usize,
 }
 
 impl Default for EngineConfig {
@@ -80,9 +90,13 @@ impl Default for EngineConfig {
             service_name: "kato".into(),
             session_ttl: Duration::from_secs(3600),
             limits: EngineLimits::default(),
+            cache_mb: DEFAULT_CACHE_MB,
         }
     }
 }
+
+/// The environment variable of [`EngineConfig::cache_mb`].
+pub const CACHE_VAR: &str = "KATOTUNE_ENGINE_CACHE_MB";
 
 /// Why the engine could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -139,8 +153,9 @@ fn parse_var<T: std::str::FromStr>(
 impl EngineConfig {
     /// The defaults overridden by KATO's environment names (`SESSION_TTL`, `SERVICE_NAME`,
     /// `KATO_BATCH_SIZE`, `CONNECTION_POOL_SIZE`, `REQUEST_TIMEOUT`, `STM_CAPACITY`,
-    /// `KATO_LIMIT_CONCURRENCY`) and `KATOTUNE_ENGINE_DB` (unset, empty or `:memory:` =
-    /// ephemeral).
+    /// `KATO_LIMIT_CONCURRENCY`), `KATOTUNE_ENGINE_DB` (unset, empty or `:memory:` =
+    /// ephemeral) and `KATOTUNE_ENGINE_CACHE_MB` (the knowledge bases' memory budget in
+    /// MiB, default [`DEFAULT_CACHE_MB`]).
     pub fn from_env() -> Result<Self, EngineError> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -183,6 +198,9 @@ impl EngineConfig {
             positive,
             |n| *n > 0,
         )?;
+        if let Some(mb) = parse_var(CACHE_VAR, var(CACHE_VAR), positive, |n| *n > 0)? {
+            config.cache_mb = mb;
+        }
         config.db_path = var("KATOTUNE_ENGINE_DB")
             .filter(|p| !p.is_empty() && p != ":memory:")
             .map(PathBuf::from);
@@ -208,16 +226,15 @@ pub(crate) struct Engine {
 
 impl Engine {
     fn open(config: EngineConfig, lock: Option<crate::lock::RunLock>) -> Result<Self, EngineError> {
-        let pending = config
-            .db_path
-            .as_ref()
-            .map(|_| Arc::new(PendingChanges::default()));
-        let kbs = Arc::new(KnowledgeBases::new(pending.clone()));
-        let store = match (&config.db_path, pending) {
-            (Some(path), Some(pending)) => {
-                Some(Store::open(path, Arc::clone(&kbs), pending, lock)?)
+        let budget = MemoryBudget::from_mb(config.cache_mb);
+        let (kbs, store) = match &config.db_path {
+            Some(path) => {
+                let pending = Arc::new(PendingChanges::with_budget(budget));
+                let kbs = Arc::new(KnowledgeBases::new(Some(Arc::clone(&pending))));
+                let store = Store::open(path, Arc::clone(&kbs), pending, lock)?;
+                (kbs, Some(store))
             }
-            _ => None,
+            None => (Arc::new(KnowledgeBases::ephemeral(budget)), None),
         };
         Ok(Self {
             gates: Gates::new(&config.limits),
@@ -275,6 +292,7 @@ impl RunningEngine {
             if let Some(store) = &engine.store {
                 store.close();
             }
+            engine.kbs.close();
         })
         .await;
     }

@@ -181,8 +181,22 @@ async fn status(State(engine): State<Arc<Engine>>) -> Response {
             },
             "counters": engine.counters.to_json(),
             "store": store,
+            "knowledge_base": kb_memory(&engine),
         },
     }))
+}
+
+/// The knowledge bases' memory: the budget, the changes held, and whether the
+/// patterns are on a file (the engine's own, or a temporary one past the budget).
+fn kb_memory(engine: &Engine) -> Value {
+    let pending = engine.kbs.pending();
+    json!({
+        "cache_mb": engine.config.cache_mb,
+        "changes_bytes": pending.bytes(),
+        "peak_changes_bytes": pending.peak_bytes(),
+        "changes_budget_bytes": pending.budget().changes,
+        "on_disk": engine.kbs.on_disk(),
+    })
 }
 
 /// The node a `/pattern` lookup targets: `node_id`, then `X-Node-ID`, then `X-Test-ID`.
@@ -240,12 +254,8 @@ async fn kb_frequencies(
     let Ok(Path(node)) = node else {
         return not_found().await;
     };
-    let (kb_id, patterns) = engine.kb_frequencies(&node);
-    let patterns: Vec<Value> = patterns
-        .into_iter()
-        .map(|(name, frequency)| json!({"name": name, "frequency": frequency}))
-        .collect();
-    ok(&json!({"kb_id": kb_id, "patterns": patterns}))
+    let kb_id = kb_id(&node, &engine.config.service_name);
+    super::kb_listing::frequencies(engine.kbs.existing(&kb_id), kb_id)
 }
 
 /// katotune's own durability barrier (not a KATO route; see `checkpoint.rs`): the JSON

@@ -30,15 +30,19 @@
 //!
 //! Sessions are not stored: like KATO without Redis persistence, they end with the process.
 //!
-//! A writer thread owns the connection. Every [`FLUSH_INTERVAL`], or as soon as
-//! [`FLUSH_CHANGES`] changes are pending, it collects the dirty patterns of every node
-//! and writes them in one transaction. A pattern learned many times between two writes
-//! is written once. When writes get slow (a large, busy KB) the writer spaces them to
-//! four times the last write's duration, at most [`MAX_FLUSH_INTERVAL`], so that it
-//! never takes more than about a fifth of a core from the request path. A kill -9
-//! therefore loses at most the batch being collected (50 ms of learning, up to 1 s
-//! under heavy load); SQLite's journal keeps the file consistent. Shutdown writes the
-//! last batch.
+//! The file is the knowledge base: memory holds only the changes not yet written (see
+//! [`super::kb`]) and SQLite's page cache, both within the budget
+//! `KATOTUNE_ENGINE_CACHE_MB`. Opening a file of any size reads nothing but its
+//! checkpoint state.
+//!
+//! A writer thread writes. Every [`FLUSH_INTERVAL`], as soon as [`FLUSH_CHANGES`]
+//! patterns changed, or when the changes pass a quarter of their budget, it takes the
+//! changes of every node and applies them as upserts in one transaction. A pattern
+//! learned many times between two writes is written once. When writes get slow (a
+//! large, busy KB) the writer spaces them to four times the last write's duration, at
+//! most [`MAX_FLUSH_INTERVAL`] (the budget still wakes it). A kill -9 therefore loses
+//! at most the batch being collected (50 ms of learning, up to 1 s under heavy load);
+//! SQLite's journal keeps the file consistent. Shutdown writes the last batch.
 //!
 //! katotune's checkpoint barrier ([`Store::checkpoint`], served as
 //! `POST /katotune/checkpoint`; katotune's own, not KATO's) changes that for a trainer
@@ -48,29 +52,36 @@
 //! shutdown); [`CheckpointOp::Commit`] writes everything learned so far in one
 //! transaction (`PRAGMA synchronous=FULL` while held) together with the caller's label
 //! (`engine_info.checkpoint`), and answers once it is on disk or with the write error;
-//! [`CheckpointOp::Release`] commits and goes back to writing behind. The file then
-//! always holds exactly the state of the last checkpoint, which the label names.
+//! [`CheckpointOp::Release`] commits and goes back to writing behind. While held, the
+//! writer still applies changes every interval, into one transaction it leaves open
+//! until the next checkpoint (SQLite keeps those pages in its journal, uncommitted, and
+//! a crash drops them), so a checkpoint only has the last interval left to write. The
+//! file then always holds exactly the state of the last checkpoint, which the label
+//! names. If SQLite loses that open transaction (disk full), every later commit fails,
+//! naming the reason, until a rollback (`Hold` with `rollback`) starts again from the
+//! file.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 
-use crate::kb::engine_file;
-
-use super::kb::{parse_digest, Changes, KnowledgeBases, PatternRecord};
+use super::flush::Finish;
+use super::kb::KnowledgeBases;
+use super::kb_disk::{Disk, WriteFailure};
 use super::EngineError;
+
+pub use super::pending::{PendingChanges, FLUSH_CHANGES};
 
 /// Longest time a learned pattern waits before it is written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 /// Longest spacing of writes when they are slow.
 pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
-/// Pending changes that trigger a write before the interval ends.
-pub const FLUSH_CHANGES: usize = 5_000;
+/// Least time between two copies of the journal into the file.
+const WAL_CHECKPOINT_SPACING: Duration = Duration::from_secs(1);
 
 /// What a checkpoint asks of the writer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +89,7 @@ pub enum CheckpointOp {
     /// Commit everything learned so far, recording `label` with it.
     Commit { label: Option<String> },
     /// From now on commit only at checkpoints; with `rollback`, first forget every
-    /// change not yet committed (reload the file).
+    /// change not yet committed (back to what the file holds).
     Hold { rollback: bool },
     /// Commit everything and go back to writing behind.
     Release,
@@ -91,65 +102,6 @@ pub struct CheckpointState {
     pub held: bool,
     /// The label of the last committed checkpoint, if any.
     pub label: Option<String>,
-}
-
-/// The request the writer is asked to carry out, and its answer.
-#[derive(Default)]
-struct Control {
-    hold: bool,
-    request: Option<CheckpointOp>,
-    answer: Option<Result<CheckpointState, String>>,
-}
-
-/// Count of changes not yet written, and the bell that wakes the writer.
-#[derive(Default)]
-pub struct PendingChanges {
-    count: AtomicUsize,
-    stop: AtomicBool,
-    bell: Mutex<Control>,
-    ring: Condvar,
-    answered: Condvar,
-    /// One checkpoint at a time.
-    turn: Mutex<()>,
-}
-
-impl PendingChanges {
-    /// Records `n` more changes; wakes the writer when a batch is full.
-    pub fn add(&self, n: usize) {
-        let before = self.count.fetch_add(n, Ordering::Relaxed);
-        if before < FLUSH_CHANGES && before + n >= FLUSH_CHANGES {
-            self.ring.notify_one();
-        }
-    }
-
-    /// Waits `interval`, or less when `eager` and a full batch is pending, on a
-    /// checkpoint request or on stop; returns the hold state and the request.
-    fn wait(&self, interval: Duration, eager: bool) -> (bool, Option<CheckpointOp>) {
-        let ready = |c: &mut Control| {
-            self.stop.load(Ordering::Relaxed)
-                || c.request.is_some()
-                || (eager && !c.hold && self.count.load(Ordering::Relaxed) >= FLUSH_CHANGES)
-        };
-        let guard = self.bell.lock().unwrap_or_else(|e| e.into_inner());
-        let (guard, _) = self
-            .ring
-            .wait_timeout_while(guard, interval, |c| !ready(c))
-            .unwrap_or_else(|e| e.into_inner());
-        (guard.hold, guard.request.clone())
-    }
-
-    fn control(&self) -> std::sync::MutexGuard<'_, Control> {
-        self.bell.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The writer's answer to the current request.
-    fn answer(&self, hold: bool, answer: Result<CheckpointState, String>) {
-        let mut control = self.control();
-        control.hold = hold;
-        control.request = None;
-        control.answer = Some(answer);
-        self.answered.notify_all();
-    }
 }
 
 /// Counters the writer publishes for `/status`.
@@ -182,9 +134,10 @@ fn store_error(path: &Path, source: rusqlite::Error) -> EngineError {
 }
 
 impl Store {
-    /// Opens (or creates) `path`, loads every pattern into `kbs`, and starts the writer.
-    /// `lock` is the file's lock when the caller already holds it; otherwise it is taken
-    /// here, and a file another live process has open is refused.
+    /// Opens (or creates) `path` as the file of `kbs` (reading only its checkpoint
+    /// state) and starts the writer. `pending` must be the counters `kbs` was made
+    /// with. `lock` is the file's lock when the caller already holds it; otherwise it
+    /// is taken here, and a file another live process has open is refused.
     pub fn open(
         path: &Path,
         kbs: Arc<KnowledgeBases>,
@@ -195,13 +148,9 @@ impl Store {
             Some(lock) => lock,
             None => crate::lock::RunLock::acquire(&crate::lock::lock_path(path), "knowledge base")?,
         };
-        let conn = Connection::open(path).map_err(|e| store_error(path, e))?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-            .and_then(|()| conn.execute_batch(engine_file::SCHEMA_SQL))
-            .map_err(|e| store_error(path, e))?;
-        load(&conn, &kbs).map_err(|e| store_error(path, e))?;
-        load_affinity(&conn, &kbs).map_err(|e| store_error(path, e))?;
-        let state = checkpoint_state(&conn).map_err(|e| store_error(path, e))?;
+        let disk =
+            Disk::open_file(path, pending.budget().page_cache).map_err(|e| store_error(path, e))?;
+        let state = checkpoint_state(disk.conn()).map_err(|e| store_error(path, e))?;
         if state.held {
             tracing::warn!(
                 "{} is held for katotune checkpoints (last: {}); changes are committed only at \
@@ -209,22 +158,28 @@ impl Store {
                 path.display(),
                 state.label.as_deref().unwrap_or("none")
             );
-            set_synchronous(&conn, true).map_err(|e| store_error(path, e))?;
+            set_synchronous(disk.conn(), true).map_err(|e| store_error(path, e))?;
         }
+        for kb_id in disk.kb_ids().map_err(|e| store_error(path, e))? {
+            kbs.node(&kb_id);
+        }
+        *kbs.shared.backing.disk() = Some(disk);
         pending.control().hold = state.held;
         let stats = Arc::new(StoreStats::default());
         stats.held.store(state.held, Ordering::Relaxed);
         let writer = {
-            let (pending, stats) = (Arc::clone(&pending), Arc::clone(&stats));
             let mut writer = Writer {
-                conn,
+                kbs,
+                pending: Arc::clone(&pending),
+                stats: Arc::clone(&stats),
                 path: path.to_path_buf(),
-                retry: Vec::new(),
                 label: state.label,
+                lost: None,
+                wal_checkpointed: Instant::now(),
             };
             std::thread::Builder::new()
                 .name("katotune-kb-writer".into())
-                .spawn(move || writer.run(&kbs, &pending, &stats))
+                .spawn(move || writer.run())
                 .map_err(|source| EngineError::Io {
                     what: "starting the knowledge-base writer thread".into(),
                     source,
@@ -271,17 +226,15 @@ impl Store {
 
     /// Changes learned but not yet committed to the file (0 = everything acknowledged is on disk).
     pub fn pending(&self) -> usize {
-        self.pending.count.load(Ordering::Relaxed)
+        self.pending.count.load(Ordering::Relaxed) + self.pending.spilled.load(Ordering::Relaxed)
     }
 
-    /// Writes everything pending and stops the writer; later calls do nothing.
+    /// Writes everything pending (unless held), stops the writer and closes the file;
+    /// later calls do nothing.
     pub fn close(&self) {
         let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(handle) = handle {
-            let control = self.pending.control();
-            self.pending.stop.store(true, Ordering::Relaxed);
-            self.pending.ring.notify_one();
-            drop(control);
+            self.pending.stop();
             let _ = handle.join();
         }
     }
@@ -293,138 +246,125 @@ impl Drop for Store {
     }
 }
 
-/// Reads every row into the in-memory knowledge bases.
-fn load(conn: &Connection, kbs: &KnowledgeBases) -> rusqlite::Result<()> {
-    let mut stmt = conn
-        .prepare("SELECT kb_id, name, pattern_data, frequency, emotives, metadata FROM patterns")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let kb_id: String = row.get(0)?;
-        let name: String = row.get(1)?;
-        let data: String = row.get(2)?;
-        let frequency: i64 = row.get(3)?;
-        let emotives: String = row.get(4)?;
-        let metadata: String = row.get(5)?;
-        let parsed = (
-            parse_digest(&name),
-            serde_json::from_str(&data).ok(),
-            serde_json::from_str(&emotives).ok(),
-            serde_json::from_str(&metadata).ok(),
-        );
-        let (Some(digest), Some(events), Some(emotives), Some(metadata)) = parsed else {
-            tracing::warn!(%kb_id, %name, "skipping an unreadable pattern row");
-            continue;
-        };
-        let frequency = u64::try_from(frequency).unwrap_or(0);
-        let record = PatternRecord::loaded(events, frequency, emotives, metadata);
-        kbs.node(&kb_id).insert_loaded(digest, record);
-    }
-    Ok(())
-}
-
-/// Reads every symbol's affinity sums into the in-memory knowledge bases.
-fn load_affinity(conn: &Connection, kbs: &KnowledgeBases) -> rusqlite::Result<()> {
-    let mut stmt =
-        conn.prepare("SELECT kb_id, symbol, emotive, sum FROM affinity ORDER BY kb_id, symbol")?;
-    let mut rows = stmt.query([])?;
-    let mut current: Option<(String, String, BTreeMap<String, String>)> = None;
-    while let Some(row) = rows.next()? {
-        let (kb_id, symbol): (String, String) = (row.get(0)?, row.get(1)?);
-        let (emotive, sum): (String, String) = (row.get(2)?, row.get(3)?);
-        match &mut current {
-            Some((k, s, sums)) if *k == kb_id && *s == symbol => {
-                sums.insert(emotive, sum);
-            }
-            _ => {
-                if let Some((k, s, sums)) = current.take() {
-                    kbs.node(&k).insert_loaded_affinity(s, sums);
-                }
-                current = Some((kb_id, symbol, BTreeMap::from([(emotive, sum)])));
-            }
-        }
-    }
-    if let Some((k, s, sums)) = current {
-        kbs.node(&k).insert_loaded_affinity(s, sums);
-    }
-    Ok(())
-}
-
-/// The writer thread's state: the connection, a failed batch to retry, the last label.
+/// The writer thread's state.
 struct Writer {
-    conn: Connection,
+    kbs: Arc<KnowledgeBases>,
+    pending: Arc<PendingChanges>,
+    stats: Arc<StoreStats>,
     path: PathBuf,
-    retry: Vec<(String, Changes)>,
+    /// The last committed checkpoint label.
     label: Option<String>,
+    /// Why the held transaction was lost, until a rollback.
+    lost: Option<String>,
+    wal_checkpointed: Instant,
 }
 
 impl Writer {
-    /// Batches until stopped, then writes the last batch (unless held: then what was
-    /// not committed at a checkpoint is dropped, as a crash would drop it).
-    fn run(&mut self, kbs: &KnowledgeBases, pending: &PendingChanges, stats: &StoreStats) {
+    /// Writes until stopped, then writes the last batch (unless held: then what was not
+    /// committed at a checkpoint is dropped, as a crash would drop it) and closes the file.
+    fn run(&mut self) {
+        let write_at = self.pending.budget().write_at();
         let mut interval = FLUSH_INTERVAL;
+        let mut errors_at_stop = 0;
         loop {
-            let (hold, request) = pending.wait(interval, interval == FLUSH_INTERVAL);
-            let stopping = pending.stop.load(Ordering::Relaxed);
+            let (hold, request) = self
+                .pending
+                .wait(interval, interval == FLUSH_INTERVAL, write_at);
+            let stopping = self.pending.stop.load(Ordering::Relaxed);
             if let Some(op) = request {
-                let (hold, answer) = self.serve(op, hold, kbs, pending, stats);
-                stats.held.store(hold, Ordering::Relaxed);
-                pending.answer(hold, answer);
+                let (hold, answer) = self.serve(op, hold);
+                self.stats.held.store(hold, Ordering::Relaxed);
+                self.pending.answer(hold, answer);
+                self.checkpoint_wal();
                 continue;
             }
-            if hold {
-                if stopping {
-                    return;
-                }
-                interval = MAX_FLUSH_INTERVAL;
-                continue;
+            if stopping && hold {
+                break;
             }
-            let started = std::time::Instant::now();
-            let outcome = self.flush(kbs, pending, stats, None);
+            let started = Instant::now();
+            let outcome = self.write(hold);
             interval = (started.elapsed() * 4).clamp(FLUSH_INTERVAL, MAX_FLUSH_INTERVAL);
-            if let Err(error) = outcome {
+            self.pending.set_failing(outcome.is_err());
+            if let Err(error) = &outcome {
                 tracing::error!(%error, "knowledge-base write failed; retrying with the next batch");
                 std::thread::sleep(FLUSH_INTERVAL);
             }
-            if stopping && self.retry.is_empty() {
-                return;
+            self.checkpoint_wal();
+            if stopping && outcome.is_ok() {
+                break;
             }
-            if stopping && stats.write_errors.load(Ordering::Relaxed) > 20 {
-                tracing::error!("giving up writing the knowledge base at shutdown");
-                return;
+            if stopping {
+                errors_at_stop += 1;
+                if errors_at_stop > 20 {
+                    tracing::error!("giving up writing the knowledge base at shutdown");
+                    break;
+                }
+            }
+        }
+        let disk = self.kbs.shared.backing.disk().take();
+        if let Some(mut disk) = disk {
+            disk.rollback();
+        }
+    }
+
+    /// One write between checkpoints: committed when writing behind, into the open
+    /// transaction when held.
+    fn write(&mut self, hold: bool) -> Result<(), String> {
+        if !hold {
+            return self.flush(Finish::Commit(None));
+        }
+        if self.lost.is_some() {
+            // The transaction since the last checkpoint is gone: these changes no
+            // longer add up to anything; the run rolls back.
+            self.kbs.shared.discard_all();
+            return Ok(());
+        }
+        self.flush(Finish::KeepOpen)
+    }
+
+    /// Flushes; a failure that lost the held transaction's earlier writes marks it lost.
+    fn flush(&mut self, finish: Finish) -> Result<(), String> {
+        let spilled = self.pending.spilled.load(Ordering::Relaxed);
+        match self.kbs.shared.flush(&finish) {
+            Ok(rows) => {
+                self.stats.rows_written.fetch_add(rows, Ordering::Relaxed);
+                if let Finish::Commit(Some(label)) = finish {
+                    self.label = Some(label);
+                }
+                Ok(())
+            }
+            Err(WriteFailure {
+                error,
+                transaction_lost,
+            }) => {
+                self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                let message = format!("knowledge-base database {}: {error}", self.path.display());
+                if transaction_lost && spilled > 0 {
+                    let since = self.label.as_deref().unwrap_or("the start");
+                    self.lost = Some(format!(
+                        "{message}; what was learned since checkpoint {since} is not stored"
+                    ));
+                    self.kbs.shared.discard_all();
+                }
+                Err(message)
             }
         }
     }
 
     /// Carries out one checkpoint request; returns the new hold state and the answer.
-    fn serve(
-        &mut self,
-        op: CheckpointOp,
-        hold: bool,
-        kbs: &KnowledgeBases,
-        pending: &PendingChanges,
-        stats: &StoreStats,
-    ) -> (bool, Result<CheckpointState, String>) {
-        let path = self.path.display().to_string();
-        let error = |e: rusqlite::Error| format!("knowledge-base database {path}: {e}");
+    fn serve(&mut self, op: CheckpointOp, hold: bool) -> (bool, Result<CheckpointState, String>) {
         let result = match &op {
-            CheckpointOp::Commit { label } => self.flush(kbs, pending, stats, label.clone()),
-            CheckpointOp::Hold { rollback } => {
-                let mut outcome = Ok(());
-                if *rollback {
-                    self.retry.clear();
-                    for kb in kbs.all() {
-                        kb.reset();
-                    }
-                    pending.count.store(0, Ordering::Relaxed);
-                    outcome = load(&self.conn, kbs).and_then(|()| load_affinity(&self.conn, kbs));
-                }
-                outcome
-                    .and_then(|()| set_hold(&self.conn, true))
-                    .map_err(error)
-            }
-            CheckpointOp::Release => self
-                .flush(kbs, pending, stats, None)
-                .and_then(|()| set_hold(&self.conn, false).map_err(error)),
+            CheckpointOp::Commit { label } => match &self.lost {
+                Some(lost) => Err(lost.clone()),
+                None => self.flush(Finish::Commit(label.clone())),
+            },
+            CheckpointOp::Hold { rollback } => self.hold(*rollback),
+            CheckpointOp::Release => match &self.lost {
+                Some(lost) => Err(lost.clone()),
+                None => self
+                    .flush(Finish::Commit(None))
+                    .and_then(|()| self.set_hold(false)),
+            },
         };
         let hold = match op {
             CheckpointOp::Hold { .. } => result.is_ok() || hold,
@@ -438,40 +378,51 @@ impl Writer {
         (hold, answer)
     }
 
-    /// Writes every change (and the failed batch before them) in one transaction.
-    fn flush(
-        &mut self,
-        kbs: &KnowledgeBases,
-        pending: &PendingChanges,
-        stats: &StoreStats,
-        label: Option<String>,
-    ) -> Result<(), String> {
-        for kb in kbs.all() {
-            let changes = kb.take_changes();
-            if changes.cleared || !changes.rows.is_empty() {
-                self.retry.push((kb.kb_id.clone(), changes));
+    /// Holds commits for checkpoints, first forgetting what is not committed when asked.
+    fn hold(&mut self, rollback: bool) -> Result<(), String> {
+        if rollback {
+            if let Some(disk) = self.kbs.shared.backing.disk().as_mut() {
+                disk.rollback();
             }
+            self.kbs.shared.discard_all();
+            self.lost = None;
         }
-        if self.retry.is_empty() && label.is_none() {
+        self.set_hold(true)
+    }
+
+    /// Records the hold flag; a held file syncs every commit (`synchronous=FULL`).
+    /// Inside an open (held) transaction the flag is already stored and set.
+    fn set_hold(&mut self, hold: bool) -> Result<(), String> {
+        let mut guard = self.kbs.shared.backing.disk();
+        let Some(disk) = guard.as_mut() else {
+            return Err(format!("{}: the file is closed", self.path.display()));
+        };
+        if disk.in_transaction() {
             return Ok(());
         }
-        match write_batch(&mut self.conn, &self.retry, label.as_deref()) {
-            Ok(rows) => {
-                stats.rows_written.fetch_add(rows, Ordering::Relaxed);
-                let done = self.retry.iter().map(|(_, c)| c.rows.len()).sum();
-                pending.count.fetch_sub(done, Ordering::Relaxed);
-                self.retry.clear();
-                if label.is_some() {
-                    self.label = label;
-                }
-                Ok(())
-            }
-            Err(e) => {
-                stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                Err(format!(
-                    "knowledge-base database {}: {e}",
-                    self.path.display()
-                ))
+        let conn = disk.conn();
+        let outcome = if hold {
+            conn.execute(
+                "INSERT OR REPLACE INTO engine_info VALUES ('commit_hold', '1')",
+                [],
+            )
+        } else {
+            conn.execute("DELETE FROM engine_info WHERE key = 'commit_hold'", [])
+        };
+        outcome
+            .and_then(|_| set_synchronous(conn, hold))
+            .map_err(|e| format!("knowledge-base database {}: {e}", self.path.display()))
+    }
+
+    /// Copies the journal into the file now and then, outside any transaction.
+    fn checkpoint_wal(&mut self) {
+        if self.wal_checkpointed.elapsed() < WAL_CHECKPOINT_SPACING {
+            return;
+        }
+        if let Some(disk) = self.kbs.shared.backing.disk().as_ref() {
+            if !disk.in_transaction() {
+                disk.checkpoint_wal();
+                self.wal_checkpointed = Instant::now();
             }
         }
     }
@@ -493,91 +444,10 @@ fn checkpoint_state(conn: &Connection) -> rusqlite::Result<CheckpointState> {
     })
 }
 
-/// Records the hold flag; a held file syncs every commit (`synchronous=FULL`).
-fn set_hold(conn: &Connection, hold: bool) -> rusqlite::Result<()> {
-    if hold {
-        conn.execute(
-            "INSERT OR REPLACE INTO engine_info VALUES ('commit_hold', '1')",
-            [],
-        )?;
-    } else {
-        conn.execute("DELETE FROM engine_info WHERE key = 'commit_hold'", [])?;
-    }
-    set_synchronous(conn, hold)
-}
-
 fn set_synchronous(conn: &Connection, full: bool) -> rusqlite::Result<()> {
     conn.execute_batch(if full {
         "PRAGMA synchronous=FULL;"
     } else {
         "PRAGMA synchronous=NORMAL;"
     })
-}
-
-/// Writes one batch (and the checkpoint `label`) in one transaction; returns the
-/// number of rows written.
-fn write_batch(
-    conn: &mut Connection,
-    batch: &[(String, Changes)],
-    label: Option<&str>,
-) -> rusqlite::Result<u64> {
-    let tx = conn.transaction()?;
-    if let Some(label) = label {
-        tx.execute(
-            "INSERT OR REPLACE INTO engine_info VALUES ('checkpoint', ?1)",
-            [label],
-        )?;
-    }
-    let mut written = 0;
-    {
-        let mut delete = tx.prepare_cached("DELETE FROM patterns WHERE kb_id = ?1")?;
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO patterns (kb_id, name, pattern_data, length, frequency, emotives, metadata)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (kb_id, name) DO UPDATE SET frequency = excluded.frequency,
-                emotives = excluded.emotives, metadata = excluded.metadata",
-        )?;
-        let mut update = tx.prepare_cached(
-            "UPDATE patterns SET frequency = ?3, emotives = ?4, metadata = ?5
-             WHERE kb_id = ?1 AND name = ?2",
-        )?;
-        let mut delete_affinity = tx.prepare_cached("DELETE FROM affinity WHERE kb_id = ?1")?;
-        let mut upsert_affinity = tx.prepare_cached(
-            "INSERT INTO affinity (kb_id, symbol, emotive, sum) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (kb_id, symbol, emotive) DO UPDATE SET sum = excluded.sum",
-        )?;
-        for (kb_id, changes) in batch {
-            if changes.cleared {
-                delete.execute([kb_id])?;
-                delete_affinity.execute([kb_id])?;
-            }
-            for (symbol, sums) in &changes.affinity {
-                for (emotive, sum) in sums {
-                    upsert_affinity.execute(params![kb_id, symbol, emotive, sum])?;
-                }
-            }
-            for (digest, record) in &changes.rows {
-                let name = hex::encode(digest);
-                let frequency = i64::try_from(record.frequency).unwrap_or(i64::MAX);
-                let emotives = to_json(&record.emotives);
-                let metadata = to_json(&record.metadata);
-                if record.persisted {
-                    update.execute(params![kb_id, name, frequency, emotives, metadata])?;
-                } else {
-                    let data = to_json(record.events.as_ref());
-                    let length = i64::try_from(record.length).unwrap_or(i64::MAX);
-                    insert.execute(params![
-                        kb_id, name, data, length, frequency, emotives, metadata
-                    ])?;
-                }
-                written += 1;
-            }
-        }
-    }
-    tx.commit()?;
-    Ok(written)
-}
-
-fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }

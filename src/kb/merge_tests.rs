@@ -33,7 +33,15 @@ fn engine_file(path: &Path, patterns: &[PatternEntry], affinity: &[AffinityEntry
 
 fn read_back(path: &Path) -> (Vec<PatternEntry>, Vec<AffinityEntry>) {
     let (mut ps, mut afs) = (Vec::new(), Vec::new());
-    read_engine_file::<EngineFileError>(path, |p| Ok(ps.push(p)), |a| Ok(afs.push(a))).unwrap();
+    let keep = |p| {
+        ps.push(p);
+        Ok(())
+    };
+    read_engine_file::<EngineFileError>(path, keep, |a| {
+        afs.push(a);
+        Ok(())
+    })
+    .unwrap();
     (ps, afs)
 }
 

@@ -73,7 +73,7 @@ pub struct Correctness {
     /// Where the digests were read back after each run, and the nodes whose KB as
     /// read is not the client's tally; `None` when the records carry no KB check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub read_back: Option<super::read_back::ReadBack>,
+    pub read_back: Option<super::read_back::ReadBackSummary>,
 }
 
 impl Correctness {

@@ -11,7 +11,7 @@ use crate::train::record::RunRecord;
 
 /// The read-back of one profile's measured runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReadBack {
+pub struct ReadBackSummary {
     /// Where the last run's KB was read (`stores`, `engine`, `client-tally`).
     pub source: KbSource,
     /// Why that source.
@@ -36,10 +36,10 @@ pub struct TallyMismatch {
     pub tally: KbDigest,
 }
 
-impl ReadBack {
+impl ReadBackSummary {
     /// The read-back of `records` (`None` when no record carries a KB check, as in
     /// records of `katotune run` or written before record version 2).
-    pub fn of(records: &[RunRecord]) -> Option<ReadBack> {
+    pub fn of(records: &[RunRecord]) -> Option<ReadBackSummary> {
         let last = records.iter().rev().find_map(|r| r.kb_check.as_ref())?;
         let mismatches = records
             .iter()
@@ -55,7 +55,7 @@ impl ReadBack {
                 })
             })
             .collect();
-        Some(ReadBack {
+        Some(ReadBackSummary {
             source: last.source,
             note: last.note.clone(),
             mismatches,

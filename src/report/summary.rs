@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::correctness::{self, CheckStatus, Correctness};
 use super::model::ProfileRuns;
-use super::read_back::ReadBack;
+use super::read_back::ReadBackSummary;
 use super::settings::{settings_of, target_label};
 use super::stats::Spread;
 use super::ProfileSummary;
@@ -116,7 +116,7 @@ pub(crate) fn summarize(runs: &ProfileRuns) -> ProfileSummary {
                     .map(Vec::as_slice)
                     .collect::<Vec<_>>(),
             ),
-            read_back: ReadBack::of(records),
+            read_back: ReadBackSummary::of(records),
         },
         settings: settings_of(&runs.profile),
         warnings: Vec::new(),

@@ -26,6 +26,9 @@ use crate::train::kb_check::KbSource;
 /// How long one read of the engine's KB may take.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// One node's KB as read: its KB id and name counts (`None`: not read).
+pub type ReadKb = (String, Option<BTreeMap<String, u64>>);
+
 /// What was read back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadBack {
@@ -33,7 +36,7 @@ pub struct ReadBack {
     /// Why this source, in the user's words.
     pub note: String,
     /// Per node asked, in order: the KB id read and its name counts (`None`: not read).
-    pub kbs: Vec<(String, Option<BTreeMap<String, u64>>)>,
+    pub kbs: Vec<ReadKb>,
 }
 
 /// Why a KB could not be read back.
@@ -170,10 +173,7 @@ async fn engine_kb(
 ///
 /// Blocking: call it on a blocking thread. Errors: a store that cannot be reached or
 /// read.
-pub fn read_stores(
-    urls: &StoreUrls,
-    nodes: &[String],
-) -> Result<Vec<(String, Option<BTreeMap<String, u64>>)>, ReadError> {
+pub fn read_stores(urls: &StoreUrls, nodes: &[String]) -> Result<Vec<ReadKb>, ReadError> {
     let mut stores = Stores::connect(urls)?;
     let mut out = Vec::with_capacity(nodes.len());
     for node in nodes {

@@ -103,8 +103,12 @@ impl<'a> Dispatcher<'a> {
             ),
             Durability::Unsupported(why) => (None, why),
         };
+        let shard = plan
+            .shard
+            .map(|s| format!(" shard {s}"))
+            .unwrap_or_default();
         let display = ProgressDisplay::new(
-            &plan.profile.name,
+            &format!("{}{shard}", plan.profile.name),
             target.map(|t| t.saturating_sub(done_before)),
             opts.progress_bar,
             opts.resume,

@@ -46,7 +46,8 @@ impl ProgressDisplay {
     /// Samples per second over the last 10 seconds.
     fn rate(&self) -> f64 {
         match (self.window.front(), self.window.back()) {
-            // The count goes down when a restarted server lost samples (requeued).
+            // Samples lost with a restarted server go back to training, so the count
+            // can fall within the window: no negative rate, and no overflow.
             (Some((t0, n0)), Some((t1, n1))) if t1 > t0 => {
                 n1.saturating_sub(*n0) as f64 / (*t1 - *t0).as_secs_f64()
             }

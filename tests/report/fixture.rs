@@ -258,7 +258,7 @@ fn record(shape: Shape<'_>) -> RunRecord {
             name: shape.profile.name.clone(),
             hash: shape.profile.hash(),
             learning_hash: shape.profile.learning_hash(),
-            resolved: serde_json::to_value(&shape.profile).unwrap(),
+            resolved: serde_json::to_value(shape.profile).unwrap(),
         },
         shard: None,
         backend: BackendInfo {

@@ -238,4 +238,11 @@ fn a_kb_stored_otherwise_than_answered_is_a_mismatch_and_fails_the_check() {
         markdown.contains("NO: node0"),
         "the read-back table names the node"
     );
+    let table = katotune::report::export::table::TerminalTable {
+        colour: false,
+        width: None,
+    }
+    .render_text(&c);
+    let line = "KB MISMATCH: phase3-parallel run 2 node0 (node0_kato): stored 7 learns";
+    assert!(table.contains(line), "{table}");
 }

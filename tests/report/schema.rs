@@ -76,3 +76,66 @@ fn an_export_that_drifts_from_the_schema_fails() {
         .remove("host");
     assert!(!errors(&missing).is_empty(), "a missing field must fail");
 }
+
+fn record_errors(instance: &Value) -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/run-record.schema.json");
+    let text = std::fs::read_to_string(path).expect("the run-record schema exists");
+    let schema: Value = serde_json::from_str(&text).expect("the schema is JSON");
+    jsonschema::meta::validate(&schema).expect("a valid JSON Schema");
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn run_records_validate_against_their_schema_and_drift_fails() {
+    for input in fixture::inputs() {
+        for record in &input.records {
+            let json = serde_json::to_value(record).expect("serializes");
+            let errors = record_errors(&json);
+            assert!(
+                errors.is_empty(),
+                "{}:\n{}",
+                record.run_id,
+                errors.join("\n")
+            );
+        }
+    }
+    let record = &fixture::inputs()[0].records[0];
+    let json = serde_json::to_value(record).expect("serializes");
+    assert_eq!(json["version"], 2);
+    let mut renamed = json.clone();
+    let latency = &mut renamed["calls"]["endpoints"]["learn"]["latency"]["histogram"];
+    let counts = latency
+        .as_object_mut()
+        .expect("a histogram")
+        .remove("counts");
+    latency["buckets"] = counts.expect("counts");
+    assert!(
+        !record_errors(&renamed).is_empty(),
+        "a renamed histogram field"
+    );
+    let mut bad_source = json.clone();
+    bad_source["kb_check"]["source"] = "guess".into();
+    assert!(
+        !record_errors(&bad_source).is_empty(),
+        "an unknown KB source"
+    );
+    // A version 1 record (no histograms, no KB check) still validates.
+    let mut old = json;
+    old["version"] = 1.into();
+    old.as_object_mut().expect("object").remove("kb_check");
+    for endpoint in old["calls"]["endpoints"]
+        .as_object_mut()
+        .expect("map")
+        .values_mut()
+    {
+        endpoint["latency"]
+            .as_object_mut()
+            .expect("latency")
+            .remove("histogram");
+    }
+    assert!(record_errors(&old).is_empty(), "{:?}", record_errors(&old));
+}

@@ -165,6 +165,23 @@ impl TerminalTable {
                     Tone::Bad,
                 ));
             }
+            for m in p.correctness.read_back.iter().flat_map(|r| &r.mismatches) {
+                lines.push((
+                    format!(
+                        "KB MISMATCH: {} run {} {} ({}): stored {} learns of {} names, the \
+                         server answered {} learns of {} names",
+                        p.name,
+                        m.run,
+                        m.node,
+                        m.kb_id,
+                        m.kb.learns,
+                        m.kb.distinct,
+                        m.tally.learns,
+                        m.tally.distinct
+                    ),
+                    Tone::Bad,
+                ));
+            }
             let tone = match p.correctness.status {
                 CheckStatus::Differs => Tone::Bad,
                 _ => Tone::Warn,
