@@ -11,8 +11,8 @@ use katotune::engine::{self, EngineConfig, RunningEngine};
 use katotune::kb::engine_file::{read_engine_file, EngineFileError};
 use katotune::kb::{AffinityEntry, PatternEntry};
 use katotune::profile::Profile;
-use katotune::train::record::{RunRecord, RunStatus};
 use katotune::train::plan::TrainPlan;
+use katotune::train::record::{RunRecord, RunStatus};
 use katotune::train::runner::{self, RunOptions, Target};
 use serde_json::{json, Value};
 
@@ -40,9 +40,13 @@ async fn train(url: &str, out: &Path) -> RunRecord {
     p.training.chunk_sizes = vec![5, 7, 9, 11];
     p.report.output_dir = out.to_path_buf();
     let opts = RunOptions::quiet("budget", out.join("journal.json"));
-    let record = runner::run(&TrainPlan::from(&p), &Target::embedded(url.to_owned()), &opts)
-        .await
-        .expect("run starts");
+    let record = runner::run(
+        &TrainPlan::from(&p),
+        &Target::embedded(url.to_owned()),
+        &opts,
+    )
+    .await
+    .expect("run starts");
     assert_eq!(
         record.status,
         RunStatus::Completed,

@@ -300,11 +300,8 @@ fn check_jobs(all: &[(String, String, Value, Object)], shards: i32) {
     ] {
         assert!(load.contains(&expected), "{expected} in {load:?}");
     }
-    assert_eq!(
-        load[2],
-        merge[merge.len() - 1],
-        "it loads what the merge wrote"
-    );
+    let out = merge.iter().position(|a| *a == "-o").expect("-o OUT");
+    assert_eq!(load[2], merge[out + 1], "it loads what the merge wrote");
 }
 
 /// Every workload's pods match its selector and its Service's; every mount names a

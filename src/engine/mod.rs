@@ -24,8 +24,8 @@
 
 mod body;
 mod checkpoint;
-mod handle;
 mod flush;
+mod handle;
 pub mod kb;
 mod kb_delta;
 mod kb_disk;
