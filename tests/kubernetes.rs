@@ -236,6 +236,24 @@ fn the_stack_and_training_parse_back_as_kubernetes_objects() {
         files.data.as_ref().unwrap()["init.sql"],
         include_str!("../templates/kato/init.sql")
     );
+    let Object::Namespace(ns) = find(&all, "Namespace", "katotune-docker-kato") else {
+        unreachable!()
+    };
+    assert!(ns
+        .metadata
+        .labels
+        .as_ref()
+        .unwrap()
+        .contains_key("io.katotune.stack"));
+    let Object::Claim(work) = find(&all, "PersistentVolumeClaim", "katotune-work") else {
+        unreachable!()
+    };
+    let work = work.spec.as_ref().unwrap();
+    assert_eq!(
+        work.access_modes.as_deref(),
+        Some(&["ReadWriteMany".to_string()][..]),
+        "every shard pod and the final Job share it"
+    );
     check_jobs(&all, 3);
     check_wiring(&all);
 }
@@ -269,7 +287,7 @@ fn check_jobs(all: &[(String, String, Value, Object)], shards: i32) {
     let pod = spec.template.spec.as_ref().unwrap();
     let merge = args_of(&pod.init_containers.as_ref().unwrap()[0]);
     let shard_files: Vec<String> = (0..shards)
-        .map(|i| shard_kb_path("docker-kato", &i.to_string()))
+        .map(|i| shard_kb_path("docker-kato", i as u32, shards as u32))
         .collect();
     assert_eq!(merge[..2], ["kb", "merge"]);
     assert_eq!(merge[2..2 + shard_files.len()], shard_files);
@@ -282,11 +300,8 @@ fn check_jobs(all: &[(String, String, Value, Object)], shards: i32) {
     ] {
         assert!(load.contains(&expected), "{expected} in {load:?}");
     }
-    assert_eq!(
-        load[2],
-        merge[merge.len() - 1],
-        "it loads what the merge wrote"
-    );
+    let out = merge.iter().position(|a| *a == "-o").expect("-o OUT");
+    assert_eq!(load[2], merge[out + 1], "it loads what the merge wrote");
 }
 
 /// Every workload's pods match its selector and its Service's; every mount names a

@@ -135,11 +135,18 @@ fn replicas_outside_1_to_16_or_of_the_engine_image_are_refused() {
 }
 
 #[test]
-fn replicas_on_a_backend_with_one_server_are_a_warning() {
+fn replicas_that_cannot_work_are_a_warning() {
     let mut p = docker_kato(3);
+    p.training.workers = 3;
     assert!(validate::warnings(&p)
         .iter()
         .all(|w| !w.contains("replicas")));
+    p.training.workers = 1;
+    let idle = validate::warnings(&p);
+    assert!(
+        idle.iter().any(|w| w.contains("2 replicas get no worker")),
+        "{idle:?}"
+    );
     p.stack.backend = Backend::Embedded;
     assert!(validate::problems(&p).is_empty());
     let warned = validate::warnings(&p);

@@ -52,6 +52,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use self::answers::{check_config_taken, expect_status, ConfigUpdate, KbListing, StatusAnswer};
+use self::config::check_base_url;
 pub use self::config::{ClientConfig, RetryPolicy};
 pub use self::in_process::InProcessClient;
 pub use self::session::{Replay, Session};
@@ -62,22 +63,6 @@ use super::api::{
 };
 use super::error::{CallSite, KatoError, SetupError};
 use super::metrics::{ClientMetrics, Endpoint, MetricsSnapshot};
-
-/// Refuses a base URL that is not `http://HOST:PORT` (`given` is the URL as the
-/// caller wrote it, for the message).
-fn check_base_url(base_url: &str, given: &str) -> Result<(), SetupError> {
-    let bad = |reason: String| SetupError::BadBaseUrl {
-        url: given.to_owned(),
-        reason,
-    };
-    let parsed = reqwest::Url::parse(base_url).map_err(|e| bad(e.to_string()))?;
-    if parsed.scheme() != "http" {
-        return Err(bad(
-            "only plain http is supported (KATO serves no TLS)".to_owned()
-        ));
-    }
-    Ok(())
-}
 
 /// Async client of one KATO server; cheap to clone.
 #[derive(Debug, Clone)]

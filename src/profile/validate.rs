@@ -265,11 +265,21 @@ fn replica_problem(p: &Profile) -> Option<String> {
 }
 
 /// A warning when `stack.replicas` cannot take effect: the embedded and external
-/// backends talk to one server.
+/// backends talk to one server, and replicas beyond `training.workers` get no worker
+/// (each worker stays on one replica).
 fn replica_warning(p: &Profile) -> Option<String> {
     let n = p.stack.replicas;
     let backend = match p.stack.backend {
-        Backend::Docker => return None,
+        Backend::Docker => {
+            let workers = p.training.workers;
+            return (workers < n as usize).then(|| {
+                format!(
+                    "training.workers ({workers}) is below stack.replicas ({n}): {} replicas \
+                     get no worker (each worker's sessions stay on one replica)",
+                    n as usize - workers
+                )
+            });
+        }
         Backend::Embedded => "the embedded backend runs one engine in katotune",
         Backend::External => "the external backend talks to the one server at stack.url",
     };

@@ -16,6 +16,7 @@ mod observe;
 mod published;
 mod pull;
 pub mod record;
+mod surplus;
 
 use std::time::Duration;
 

@@ -22,5 +22,6 @@ pub mod runner;
 pub mod segment;
 pub mod shard;
 pub mod shipped_data;
+pub mod target;
 pub mod tokenizer;
 pub mod worker;

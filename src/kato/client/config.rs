@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::kato::error::SetupError;
+
 /// Backoff for requests that may be sent again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
@@ -54,4 +56,20 @@ impl ClientConfig {
             outage_timeout: Duration::from_secs(120),
         }
     }
+}
+
+/// Refuses a base URL that is not `http://HOST:PORT` (`given` is the URL as the
+/// caller wrote it, for the message).
+pub(super) fn check_base_url(base_url: &str, given: &str) -> Result<(), SetupError> {
+    let bad = |reason: String| SetupError::BadBaseUrl {
+        url: given.to_owned(),
+        reason,
+    };
+    let parsed = reqwest::Url::parse(base_url).map_err(|e| bad(e.to_string()))?;
+    if parsed.scheme() != "http" {
+        return Err(bad(
+            "only plain http is supported (KATO serves no TLS)".to_owned()
+        ));
+    }
+    Ok(())
 }

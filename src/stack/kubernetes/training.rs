@@ -7,11 +7,13 @@
 //!   directory `/work`, shared by every shard and the final Job. A relative
 //!   `training.dataset.path` is read from there; the shipped corpus needs nothing.
 //! - Job [`TRAIN_JOB`]: Indexed, `completions = parallelism = N`; pod `I` runs
-//!   `katotune run PROFILE --shard $(JOB_COMPLETION_INDEX)/N --fresh` with its output
-//!   directory `shards/I`, so its KB is [`shard_kb_path`]. A shard whose pod fails is
-//!   retried twice on its own (`backoffLimitPerIndex`), from scratch (`--fresh`).
+//!   `katotune run PROFILE --shard $(JOB_COMPLETION_INDEX)/N --fresh` into the output
+//!   directory `shards`, so its KB is [`shard_kb_path`] (its journal and record carry
+//!   the shard in their names too). A shard whose pod fails is retried twice on its
+//!   own (`backoffLimitPerIndex`), from scratch (`--fresh`).
 //! - Job [`LOAD_JOB`], created suspended: an init container merges the N shard KBs
-//!   (`katotune kb merge ... -o` [`merged_kb_path`]) and the container loads the
+//!   (`katotune kb merge ... -o` [`merged_kb_path`] `--overwrite`: the shards are the
+//!   source, so a re-run merges them again) and the container loads the
 //!   result into the stack's Redis and ClickHouse (`katotune kb load ... --into
 //!   stores`). Kubernetes has no "after that Job" for Jobs, so the operator resumes it
 //!   once the training Job is complete (the YAML's header says how); it never
@@ -32,6 +34,7 @@ use crate::profile::schema::{Backend, DeliverSection};
 use crate::profile::Profile;
 use crate::stack::plan::labels;
 use crate::stack::stores::{CLICKHOUSE_SERVICE, REDIS_SERVICE};
+use crate::train::shard::Shard;
 
 /// The Indexed Job that trains the shards.
 pub const TRAIN_JOB: &str = "train";
@@ -46,16 +49,20 @@ const PROFILE_DIR: &str = "/etc/katotune";
 const PROFILE_FILE: &str = "profile.yaml";
 /// The pods' working directory, on [`WORK_CLAIM`].
 const WORK_DIR: &str = "/work";
-/// Shard output directories, under [`WORK_DIR`].
+/// The pods' output directory (shard KBs, journals, records), under [`WORK_DIR`].
 const SHARDS_DIR: &str = "shards";
 /// katotune's binary in its image (`katotune image build`).
 const BINARY: &str = "/katotune";
 
-/// A shard's knowledge-base file, relative to the working directory: `run`'s
-/// default KB file (`<report.output_dir>/<profile>.kato.db`) under the shard's output
-/// directory `shards/<index>`. `index` may be `$(JOB_COMPLETION_INDEX)`.
-pub fn shard_kb_path(profile: &str, index: &str) -> String {
-    format!("{SHARDS_DIR}/{index}/{profile}.kato.db")
+/// Shard `index` of `count`'s knowledge-base file, relative to the working
+/// directory: `run --shard`'s own name for it (`train::shard::Shard::suffixed`) of the
+/// pods' default KB file, `shards/<profile>.shard-<index>-of-<count>.kato.db`.
+pub fn shard_kb_path(profile: &str, index: u32, count: u32) -> String {
+    let whole = std::path::PathBuf::from(SHARDS_DIR).join(format!("{profile}.kato.db"));
+    match Shard::new(index, count) {
+        Ok(shard) => shard.suffixed(&whole).display().to_string(),
+        Err(_) => whole.display().to_string(),
+    }
 }
 
 /// The merged knowledge base the final Job writes and loads.
@@ -132,8 +139,6 @@ fn train_job(scope: &Scope<'_>) -> Job {
         "--shard",
         &format!("{index}/{shards}"),
         "--fresh",
-        "--set",
-        &format!("report.output_dir={SHARDS_DIR}/{index}"),
     ];
     let count = i32::try_from(shards).unwrap_or(i32::MAX);
     Job {
@@ -152,12 +157,13 @@ fn train_job(scope: &Scope<'_>) -> Job {
 
 fn load_job(scope: &Scope<'_>, profile: &Profile, (redis, clickhouse): &(String, String)) -> Job {
     let merged = merged_kb_path(&profile.name);
-    let shard_files: Vec<String> = (0..scope.options.shards)
-        .map(|i| shard_kb_path(&profile.name, &i.to_string()))
+    let count = scope.options.shards;
+    let shard_files: Vec<String> = (0..count)
+        .map(|i| shard_kb_path(&profile.name, i, count))
         .collect();
     let mut merge_args: Vec<&str> = vec!["kb", "merge"];
     merge_args.extend(shard_files.iter().map(String::as_str));
-    merge_args.extend(["-o", &merged]);
+    merge_args.extend(["-o", &merged, "--overwrite"]);
     let load_args = [
         "kb",
         "load",

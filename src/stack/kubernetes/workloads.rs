@@ -357,7 +357,7 @@ fn claim_name(scope: &Scope<'_>, volume: &str) -> String {
 fn quantity(bytes: u64) -> Quantity {
     let text = [("Gi", 1u64 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)]
         .iter()
-        .find(|(_, unit)| bytes % unit == 0)
+        .find(|(_, unit)| bytes.is_multiple_of(*unit))
         .map_or(bytes.to_string(), |(suffix, unit)| {
             format!("{}{suffix}", bytes / unit)
         });
