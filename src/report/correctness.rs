@@ -274,7 +274,7 @@ mod tests {
             counts(&[("PTRN|a", 1)]),
             counts(&[("PTRN|x", 1), ("PTRN|y", 3)]),
         ];
-        let levels = vec![level("node0", &kb[0]), level("node1", &kb[1])];
+        let levels = [level("node0", &kb[0]), level("node1", &kb[1])];
         let short = KbSide {
             levels: &levels[..1],
             kb: &kb[..1],
@@ -293,8 +293,8 @@ mod tests {
 
     #[test]
     fn a_node_absent_on_one_side_and_idle_on_the_other_is_no_difference() {
-        let kb = vec![counts(&[("PTRN|a", 1)]), counts(&[])];
-        let levels = vec![level("node0", &kb[0]), level("node1", &kb[1])];
+        let kb = [counts(&[("PTRN|a", 1)]), counts(&[])];
+        let levels = [level("node0", &kb[0]), level("node1", &kb[1])];
         let (short, full) = (&levels[..1], &levels[..]);
         let side = |levels| KbSide { levels, kb: &[] };
         assert!(differences(side(short), side(full)).is_empty());

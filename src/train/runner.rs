@@ -312,12 +312,8 @@ pub async fn run_detailed(
 }
 
 /// The trainer's link to `target`, as the plan's transport allows.
-fn connect(plan: &TrainPlan, target: &Target) -> Result<KatoLink, RunError> {
-    Ok(KatoLink::connect(
-        target,
-        plan.http_only,
-        client_config(plan, &target.url),
-    )?)
+fn connect(plan: &TrainPlan, target: &Target) -> Result<KatoLink, SetupError> {
+    KatoLink::connect(target, plan.http_only, client_config(plan, &target.url))
 }
 
 fn client_config(plan: &TrainPlan, url: &str) -> ClientConfig {

@@ -460,7 +460,7 @@ mod tests {
         let doc = format!("First paragraph here.\n\n{long}\n \n  Last one, short.\n\n");
         let (text, cut) = capped(1, &[&doc]);
         // One token's worth of bytes (128) and a little more, then the separator.
-        let kept = text.split("\n \n").nth(0).unwrap();
+        let kept = text.split("\n \n").next().unwrap();
         assert!(kept.len() < 23 + 128 + 20, "{kept:?}");
         assert!(text.ends_with("\n \n  Last one, short.\n\n"), "{text:?}");
         assert!(cut > 2000, "{cut}");
