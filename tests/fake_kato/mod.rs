@@ -58,7 +58,8 @@ impl FakeKato {
             spoiled: AtomicBool::new(false),
             swapped: Mutex::new(None),
             with_auth: AtomicU64::new(0),
-            probe_name: wire_name(&[vec!["katotune"], vec!["probe"]]),
+            // The readiness probe's pattern (its answers are never spoiled).
+            probe_name: katotune::stack::probe::probe_names().0,
         });
         let app = axum::Router::new()
             .fallback(forward)
