@@ -3,8 +3,9 @@
 //! runs in its own process (see `train::durable`).
 //!
 //! The ask picks the operation: nothing commits everything acknowledged so far (`label`
-//! records a label with it); `hold: true` makes commits wait for checkpoints (after
-//! forgetting what is not committed, with `rollback`); `hold: false` commits and
+//! records a label with it); `hold: true` makes commits wait for checkpoints (with
+//! `rollback`, after forgetting what an earlier holder left uncommitted; an engine
+//! nobody held commits what other clients learned instead); `hold: false` commits and
 //! releases. `instance` makes any of them refuse ([`OpError::Conflict`], nothing done)
 //! when this engine is not that instance (it restarted); `owner` names the run, and one
 //! run at a time may hold the engine.
@@ -26,7 +27,9 @@ pub struct CheckpointAsk {
     /// `Some(true)` holds commits for checkpoints, `Some(false)` releases; `None` commits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<bool>,
-    /// With `hold: true`: forget every change not committed first (reload the file).
+    /// With `hold: true`: forget what an earlier hold left uncommitted (reload the
+    /// file). An engine that was not held commits its changes instead: they are other
+    /// clients' learns, not a run's partial work.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rollback: bool,
     /// With a commit: the label stored with it (a resume reads it back).

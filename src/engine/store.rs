@@ -88,8 +88,9 @@ const WAL_CHECKPOINT_SPACING: Duration = Duration::from_secs(1);
 pub enum CheckpointOp {
     /// Commit everything learned so far, recording `label` with it.
     Commit { label: Option<String> },
-    /// From now on commit only at checkpoints; with `rollback`, first forget every
-    /// change not yet committed (back to what the file holds).
+    /// From now on commit only at checkpoints; with `rollback` on a held engine, first
+    /// forget every change not yet committed (back to what the file holds). An engine
+    /// that was writing behind commits what it has first, whatever `rollback` says.
     Hold { rollback: bool },
     /// Commit everything and go back to writing behind.
     Release,
@@ -358,7 +359,7 @@ impl Writer {
                 Some(lost) => Err(lost.clone()),
                 None => self.flush(Finish::Commit(label.clone())),
             },
-            CheckpointOp::Hold { rollback } => self.hold(*rollback),
+            CheckpointOp::Hold { rollback } => self.hold(*rollback, hold),
             CheckpointOp::Release => match &self.lost {
                 Some(lost) => Err(lost.clone()),
                 None => self
@@ -378,14 +379,19 @@ impl Writer {
         (hold, answer)
     }
 
-    /// Holds commits for checkpoints, first forgetting what is not committed when asked.
-    fn hold(&mut self, rollback: bool) -> Result<(), String> {
-        if rollback {
+    /// Holds commits for checkpoints. `rollback` forgets what an earlier holder left
+    /// uncommitted (a run that was interrupted, or an engine that restarted held); while
+    /// nobody held (`held` false) the changes in memory are other clients' learns
+    /// waiting for the next write behind, and they are committed first, never dropped.
+    fn hold(&mut self, rollback: bool, held: bool) -> Result<(), String> {
+        if rollback && held {
             if let Some(disk) = self.kbs.shared.backing.disk().as_mut() {
                 disk.rollback();
             }
             self.kbs.shared.discard_all();
             self.lost = None;
+        } else if !held {
+            self.flush(Finish::Commit(None))?;
         }
         self.set_hold(true)
     }

@@ -186,6 +186,69 @@ async fn the_checkpoint_barrier_commits_only_when_asked_and_survives_a_restart()
     );
 }
 
+/// A run's hold with rollback forgets only what an earlier *held* run left: on a server
+/// nobody held, what other clients just learned (still waiting for the write behind)
+/// is committed, not dropped. On a held server it is the interrupted run's partial work,
+/// and goes.
+#[tokio::test]
+async fn a_runs_rollback_keeps_other_clients_learns_and_drops_an_interrupted_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("kb.sqlite");
+    let config = EngineConfig {
+        db_path: Some(db.clone()),
+        ..EngineConfig::default()
+    };
+    let abc: &[&[&str]] = &[&["a"], &["b"], &["c"]];
+    let engine = start(config).await.expect("start");
+    let kato = Kato::new(&engine);
+    let sid = kato.session("disk", training()).await;
+    // Learned and at once held with rollback: well within one write-behind interval.
+    kato.observe_seq(&sid, abc, json!({"learn_at_end": true}))
+        .await;
+    kato.post(
+        "/katotune/checkpoint",
+        json!({"hold": true, "rollback": true, "owner": "run-a"}),
+    )
+    .await;
+    assert_eq!(
+        kato.frequency("disk", &name(abc)).await,
+        1,
+        "a user's learn survives the next run's start"
+    );
+    assert_eq!(stored_frequency(&db), Some(1), "and is on disk");
+    // run-a learns once more and stops without a checkpoint; run-b takes over.
+    kato.observe_seq(&sid, abc, json!({"learn_at_end": true}))
+        .await;
+    kato.post(
+        "/katotune/checkpoint",
+        json!({"hold": false, "owner": "run-a"}),
+    )
+    .await;
+    kato.post(
+        "/katotune/checkpoint",
+        json!({"hold": true, "rollback": true, "owner": "run-b"}),
+    )
+    .await;
+    assert_eq!(
+        kato.frequency("disk", &name(abc)).await,
+        2,
+        "released: committed"
+    );
+    kato.observe_seq(&sid, abc, json!({"learn_at_end": true}))
+        .await;
+    kato.post(
+        "/katotune/checkpoint",
+        json!({"hold": true, "rollback": true, "owner": "run-b"}),
+    )
+    .await;
+    assert_eq!(
+        kato.frequency("disk", &name(abc)).await,
+        2,
+        "a held run's uncommitted learn is rolled back"
+    );
+    engine.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_second_run_cannot_take_over_a_held_engine_from_a_live_one() {
     let dir = tempfile::tempdir().expect("tempdir");
