@@ -73,11 +73,16 @@ pub async fn apply(args: StackArgs, wait: bool) -> CliResult<i32> {
     }
 }
 
-/// `up`: stores that disagree are reported with the fix (the stack stays up).
+/// `up`: what readiness probes left in the stores (katotune's own KBs) is removed, then
+/// stores that disagree are reported with the fix (the stack stays up).
 async fn check_stores_agree(found: &stores::StoreUrls) -> CliResult<()> {
     let urls = found.for_kb();
     let bad = tokio::task::spawn_blocking(move || {
         let mut connected = crate::kb::stores::Stores::connect(&urls)?;
+        let probes = crate::stack::kb_guard::remove_probe_leftovers(&mut connected)?;
+        if !probes.is_empty() {
+            tracing::info!(kbs = ?probes, "removed what earlier readiness probes left in the stores");
+        }
         crate::stack::kb_guard::disagreements(&mut connected)
     })
     .await
