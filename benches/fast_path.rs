@@ -32,6 +32,10 @@ use katotune::train::segment::Segmenter;
 use katotune::train::tokenizer::Gpt2Tokenizer;
 use sha1::{Digest, Sha1};
 
+/// The binary's allocator (`src/main.rs`), so the bench measures what `katotune run` does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CORPUS: &str = "data/kjv-100.jsonl";
 
 fn profile(transport: TransportChoice, workers: usize, out: &std::path::Path) -> Profile {

@@ -4,6 +4,12 @@ use clap::Parser;
 use katotune::app;
 use katotune::cli::{Cli, ColorChoice, Command};
 
+/// mimalloc instead of glibc's malloc: training allocates and frees many small strings
+/// per token and per pattern, and glibc's consolidation and free-list work took about a
+/// fifth of the in-process fast path's time (`perf` on `cargo bench --bench fast_path`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = Cli::parse();
     app::output::set_quiet(cli.global.quiet);
