@@ -15,7 +15,9 @@
 //! covers the first tenth of the samples after the first checkpoint, the end rate the
 //! last tenth.
 //!
-//! Without `--bench` (as `cargo test --benches` runs it) it trains 300 samples only.
+//! `KATOTUNE_KB_SCALE_SIZES=1189,20000` measures other sizes (comma-separated sample
+//! counts). Without `--bench` (as `cargo test --benches` runs it) it trains 300 samples
+//! only.
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -239,7 +241,18 @@ fn main() {
         return;
     }
     let full = std::env::args().any(|a| a == "--bench");
-    let sizes: Vec<usize> = if full { SIZES.to_vec() } else { vec![300] };
+    let sizes: Vec<usize> = match std::env::var("KATOTUNE_KB_SCALE_SIZES") {
+        Ok(list) if full => list
+            .split(',')
+            .map(|n| {
+                n.trim().parse().expect(
+                    "KATOTUNE_KB_SCALE_SIZES: comma-separated sample counts, e.g. 1189,20000",
+                )
+            })
+            .collect(),
+        _ if full => SIZES.to_vec(),
+        _ => vec![300],
+    };
     let dir = tempfile::tempdir().expect("temp dir");
     let corpus = dir.path().join("samples.jsonl");
     let largest = *sizes.iter().max().unwrap_or(&0);
