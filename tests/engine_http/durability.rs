@@ -202,47 +202,31 @@ async fn a_runs_rollback_keeps_other_clients_learns_and_drops_an_interrupted_run
     let engine = start(config).await.expect("start");
     let kato = Kato::new(&engine);
     let sid = kato.session("disk", training()).await;
+    let learn = || kato.observe_seq(&sid, abc, json!({"learn_at_end": true}));
+    let ask = |body: Value| kato.post("/katotune/checkpoint", body);
+    let hold_with_rollback =
+        |owner: &str| ask(json!({"hold": true, "rollback": true, "owner": owner}));
     // Learned and at once held with rollback: well within one write-behind interval.
-    kato.observe_seq(&sid, abc, json!({"learn_at_end": true}))
-        .await;
-    kato.post(
-        "/katotune/checkpoint",
-        json!({"hold": true, "rollback": true, "owner": "run-a"}),
-    )
-    .await;
+    learn().await;
+    hold_with_rollback("run-a").await;
+    let abc_name = name(abc);
+    let frequency = || kato.frequency("disk", &abc_name);
     assert_eq!(
-        kato.frequency("disk", &name(abc)).await,
+        frequency().await,
         1,
         "a user's learn survives the next run's start"
     );
     assert_eq!(stored_frequency(&db), Some(1), "and is on disk");
-    // run-a learns once more and stops without a checkpoint; run-b takes over.
-    kato.observe_seq(&sid, abc, json!({"learn_at_end": true}))
-        .await;
-    kato.post(
-        "/katotune/checkpoint",
-        json!({"hold": false, "owner": "run-a"}),
-    )
-    .await;
-    kato.post(
-        "/katotune/checkpoint",
-        json!({"hold": true, "rollback": true, "owner": "run-b"}),
-    )
-    .await;
+    // run-a learns once more and releases; run-b takes over and keeps that learn.
+    learn().await;
+    ask(json!({"hold": false, "owner": "run-a"})).await;
+    hold_with_rollback("run-b").await;
+    assert_eq!(frequency().await, 2, "released: committed");
+    // run-b learns and is interrupted; its next start rolls that learn back.
+    learn().await;
+    hold_with_rollback("run-b").await;
     assert_eq!(
-        kato.frequency("disk", &name(abc)).await,
-        2,
-        "released: committed"
-    );
-    kato.observe_seq(&sid, abc, json!({"learn_at_end": true}))
-        .await;
-    kato.post(
-        "/katotune/checkpoint",
-        json!({"hold": true, "rollback": true, "owner": "run-b"}),
-    )
-    .await;
-    assert_eq!(
-        kato.frequency("disk", &name(abc)).await,
+        frequency().await,
         2,
         "a held run's uncommitted learn is rolled back"
     );
