@@ -229,7 +229,7 @@ fn runs_continue_until_the_least_count_and_time_are_met_after_whole_warmup_runs(
     assert_eq!(c["profiles"][0]["max_runs_reached"]["max_runs"], 3);
     let warnings = c["profiles"][0]["warnings"].to_string();
     assert!(
-        warnings.contains("short of the 3600.00 s asked"),
+        warnings.contains("short of the 3600.00 s asked (--min-time, report.min_time)"),
         "{warnings}"
     );
 }

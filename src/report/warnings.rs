@@ -35,7 +35,9 @@ impl MaxRunsReached {
     /// What happened and what to do, in one sentence.
     pub fn sentence(&self) -> String {
         format!(
-            "--max-runs {} reached after {:.2} s of measured runs, short of the {:.2} s asked              (--min-time, report.min_time): the figures rest on less time than asked; raise              --max-runs or train more samples per run",
+            "--max-runs {} reached after {:.2} s of measured runs, short of the {:.2} s asked \
+             (--min-time, report.min_time): the figures rest on less time than asked; raise \
+             --max-runs or train more samples per run",
             self.max_runs, self.measured_seconds, self.min_seconds
         )
     }
