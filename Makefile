@@ -13,7 +13,7 @@ build:
 test:
 	@if [ -S /var/run/docker.sock ] || [ -n "$$DOCKER_HOST" ]; then \
 		$(MAKE) static && \
-		KATOTUNE_STATIC_BINARY=$(CURDIR)/$(STATIC_DIR)/$(STATIC_TARGET)/release/katotune \
+		KATOTUNE_STATIC_BINARY=$(abspath $(STATIC_DIR))/$(STATIC_TARGET)/release/katotune \
 			$(CARGO) test --locked --no-fail-fast; \
 	else \
 		echo "no Docker engine: the docker tests will say they are skipped"; \

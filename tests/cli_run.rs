@@ -260,3 +260,102 @@ fn a_run_refused_by_another_runs_lock_exits_in_use_naming_it() {
         .code(katotune::exit::IN_USE)
         .stderr(predicate::str::contains(&pid));
 }
+
+/// An engine setting that cannot be used is bad input (exit 2) naming the variable, its
+/// unit and the default, whether it reaches the engine through the profile's
+/// `stack.env` or the environment of `katotune serve`; nothing trains.
+#[test]
+fn an_unusable_engine_budget_is_bad_input_on_both_paths() {
+    let out = tempfile::tempdir().unwrap();
+    let said = "KATOTUNE_ENGINE_CACHE_MB=\"abc\" is invalid: must be a whole number of MiB";
+    run(
+        out.path(),
+        &["--set", "stack.env.KATOTUNE_ENGINE_CACHE_MB=abc"],
+    )
+    .code(2)
+    .stderr(predicate::str::contains(said).and(predicate::str::contains("default 256")));
+    Command::cargo_bin("katotune")
+        .unwrap()
+        .env("KATOTUNE_ENGINE_CACHE_MB", "0")
+        .args(["serve", "--port", "0", "--ephemeral"])
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "KATOTUNE_ENGINE_CACHE_MB=\"0\" is invalid",
+        ));
+}
+
+/// On an external server that is a katotune engine, a fresh run refuses nodes of the
+/// profile that already hold patterns (as on the embedded backend and on KATO's stores),
+/// `--fresh` replaces exactly them, and `--resume` is how to continue. The KB read
+/// after each run tells: a second plain run would have doubled every frequency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_on_an_external_engine_is_refused_and_fresh_replaces_only_its_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = katotune::engine::start(katotune::engine::EngineConfig {
+        db_path: Some(dir.path().join("server.db")),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let url = engine.url();
+    let frequencies = |node: &str| {
+        let url = url.clone();
+        let node = node.to_string();
+        async move {
+            let body: Value = reqwest::get(format!("{url}/katotune/kb/{node}"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let patterns = body["patterns"].as_array().unwrap().clone();
+            patterns
+                .iter()
+                .map(|p| p["frequency"].as_u64().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    let out = dir.path().join("runs");
+    let attempt = |extra: &'static [&'static str]| {
+        let (url, out) = (url.clone(), out.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = Command::cargo_bin("katotune").unwrap();
+            cmd.env("NO_COLOR", "1")
+                .args(["run", "quick", "--samples", "3", "--backend", "external"])
+                .arg("--set")
+                .arg(format!("stack.url={url}"))
+                .arg("--set")
+                .arg(format!("report.output_dir={}", out.display()))
+                .args(["--set", "training.node_prefix=mine"])
+                .args(extra)
+                .output()
+                .unwrap()
+        })
+    };
+    let first = attempt(&[]).await.unwrap();
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    let learned = frequencies("mine0").await;
+    assert!(!learned.is_empty());
+    let second = attempt(&[]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("already holds data for mine0")
+            && stderr.contains("--resume")
+            && stderr.contains("--fresh"),
+        "{stderr}"
+    );
+    assert_eq!(frequencies("mine0").await, learned, "nothing was trained");
+    let fresh = attempt(&["--fresh"]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&fresh.stderr);
+    assert_eq!(fresh.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("--fresh: removed node mine0"), "{stderr}");
+    assert_eq!(
+        frequencies("mine0").await,
+        learned,
+        "replaced, not added to"
+    );
+    engine.shutdown().await;
+}

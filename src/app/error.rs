@@ -207,6 +207,8 @@ impl From<crate::engine::EngineError> for CliError {
     fn from(e: crate::engine::EngineError) -> Self {
         let failure = if lock_held(&e) {
             Failure::InUse
+        } else if matches!(e, crate::engine::EngineError::Config { .. }) {
+            Failure::BadInput
         } else {
             Failure::RunFailed
         };
@@ -218,7 +220,12 @@ impl From<StackError> for CliError {
     fn from(e: StackError) -> Self {
         let failure = match e {
             _ if lock_held(&e) => Failure::InUse,
-            StackError::KbExists(_) | StackError::KbInStores(_) => Failure::BadInput,
+            StackError::KbExists(_) | StackError::KbInStores(_) | StackError::KbOnServer { .. } => {
+                Failure::BadInput
+            }
+            // A server setting of the profile (`stack.env`, `stack.tuning`) the engine
+            // cannot use is the user's input, not a stack that failed.
+            StackError::Engine(crate::engine::EngineError::Config { .. }) => Failure::BadInput,
             StackError::Store(_) | StackError::StoresDisagree(_) => Failure::StoreFailed,
             _ => Failure::StackFailed,
         };

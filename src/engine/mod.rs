@@ -198,7 +198,12 @@ impl EngineConfig {
             positive,
             |n| *n > 0,
         )?;
-        if let Some(mb) = parse_var(CACHE_VAR, var(CACHE_VAR), positive, |n| *n > 0)? {
+        if let Some(mb) = parse_var(
+            CACHE_VAR,
+            var(CACHE_VAR),
+            "must be a whole number of MiB from 1 to 16777216 (default 256)",
+            |n: &usize| (1..=1 << 24).contains(n),
+        )? {
             config.cache_mb = mb;
         }
         config.db_path = var("KATOTUNE_ENGINE_DB")

@@ -56,7 +56,8 @@ use self::config::check_base_url;
 pub use self::config::{ClientConfig, RetryPolicy};
 pub use self::in_process::InProcessClient;
 pub use self::session::{Replay, Session};
-use self::transport::{bad_response, encode, parse, segment, Request, Transport};
+pub(crate) use self::transport::segment;
+use self::transport::{bad_response, encode, parse, Request, Transport};
 use super::api::{
     Health, LearnResult, Observation, ObserveResult, PatternResult, SequenceResult, SessionConfig,
     SessionInfo, StmResult, StoredPattern,

@@ -105,6 +105,20 @@ pub enum StackError {
         .0.join(", ")
     )]
     KbInStores(Vec<String>),
+    /// A katotune engine serving as the external KATO holds data on the profile's nodes.
+    #[error(
+        "the knowledge base on the server at {url} already holds data for {}; continue \
+         it with --resume, or replace those nodes (only them) with --fresh",
+        .nodes.join(", ")
+    )]
+    KbOnServer { url: String, nodes: Vec<String> },
+    /// `--fresh` could not remove a node of the profile on the external server.
+    #[error("--fresh could not remove node {node} on the server at {url}: {why}")]
+    NodeNotRemoved {
+        url: String,
+        node: String,
+        why: String,
+    },
     #[error(
         "the stack's Redis and ClickHouse disagree: {}; {}",
         .0.iter().map(kb_guard::Disagreement::describe).collect::<Vec<_>>().join("; "),
@@ -210,8 +224,9 @@ pub async fn up_as(
         Backend::External => {
             let url = profile.stack.url.clone().unwrap_or_default();
             let stores = external_stores(profile);
-            if let Some(found) = &stores {
-                guard_stores(profile, found, kb).await?;
+            match &stores {
+                Some(found) => guard_stores(profile, found, kb).await?,
+                None => guard_engine_server(profile, &url, kb).await?,
             }
             Ok(StackHandle {
                 backend: BackendInfo {
@@ -326,6 +341,84 @@ pub fn external_stores(profile: &Profile) -> Option<StoreUrls> {
         clickhouse: var("KATOTUNE_CLICKHOUSE_URL")?,
         service_name: profile.stack.service_name.clone(),
     })
+}
+
+/// The stores rule for an external server without named stores that is a katotune
+/// engine (it answers `GET /katotune/kb/{node}`; a real KATO answers 404 and is checked
+/// only through `KATOTUNE_REDIS_URL`/`KATOTUNE_CLICKHOUSE_URL`): a fresh run refuses
+/// nodes of the profile that hold patterns, `--fresh` removes exactly those nodes
+/// (clear-all, then the engine's checkpoint), `--resume` keeps them. A server that
+/// cannot be reached is left to the readiness check.
+async fn guard_engine_server(profile: &Profile, url: &str, kb: KbStart) -> Result<(), StackError> {
+    if kb == KbStart::Continue {
+        return Ok(());
+    }
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap_or_default();
+    let base = url.trim_end_matches('/');
+    let mut holding = Vec::new();
+    for level in 0..profile.training.chunk_sizes.len() {
+        let node = profile.node_id(level);
+        let path = format!("{base}/katotune/kb/{}", crate::kato::client::segment(&node));
+        match node_holds_patterns(&http, &path).await {
+            Some(true) => holding.push(node),
+            Some(false) => {}
+            None => return Ok(()),
+        }
+    }
+    if holding.is_empty() {
+        return Ok(());
+    }
+    if kb == KbStart::RequireEmpty {
+        return Err(StackError::KbOnServer {
+            url: crate::secret::mask_url(url),
+            nodes: holding,
+        });
+    }
+    if let Some((node, why)) = run_nodes::remove_nodes(url, &holding)
+        .await
+        .into_iter()
+        .next()
+    {
+        return Err(StackError::NodeNotRemoved {
+            url: crate::secret::mask_url(url),
+            node,
+            why,
+        });
+    }
+    for node in holding {
+        crate::app::output::note(format_args!("--fresh: removed node {node} on the server"));
+    }
+    Ok(())
+}
+
+/// Whether katotune's KB listing at `path` names at least one pattern, reading only its
+/// start (the listing streams every pattern of the node); `None` when the server is not
+/// a katotune engine or cannot be asked.
+async fn node_holds_patterns(http: &reqwest::Client, path: &str) -> Option<bool> {
+    let mut answer = http.get(path).send().await.ok()?;
+    if !answer.status().is_success() {
+        return None;
+    }
+    const LIST: &str = "\"patterns\":[";
+    let mut head = String::new();
+    while let Some(chunk) = answer.chunk().await.ok()? {
+        head.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(at) = head.find(LIST) {
+            let rest = head[at + LIST.len()..].trim_start();
+            match rest.chars().next() {
+                Some(']') => return Some(false),
+                Some(_) => return Some(true),
+                None => {}
+            }
+        }
+        if head.len() > 4096 {
+            return None;
+        }
+    }
+    None
 }
 
 /// [`kb_guard::guard`] on a blocking thread; says what `--fresh` removed.

@@ -396,7 +396,7 @@ pub(super) fn encode<T: serde::Serialize>(
 }
 
 /// Percent-encodes one path or query segment (anything but RFC 3986 unreserved).
-pub(super) fn segment(raw: &str) -> String {
+pub(crate) fn segment(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     for byte in raw.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
