@@ -111,14 +111,21 @@ fn stored_frequency(db: &std::path::Path) -> Option<i64> {
     .ok()
 }
 
-#[tokio::test]
-async fn the_checkpoint_barrier_commits_only_when_asked_and_survives_a_restart() {
+/// An engine config on a KB file in a new temp dir (kept alive by the caller), and
+/// the file's path.
+fn on_a_file() -> (tempfile::TempDir, std::path::PathBuf, EngineConfig) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("kb.sqlite");
     let config = EngineConfig {
         db_path: Some(db.clone()),
         ..EngineConfig::default()
     };
+    (dir, db, config)
+}
+
+#[tokio::test]
+async fn the_checkpoint_barrier_commits_only_when_asked_and_survives_a_restart() {
+    let (_dir, db, config) = on_a_file();
     let abc: &[&[&str]] = &[&["a"], &["b"], &["c"]];
     let engine = start(config.clone()).await.expect("start");
     let kato = Kato::new(&engine);
@@ -192,12 +199,7 @@ async fn the_checkpoint_barrier_commits_only_when_asked_and_survives_a_restart()
 /// and goes.
 #[tokio::test]
 async fn a_runs_rollback_keeps_other_clients_learns_and_drops_an_interrupted_runs() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("kb.sqlite");
-    let config = EngineConfig {
-        db_path: Some(db.clone()),
-        ..EngineConfig::default()
-    };
+    let (_dir, db, config) = on_a_file();
     let abc: &[&[&str]] = &[&["a"], &["b"], &["c"]];
     let engine = start(config).await.expect("start");
     let kato = Kato::new(&engine);
