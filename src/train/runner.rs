@@ -234,7 +234,7 @@ pub async fn run_detailed(
             })?;
         workers.push(w);
     }
-    let tokenizer = Gpt2Tokenizer::new().map_err(|e| RunError::Tokenizer(e.to_string()))?;
+    let tokenizer = Gpt2Tokenizer::shared().map_err(|e| RunError::Tokenizer(e.to_string()))?;
     let segmenter = Segmenter::new(plan.segmentation, plan.chunk_sizes()[0])
         .and_then(|s| s.with_paragraph_token_cap(plan.paragraph_token_cap))
         .map_err(|e| RunError::Tokenizer(e.to_string()))?;

@@ -90,6 +90,18 @@ impl Gpt2Tokenizer {
         })
     }
 
+    /// The process's one tokenizer, loaded on first use and shared by every later run
+    /// (a vocabulary takes tens of milliseconds to build and to drop, which `compare`
+    /// paid on every run). Errors as [`Gpt2Tokenizer::new`]; a failed load is not kept.
+    pub fn shared() -> Result<Self, TokenizerError> {
+        static SHARED: std::sync::OnceLock<Gpt2Tokenizer> = std::sync::OnceLock::new();
+        if let Some(tokenizer) = SHARED.get() {
+            return Ok(tokenizer.clone());
+        }
+        let loaded = Self::new()?;
+        Ok(SHARED.get_or_init(|| loaded).clone())
+    }
+
     /// The token strings of `text`, as Hugging Face's GPT-2 `tokenize()` returns them.
     pub fn tokenize(&self, text: &str) -> Vec<Symbol> {
         self.encode(text)
