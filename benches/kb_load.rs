@@ -9,7 +9,9 @@
 #[path = "../tests/kb_support/mod.rs"]
 mod kb_support;
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::time::Instant;
 
 use katotune::engine::{self, EngineConfig};
@@ -21,24 +23,12 @@ use katotune::train::plan::TrainPlan;
 use katotune::train::record::RunRecord;
 use katotune::train::runner::{self, RunOptions, Target};
 
-fn corpus() -> PathBuf {
-    if let Ok(p) = std::env::var("KATOTUNE_KJV_CHAPTERS") {
-        return p.into();
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    [root.join("../shared"), root.join("../../shared")]
-        .into_iter()
-        .map(|s| s.join("corpus/kjv-chapters.jsonl"))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| root.join("../shared/corpus/kjv-chapters.jsonl"))
-}
-
 fn train(db: &Path, out: &Path) -> RunRecord {
     let mut p = Profile {
         name: "kjv-chapters".into(),
         ..Profile::default()
     };
-    p.training.dataset.path = corpus();
+    p.training.dataset.path = support::kjv_chapters();
     p.training.samples = None;
     p.training.node0_batch = 50;
     p.training.workers = 2;
@@ -62,8 +52,11 @@ fn train(db: &Path, out: &Path) -> RunRecord {
 }
 
 fn main() {
-    if !corpus().exists() {
-        eprintln!("kb_load bench skipped: {} is missing", corpus().display());
+    if !support::kjv_chapters().exists() {
+        eprintln!(
+            "kb_load bench skipped: {} is missing",
+            support::kjv_chapters().display()
+        );
         return;
     }
     let Some(stores) = kb_support::start("kb_load bench", "noeviction") else {

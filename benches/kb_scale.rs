@@ -19,27 +19,17 @@
 //! counts). Without `--bench` (as `cargo test --benches` runs it) it trains 300 samples
 //! only.
 
+mod support;
+
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHAPTERS: usize = 1_189;
 const SIZES: [usize; 3] = [CHAPTERS, 20_000, 100_000];
-
-fn source() -> PathBuf {
-    if let Ok(p) = std::env::var("KATOTUNE_KJV_CHAPTERS") {
-        return p.into();
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    [root.join("../shared"), root.join("../../shared")]
-        .into_iter()
-        .map(|s| s.join("corpus/kjv-chapters.jsonl"))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| root.join("../shared/corpus/kjv-chapters.jsonl"))
-}
 
 /// A seeded xorshift64*: the same variations on every machine.
 struct Shuffler(u64);
@@ -75,7 +65,7 @@ fn variation(text: &str, chapter: usize, round: usize) -> String {
 
 /// Writes `n` samples to `out` as JSONL; returns how many texts are distinct.
 fn generate(out: &Path, n: usize) -> usize {
-    let file = std::fs::File::open(source()).expect("corpus opens");
+    let file = std::fs::File::open(support::kjv_chapters()).expect("corpus opens");
     let chapters: Vec<String> = std::io::BufReader::new(file)
         .lines()
         .map(|l| {
@@ -236,8 +226,9 @@ fn measure(corpus: &Path, samples: usize, dir: &Path) -> Measured {
 }
 
 fn main() {
-    if !source().exists() {
-        eprintln!("kb_scale bench skipped: {} is missing", source().display());
+    let chapters = support::kjv_chapters();
+    if !chapters.exists() {
+        eprintln!("kb_scale bench skipped: {} is missing", chapters.display());
         return;
     }
     let full = std::env::args().any(|a| a == "--bench");

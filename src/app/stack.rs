@@ -56,7 +56,11 @@ pub async fn apply(args: StackArgs, wait: bool) -> CliResult<i32> {
                     crate::secret::mask_url(&found.clickhouse)
                 );
                 outln!("  service name: {}", found.service_name);
-                check_stores_agree(&found).await?;
+                // What readiness probes left is removed; stores that disagree are
+                // reported with the fix (the stack stays up). The data on the
+                // profile's nodes is `run`'s business, so nothing else is checked.
+                crate::stack::guard_stores(&profile, &found, crate::stack::KbStart::Continue)
+                    .await?;
             }
         }
         Ok::<(), CliError>(())
@@ -71,26 +75,6 @@ pub async fn apply(args: StackArgs, wait: bool) -> CliResult<i32> {
             Ok(exit::INTERRUPTED)
         }
     }
-}
-
-/// `up`: what readiness probes left in the stores (katotune's own KBs) is removed, then
-/// stores that disagree are reported with the fix (the stack stays up).
-async fn check_stores_agree(found: &stores::StoreUrls) -> CliResult<()> {
-    let urls = found.for_kb();
-    let bad = tokio::task::spawn_blocking(move || {
-        let mut connected = crate::kb::stores::Stores::connect(&urls)?;
-        let probes = crate::stack::kb_guard::remove_probe_leftovers(&mut connected)?;
-        if !probes.is_empty() {
-            tracing::info!(kbs = ?probes, "removed what earlier readiness probes left in the stores");
-        }
-        crate::stack::kb_guard::disagreements(&mut connected)
-    })
-    .await
-    .map_err(anyhow::Error::from)??;
-    if bad.is_empty() {
-        return Ok(());
-    }
-    Err(crate::stack::StackError::StoresDisagree(bad).into())
 }
 
 fn report_changes(stack: &str, report: &crate::stack::docker::ApplyReport) {

@@ -121,7 +121,7 @@ pub fn estimate_corpus(
 ) -> anyhow::Result<CorpusEstimate> {
     let t = &profile.training;
     let dataset = Dataset::open(dataset)?;
-    let tokenizer = Gpt2Tokenizer::new()?;
+    let tokenizer = Gpt2Tokenizer::shared()?;
     let segmenter = Segmenter::new(t.segmentation, t.chunk_sizes[0])?
         .with_paragraph_token_cap(t.paragraph_token_cap)?;
     let levels = t.chunk_sizes.len();

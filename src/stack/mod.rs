@@ -353,24 +353,13 @@ async fn guard_engine_server(profile: &Profile, url: &str, kb: KbStart) -> Resul
     if kb == KbStart::Continue {
         return Ok(());
     }
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .unwrap_or_default();
-    let base = url.trim_end_matches('/');
-    let mut holding = Vec::new();
-    for level in 0..profile.training.chunk_sizes.len() {
-        let node = profile.node_id(level);
-        let path = format!("{base}/katotune/kb/{}", crate::kato::client::segment(&node));
-        match node_holds_patterns(&http, &path).await {
-            Some(true) => holding.push(node),
-            Some(false) => {}
-            None => return Ok(()),
-        }
-    }
-    if holding.is_empty() {
+    let nodes: Vec<String> = (0..profile.training.chunk_sizes.len())
+        .map(|level| profile.node_id(level))
+        .collect();
+    let holding = run_nodes::holding_patterns(url, &nodes).await;
+    let Some(holding) = holding.filter(|h| !h.is_empty()) else {
         return Ok(());
-    }
+    };
     if kb == KbStart::RequireEmpty {
         return Err(StackError::KbOnServer {
             url: crate::secret::mask_url(url),
@@ -394,35 +383,13 @@ async fn guard_engine_server(profile: &Profile, url: &str, kb: KbStart) -> Resul
     Ok(())
 }
 
-/// Whether katotune's KB listing at `path` names at least one pattern, reading only its
-/// start (the listing streams every pattern of the node); `None` when the server is not
-/// a katotune engine or cannot be asked.
-async fn node_holds_patterns(http: &reqwest::Client, path: &str) -> Option<bool> {
-    let mut answer = http.get(path).send().await.ok()?;
-    if !answer.status().is_success() {
-        return None;
-    }
-    const LIST: &str = "\"patterns\":[";
-    let mut head = String::new();
-    while let Some(chunk) = answer.chunk().await.ok()? {
-        head.push_str(&String::from_utf8_lossy(&chunk));
-        if let Some(at) = head.find(LIST) {
-            let rest = head[at + LIST.len()..].trim_start();
-            match rest.chars().next() {
-                Some(']') => return Some(false),
-                Some(_) => return Some(true),
-                None => {}
-            }
-        }
-        if head.len() > 4096 {
-            return None;
-        }
-    }
-    None
-}
-
-/// [`kb_guard::guard`] on a blocking thread; says what `--fresh` removed.
-async fn guard_stores(profile: &Profile, found: &StoreUrls, kb: KbStart) -> Result<(), StackError> {
+/// [`kb_guard::guard`] on a blocking thread; says what `--fresh` removed. `up` calls
+/// it with [`KbStart::Continue`]: probe leftovers removed, disagreeing stores refused.
+pub(crate) async fn guard_stores(
+    profile: &Profile,
+    found: &StoreUrls,
+    kb: KbStart,
+) -> Result<(), StackError> {
     let urls = found.for_kb();
     let ids = profile_kb_ids(profile, &found.service_name);
     let report = tokio::task::spawn_blocking(move || kb_guard::guard(&urls, &ids, kb))

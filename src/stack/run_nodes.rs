@@ -42,6 +42,50 @@ pub async fn remove_nodes(url: &str, nodes: &[String]) -> Vec<(String, String)> 
     failed
 }
 
+/// Which of `nodes` hold at least one pattern on katotune's engine at `url` (its
+/// `GET /katotune/kb/{node}`, read only as far as the first pattern: the listing streams
+/// every pattern of the node). `None` when the server is not a katotune engine (a real
+/// KATO answers 404) or cannot be asked.
+pub async fn holding_patterns(url: &str, nodes: &[String]) -> Option<Vec<String>> {
+    let http = reqwest::Client::builder()
+        .timeout(CALL_TIMEOUT)
+        .build()
+        .unwrap_or_default();
+    let base = url.trim_end_matches('/');
+    let mut holding = Vec::new();
+    for node in nodes {
+        let path = format!("{base}/katotune/kb/{}", crate::kato::client::segment(node));
+        if listing_names_a_pattern(&http, &path).await? {
+            holding.push(node.clone());
+        }
+    }
+    Some(holding)
+}
+
+/// Whether the KB listing at `path` names a pattern, from the start of its body.
+async fn listing_names_a_pattern(http: &reqwest::Client, path: &str) -> Option<bool> {
+    const LIST: &str = "\"patterns\":[";
+    let mut answer = http.get(path).send().await.ok()?;
+    if !answer.status().is_success() {
+        return None;
+    }
+    let mut head = String::new();
+    while let Some(chunk) = answer.chunk().await.ok()? {
+        head.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(at) = head.find(LIST) {
+            match head[at + LIST.len()..].trim_start().chars().next() {
+                Some(']') => return Some(false),
+                Some(_) => return Some(true),
+                None => {}
+            }
+        }
+        if head.len() > 4096 {
+            return None;
+        }
+    }
+    None
+}
+
 /// katotune's engine keeps the removal on disk before anything else happens: the next
 /// run's durability barrier rolls the engine back to what its file holds, which would
 /// bring uncommitted KBs back (`POST /katotune/checkpoint`). KATO has no such route
