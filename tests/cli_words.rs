@@ -114,6 +114,18 @@ fn samples_flag_explains_negative_and_accepts_all() {
             .stderr(predicate::str::contains("invalid digit").not())
             .stderr(predicate::str::contains("-- -1").not());
     }
+    // The same values through `--set` are quoted back with what is allowed.
+    for (value, written) in [("-1", "`-1`"), ("1.5", "`1.5`"), ("true", "`true`")] {
+        katotune()
+            .args(["profiles", "show", "quick", "--set"])
+            .arg(format!("training.samples={value}"))
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!(
+                "{written} is not allowed here: this takes a whole number of samples"
+            )))
+            .stderr(predicate::str::contains("untagged enum").not());
+    }
     let out = katotune()
         .args([
             "profiles",

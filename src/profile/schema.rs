@@ -502,18 +502,29 @@ impl Profile {
 
 /// `training.samples`: a count, `all`, or nothing (also all).
 fn samples_or_all<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    // Every scalar has a variant, so whatever was written is quoted back (an untagged
+    // enum that matches nothing only says "did not match any variant").
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Samples {
         Count(u64),
+        Negative(i64),
+        Fraction(f64),
+        Flag(bool),
         Word(String),
     }
+    let refused = |written: String| {
+        serde::de::Error::custom(format!(
+            "`{written}` is not allowed here: this takes a whole number of samples (1 or more) or `all`"
+        ))
+    };
     match Option::<Samples>::deserialize(d)? {
         None => Ok(None),
         Some(Samples::Count(n)) => Ok(Some(n)),
         Some(Samples::Word(w)) if w.eq_ignore_ascii_case("all") => Ok(None),
-        Some(Samples::Word(w)) => Err(serde::de::Error::custom(format!(
-            "`{w}` is not allowed here: this takes a whole number of samples (1 or more) or `all`"
-        ))),
+        Some(Samples::Word(w)) => Err(refused(w)),
+        Some(Samples::Negative(n)) => Err(refused(n.to_string())),
+        Some(Samples::Fraction(x)) => Err(refused(x.to_string())),
+        Some(Samples::Flag(b)) => Err(refused(b.to_string())),
     }
 }
