@@ -80,7 +80,10 @@ fn batched_and_unbatched_agree_and_other_chunk_sizes_are_flagged() {
 const QUICK: [&str; 4] = ["--runs", "1", "--min-time", "0s"];
 
 /// Enough runs for the gate's t-test: at least 4 and a second of training each side.
-const GATED: [&str; 4] = ["--runs", "4", "--min-time", "1s"];
+/// Gated runs train 60 samples each: with the in-process fast path 12 samples last a few
+/// tens of milliseconds, and load from tests running beside them swings such runs by more
+/// than the threshold.
+const GATED: [&str; 6] = ["--runs", "4", "--min-time", "1s", "--samples", "60"];
 
 /// The gate threshold for these tests: 20 %, above what a test machine running other
 /// tests at once swings between two identical profiles, far below the slowdown of a
