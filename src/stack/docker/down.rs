@@ -22,7 +22,7 @@ pub struct DownPlan {
     /// Containers katotune created (labelled and recorded): (name, id).
     pub containers: Vec<(String, String)>,
     pub networks: Vec<String>,
-    /// Volumes katotune created (labelled and recorded).
+    /// Volumes katotune created (labelled and recorded), sorted by name.
     pub volumes: Vec<String>,
     /// Labelled for the stack, but not in katotune's record: never removed.
     pub strangers: Vec<String>,
@@ -103,6 +103,11 @@ impl DockerBackend {
                 false => plan.strangers.push(format!("volume {}", volume.name)),
             }
         }
+        // Docker lists in no stated order; what `down` prints must not change
+        // from one call to the next.
+        plan.networks.sort();
+        plan.volumes.sort();
+        plan.strangers.sort();
         Ok(plan)
     }
 
