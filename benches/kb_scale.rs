@@ -268,6 +268,6 @@ fn main() {
             m.file_bytes / 1_000_000
         );
     }
-    println!("  engine peak RSS: VmHWM of `katotune serve`; trainer: VmHWM of `katotune run` (it keeps every learned name to compute the run's digests)");
+    println!("  engine peak RSS: VmHWM of `katotune serve`; trainer: VmHWM of `katotune run` (it reads the run's digests from the engine at the end, `durability.digests_from_kb`)");
     println!("  limit: two cores for trainer and engine; past the page cache each new pattern costs the writer one B-tree leaf read and one page write (journal, then file)");
 }

@@ -79,11 +79,25 @@ fn batched_and_unbatched_agree_and_other_chunk_sizes_are_flagged() {
 /// Few, short runs for tests that only check what is reported, not how fast.
 const QUICK: [&str; 4] = ["--runs", "1", "--min-time", "0s"];
 
-/// Enough runs for the gate's t-test: at least 4 and a second of training each side.
-/// Gated runs train 60 samples each: with the in-process fast path 12 samples last a few
-/// tens of milliseconds, and load from tests running beside them swings such runs by more
-/// than the threshold.
-const GATED: [&str; 6] = ["--runs", "4", "--min-time", "1s", "--samples", "60"];
+/// Enough runs for the gate's t-test: at least 4 and a second of training each side,
+/// each run long enough (over the gate's 0.5 s) for its speed to be judged at all:
+/// 200 samples of [`gated_corpus`] per run.
+const GATED: [&str; 6] = ["--runs", "4", "--min-time", "1s", "--samples", "200"];
+
+/// `--set` of a 400-sample corpus for gated runs: the shipped 100 chapters four times
+/// (repeats only raise frequencies, the same on every run), so no run ends early for
+/// want of samples.
+fn gated_corpus(dir: &Path) -> [String; 2] {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/kjv-100.jsonl"))
+            .unwrap();
+    let path = dir.join("kjv-400.jsonl");
+    std::fs::write(&path, shipped.repeat(4)).unwrap();
+    [
+        "--set".to_string(),
+        format!("training.dataset.path={}", path.display()),
+    ]
+}
 
 /// The gate threshold for these tests: 20 %, above what a test machine running other
 /// tests at once swings between two identical profiles, far below the slowdown of a
@@ -105,13 +119,16 @@ fn strs(v: &[String]) -> Vec<&str> {
 fn identical_profiles_pass_the_gate_run_after_run() {
     let dir = tempfile::tempdir().unwrap();
     let [_, batched, _] = profiles(dir.path());
+    let corpus = gated_corpus(dir.path());
+    let corpus = strs(&corpus);
     let base = dir.path().join("base.json");
-    let args = with(&[&GATED, &["--export-json", base.to_str().unwrap()]]);
+    let args = with(&[&GATED, &corpus, &["--export-json", base.to_str().unwrap()]]);
     compare(dir.path(), &[&batched], &strs(&args)).success();
     for round in 0..3 {
         let today = dir.path().join(format!("today{round}.json"));
         let args = with(&[
             &GATED,
+            &corpus,
             &THRESHOLD,
             &["--baseline", base.to_str().unwrap()],
             &["--export-json", today.to_str().unwrap()],
@@ -132,8 +149,10 @@ fn identical_profiles_pass_the_gate_run_after_run() {
 fn a_really_slowed_profile_fails_the_gate_with_its_p_value() {
     let dir = tempfile::tempdir().unwrap();
     let [_, batched, _] = profiles(dir.path());
+    let corpus = gated_corpus(dir.path());
+    let corpus = strs(&corpus);
     let base = dir.path().join("base.json");
-    let args = with(&[&GATED, &["--export-json", base.to_str().unwrap()]]);
+    let args = with(&[&GATED, &corpus, &["--export-json", base.to_str().unwrap()]]);
     compare(dir.path(), &[&batched], &strs(&args)).success();
     // The same name, now one node0 chunk per request and one worker: slow for real.
     let slowed_dir = dir.path().join("slowed");
@@ -147,6 +166,7 @@ fn a_really_slowed_profile_fails_the_gate_with_its_p_value() {
     let today = dir.path().join("today.json");
     let args = with(&[
         &GATED,
+        &corpus,
         &THRESHOLD,
         &["--baseline", base.to_str().unwrap()],
         &["--export-json", today.to_str().unwrap()],
@@ -163,6 +183,53 @@ fn a_really_slowed_profile_fails_the_gate_with_its_p_value() {
     );
     assert!(
         verdict["welch"]["p_less"].as_f64().unwrap() < 0.05,
+        "{verdict}"
+    );
+}
+
+#[test]
+fn runs_too_short_or_on_other_samples_are_inconclusive_not_judged() {
+    let dir = tempfile::tempdir().unwrap();
+    let [one, _, _] = profiles(dir.path());
+    let short = ["--runs", "3", "--min-time", "0s"];
+    let base = dir.path().join("base.json");
+    let args = with(&[&short, &["--export-json", base.to_str().unwrap()]]);
+    compare(dir.path(), &[&one], &strs(&args)).success();
+    // 12 samples per run last a small fraction of a second: too short to time.
+    let today = dir.path().join("today.json");
+    let args = with(&[
+        &short,
+        &["--baseline", base.to_str().unwrap()],
+        &["--export-json", today.to_str().unwrap()],
+    ]);
+    compare(dir.path(), &[&one], &strs(&args))
+        .success()
+        .stdout(predicate::str::contains("inconclusive: one-by-one"));
+    let verdict = json(&today)["profiles"][0]["verdict"].clone();
+    assert_eq!(verdict["status"], "inconclusive", "{verdict}");
+    assert!(
+        verdict["unjudged"][0]
+            .as_str()
+            .unwrap()
+            .contains("under 0.5 s"),
+        "{verdict}"
+    );
+    // Other samples than the baseline's: no digest is called changed.
+    let args = with(&[
+        &short,
+        &["--samples", "10"],
+        &["--baseline", base.to_str().unwrap()],
+        &["--export-json", today.to_str().unwrap()],
+    ]);
+    compare(dir.path(), &[&one], &strs(&args)).success();
+    let verdict = json(&today)["profiles"][0]["verdict"].clone();
+    assert_eq!(verdict["status"], "inconclusive", "{verdict}");
+    assert_eq!(verdict["changed_nodes"], serde_json::json!([]), "{verdict}");
+    assert!(
+        verdict["unjudged"][0]
+            .as_str()
+            .unwrap()
+            .contains("trained 10 samples each where the baseline's trained 12"),
         "{verdict}"
     );
 }

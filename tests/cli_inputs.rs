@@ -123,6 +123,23 @@ fn a_run_with_every_row_filtered_reports_na_not_made_up_rates() {
         ));
     let r = record(&out);
     assert_eq!(r["calls_per_sample"], serde_json::json!({}), "{r}");
+    // Said even under -q: a run that trained nothing is what a quiet script must log.
+    run(&dir.path().join("quiet"), &path, &["-q"])
+        .success()
+        .stderr(predicate::str::contains(
+            "NOTHING was trained: 2 rows were filtered out (training.filter",
+        ));
+}
+
+#[test]
+fn a_quiet_run_that_stops_on_a_bad_row_still_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corpus.jsonl");
+    std::fs::write(&path, format!("{GOOD}\n{{\"text\": null}}\n")).unwrap();
+    run(&dir.path().join("out"), &path, &["-q"])
+        .code(2)
+        .stderr(predicate::str::contains("corpus.jsonl:2"))
+        .stderr(predicate::str::contains("this row has no text"));
 }
 
 #[test]

@@ -97,3 +97,41 @@ fn report_prints_the_comparison_document() {
     assert_valid("comparison.schema.json", &doc);
     assert_eq!(doc["profiles"][0]["name"], "quick");
 }
+
+#[test]
+fn profiles_list_calls_only_a_broken_profile_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("profiles");
+    std::fs::create_dir(&local).unwrap();
+    std::fs::write(
+        local.join("mine.yaml"),
+        "inherits: quick\ntraining:\n  workers: 2\n",
+    )
+    .unwrap();
+    std::fs::write(local.join("broken.yaml"), "inherits: quick\ntraining: [\n").unwrap();
+    let out = Command::cargo_bin("katotune")
+        .unwrap()
+        .current_dir(dir.path())
+        .args(["--format", "json", "profiles", "list"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let doc: Value = serde_json::from_slice(&out).unwrap();
+    assert_valid("profiles-list.schema.json", &doc);
+    let description = |name: &str| {
+        doc.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} listed: {doc}"))["description"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(description("quick").starts_with("Smoke test"), "{doc}");
+    // Valid, without a description of its own (inherits does not pass one on).
+    assert_eq!(description("mine"), "(no description)");
+    assert!(description("broken").contains("unreadable"), "{doc}");
+}

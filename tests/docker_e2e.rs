@@ -69,6 +69,7 @@ fn options(out: &std::path::Path, resume: bool) -> RunOptions {
         cancel: CancellationToken::new(),
         drain_deadline: Duration::from_secs(30),
         progress_bar: false,
+        digests_from_kb: false,
     }
 }
 

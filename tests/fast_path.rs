@@ -291,3 +291,66 @@ async fn an_expired_session_is_replayed_on_a_new_one_on_both_paths() {
     assert_eq!(e.handle().kb_frequencies("ttl")[0].1, 2);
     e.shutdown().await;
 }
+
+/// `run` keeps no name tally on katotune's engine: the record's digests are read from
+/// the KB at the end (bounded memory at any KB size), streamed in this process or summed
+/// by the engine over HTTP, and equal the tallied ones, node by node, learns and
+/// distinct names included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digests_read_from_the_kb_equal_the_tallied_digests() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = profile(50, 2, dir.path());
+    let mut records = Vec::new();
+    for (from_kb, http) in [(false, false), (true, false), (true, true)] {
+        let mut p = p.clone();
+        if http {
+            p.stack.transport = TransportChoice::Http;
+        }
+        // A KB file: the checkpoint barrier, and so the digests from the KB, need one.
+        let db = dir.path().join(format!("{from_kb}-{http}.db"));
+        let e = engine_with(EngineLimits::default(), Some(db)).await;
+        let journal = dir.path().join(format!("{from_kb}-{http}.journal.json"));
+        let opts = RunOptions {
+            digests_from_kb: from_kb,
+            ..RunOptions::quiet("from-kb", journal)
+        };
+        let (record, tallies) =
+            runner::run_detailed(&TrainPlan::from(&p), &Target::in_process(&e), &opts)
+                .await
+                .expect("run starts");
+        e.shutdown().await;
+        assert_eq!(
+            record.status,
+            RunStatus::Completed,
+            "{:?}",
+            record.stop_reason
+        );
+        let names_kept = !from_kb;
+        assert_eq!(
+            record.durability.digests_from_kb, !names_kept,
+            "from_kb {from_kb}, http {http}"
+        );
+        for (level, tally) in tallies.iter().enumerate() {
+            assert_eq!(
+                tally.learns(),
+                record.levels[level].kb.learns,
+                "node{level}"
+            );
+            let distinct = tally.digest().distinct;
+            assert_eq!(
+                distinct > 0,
+                names_kept,
+                "node{level}: names tallied only when kept"
+            );
+        }
+        records.push(record);
+    }
+    let kb = |r: &RunRecord| r.levels.iter().map(|l| l.kb.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        kb(&records[1]),
+        kb(&records[0]),
+        "read from the KB = tallied"
+    );
+    assert_eq!(kb(&records[2]), kb(&records[0]), "over HTTP");
+    assert!(records[0].levels[3].kb.learns > 0, "the top level learned");
+}

@@ -141,3 +141,58 @@ fn the_last_token_boundary_is_found_from_the_end() {
     assert_eq!(last_token_boundary("<|endoftext|>"), None);
     assert_eq!(last_token_boundary("中文，"), Some(6));
 }
+
+/// tiktoken's own GPT-2 encoder, with its pre-tokenizer's lookahead: the oracle for
+/// katotune's faster split of the same pattern.
+fn tiktoken_ids(text: &str) -> Vec<u32> {
+    static BPE: OnceLock<tiktoken_rs::CoreBPE> = OnceLock::new();
+    BPE.get_or_init(|| tiktoken_rs::r50k_base().expect("tiktoken's GPT-2 loads"))
+        .encode_ordinary(text)
+}
+
+#[test]
+fn every_shipped_sample_tokenizes_as_tiktoken_does() {
+    let raw = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/kjv-100.jsonl"))
+        .expect("the shipped corpus is in data/");
+    let mut texts = 0;
+    for line in raw.lines() {
+        let row: serde_json::Value = serde_json::from_str(line).expect("a JSON row");
+        let text = row["text"].as_str().expect("a text field");
+        // Chapters have many whitespace runs before words and line ends: the places
+        // the lookahead decides.
+        assert_eq!(tokenizer().encode(text), tiktoken_ids(text), "{text:.80}");
+        let spaced = text.replace(' ', "  \t ").replace('\n', " \n\n\u{a0}");
+        assert_eq!(
+            tokenizer().encode(&spaced),
+            tiktoken_ids(&spaced),
+            "{spaced:.80}"
+        );
+        texts += 1;
+    }
+    assert_eq!(texts, 100);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn whitespace_runs_split_as_tiktoken_splits_them(
+        text in "([ \t\n\r\u{a0}\u{3000}\u{2029}\u{85}]{0,4}[a-zé'0-9.,中١]{0,3}){0,12}"
+    ) {
+        prop_assert_eq!(tokenizer().encode(&text), tiktoken_ids(&text));
+    }
+
+    #[test]
+    fn any_text_tokenizes_as_tiktoken_does(text in any::<String>()) {
+        prop_assume!(!text.contains("<|endoftext|>"));
+        prop_assert_eq!(tokenizer().encode(&text), tiktoken_ids(&text));
+    }
+
+    #[test]
+    fn long_pieces_tokenize_as_tiktoken_does(
+        word in "[a-zA-Zé]{90,300}", spaces in "[ \n]{0,150}", tail in "[a-z]{0,3}"
+    ) {
+        let text = format!("{word}{spaces}{tail}");
+        prop_assert_eq!(tokenizer().encode(&text), tiktoken_ids(&text));
+    }
+}

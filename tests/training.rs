@@ -44,6 +44,7 @@ fn options(out: &std::path::Path, resume: bool, cancel: CancellationToken) -> Ru
         cancel,
         drain_deadline: Duration::from_secs(30),
         progress_bar: false,
+        digests_from_kb: false,
     }
 }
 

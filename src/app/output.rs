@@ -20,12 +20,18 @@ pub fn is_quiet() -> bool {
 /// A remark for the person at the terminal (standard error), unless `-q`.
 pub fn note(text: impl std::fmt::Display) {
     if !is_quiet() {
-        let text = text.to_string();
-        let text = crate::secret::mask_text(&text);
-        let mut err = std::io::stderr().lock();
-        // Standard error gone: nothing useful is left to tell anyone.
-        let _ = writeln!(err, "{text}");
+        alert(text);
     }
+}
+
+/// A remark that `-q` does not silence (standard error, secrets masked): why a
+/// command's work stopped short, which a quiet script still needs to log.
+pub fn alert(text: impl std::fmt::Display) {
+    let text = text.to_string();
+    let text = crate::secret::mask_text(&text);
+    let mut err = std::io::stderr().lock();
+    // Standard error gone: nothing useful is left to tell anyone.
+    let _ = writeln!(err, "{text}");
 }
 
 /// Writes `text` (data: a table, a document, JSON) to standard output, secrets

@@ -69,15 +69,13 @@ fn list(global: &GlobalArgs) -> CliResult<i32> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let description = profile::load::locate(&path.display().to_string())
-            .ok()
-            .and_then(|l| {
-                l.value
-                    .get("description")
-                    .and_then(|d| d.as_str())
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| "(unreadable: run `katotune profiles validate` on it)".into());
+        // Loaded whole, so only a profile that does not load is called unreadable (a
+        // description describes its own profile: `inherits` does not pass it on).
+        let description = match profile::load(&path.display().to_string(), &[]) {
+            Ok(loaded) if loaded.profile.description.is_empty() => "(no description)".into(),
+            Ok(loaded) => loaded.profile.description,
+            Err(_) => "(unreadable: run `katotune profiles validate` on it)".into(),
+        };
         entries.push(Entry {
             name,
             origin: path.display().to_string(),

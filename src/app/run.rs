@@ -183,7 +183,11 @@ pub async fn run(args: RunArgs, global: &crate::cli::GlobalArgs) -> CliResult<i3
     if global.format == crate::cli::OutputFormat::Json {
         outln!("{}", serde_json::to_string_pretty(&Redacted(&record))?);
     }
-    noteln!("{}", record.summary().trim_end());
+    match record.needs_attention() {
+        // A run that stopped or trained nothing says why even under -q.
+        true => super::output::alert(record.summary().trim_end()),
+        false => noteln!("{}", record.summary().trim_end()),
+    }
     noteln!("run record: {}", path.display());
     if let (Some(cap), Some(share)) = (profile.training.samples, plan_target(&profile, shard)) {
         if record.samples.done >= share
@@ -231,6 +235,8 @@ pub async fn train_once(
         cancel,
         drain_deadline: Duration::from_secs(30),
         progress_bar: std::io::stderr().is_terminal(),
+        // The record's digests come from the KB itself: no name tally grows with it.
+        digests_from_kb: true,
     };
     Ok(stack.scope(runner::run(&plan, &target, &opts)).await?)
 }

@@ -121,6 +121,17 @@ impl EngineHandle {
         self.engine.kb_frequencies(node_id).1
     }
 
+    /// Every pattern of the node's KB as (wire name, frequency), sorted by name, one
+    /// at a time: memory stays bounded whatever the KB's size (the listing
+    /// `GET /katotune/kb/{node_id}` streams the same). Blocks while it reads and holds
+    /// the writer meanwhile: call it from a blocking thread.
+    pub fn visit_kb(&self, node_id: &str, mut visit: impl FnMut(&str, u64)) {
+        self.engine.visit_kb(node_id, |digest, frequency| {
+            visit(&super::session::wire_name_of(digest), frequency);
+            true
+        });
+    }
+
     /// `POST /katotune/checkpoint` (see `checkpoint.rs`), run on a blocking thread
     /// because it waits for the database writer.
     pub async fn checkpoint(&self, ask: CheckpointAsk) -> Result<CheckpointReply, OpError> {

@@ -223,6 +223,15 @@ impl Engine {
 
     /// `GET /katotune/kb/{node_id}`: the node's KB id and every pattern's wire name
     /// with its frequency, sorted by name (empty for a node that learned nothing).
+    /// Every pattern of `node_id`'s KB as (digest, frequency) in name order, streamed
+    /// ([`super::kb::NodeKb::visit_frequencies`]); an unknown node visits nothing.
+    pub(crate) fn visit_kb(&self, node_id: &str, visit: impl FnMut(&[u8; 20], u64) -> bool) {
+        let kb_id = kb_id(node_id, &self.config.service_name);
+        if let Some(kb) = self.kbs.existing(&kb_id) {
+            kb.visit_frequencies(visit);
+        }
+    }
+
     pub(crate) fn kb_frequencies(&self, node_id: &str) -> (String, Vec<(String, u64)>) {
         let kb_id = kb_id(node_id, &self.config.service_name);
         let patterns = self

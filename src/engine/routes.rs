@@ -52,6 +52,7 @@ pub(crate) fn router(engine: Arc<Engine>) -> Router {
         .route("/sessions/{sid}/predictions", get(s::predictions))
         .route("/pattern/{pattern_id}", get(pattern))
         .route("/katotune/kb/{node_id}", get(kb_frequencies))
+        .route("/katotune/kb/{node_id}/digest", get(kb_digest))
         .route("/katotune/checkpoint", post(checkpoint))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -256,6 +257,41 @@ async fn kb_frequencies(
     };
     let kb_id = kb_id(&node, &engine.config.service_name);
     super::kb_listing::frequencies(engine.kbs.existing(&kb_id), kb_id)
+}
+
+/// katotune's own check, summed up: `{"kb_id", "digest", "learns", "distinct"}` of a
+/// node (the run record's digest rule, `train::digest`), computed here while the
+/// patterns stream past in name order, so neither side holds the KB. An unknown node
+/// has the digest of nothing.
+async fn kb_digest(
+    State(engine): State<Arc<Engine>>,
+    node: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    let Ok(Path(node)) = node else {
+        return not_found().await;
+    };
+    let kb_id = kb_id(&node, &engine.config.service_name);
+    let kb = engine.kbs.existing(&kb_id);
+    let summed = tokio::task::spawn_blocking(move || {
+        let mut digest = crate::train::digest::DigestBuilder::default();
+        if let Some(kb) = kb {
+            kb.visit_frequencies(|name, frequency| {
+                digest.add(super::session::wire_name_of(name).as_bytes(), frequency);
+                true
+            });
+        }
+        digest.finish()
+    })
+    .await;
+    match summed {
+        Ok(d) => ok(&json!({
+            "kb_id": kb_id,
+            "digest": d.digest,
+            "learns": d.learns,
+            "distinct": d.distinct,
+        })),
+        Err(e) => detail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 /// katotune's own durability barrier (not a KATO route; see `checkpoint.rs`): the JSON

@@ -1,11 +1,14 @@
 //! The regression gate: each profile against the same-named profile of an earlier
 //! comparison. A profile fails when its per-run samples/s are slower than the
 //! baseline's both beyond the threshold and with confidence (Welch's t-test), or when
-//! a KB digest changed.
+//! a KB digest changed. Runs too short to time ([`SHORT_RUN_SECONDS`]) and samples
+//! that differ from the baseline's make the verdict `inconclusive`, never a pass or a
+//! failure on figures that cannot carry it.
 
 use serde::{Deserialize, Serialize};
 
 use super::stats::{self, Welch};
+use super::warnings::SHORT_RUN_SECONDS;
 use super::{Comparison, ProfileSummary};
 use crate::train::record::RunStatus;
 
@@ -65,17 +68,24 @@ pub enum VerdictStatus {
     Regressed,
     /// Fewer than two completed runs on a side: speed cannot be tested (digests were).
     TooFewRuns,
+    /// The runs on a side lasted under [`SHORT_RUN_SECONDS`] on average, so start-up
+    /// and timer noise outweigh training in their samples/s; or the two sides trained
+    /// different samples, so neither speed nor digests are comparable. The reasons say
+    /// which; digests that differ on the same samples still fail the gate.
+    Inconclusive,
     /// The baseline has no profile of this name.
     NoBaseline,
 }
 
 impl VerdictStatus {
-    /// The JSON spelling: `pass`, `regressed`, `too-few-runs`, `no-baseline`.
+    /// The JSON spelling: `pass`, `regressed`, `too-few-runs`, `inconclusive`,
+    /// `no-baseline`.
     pub fn key(self) -> &'static str {
         match self {
             VerdictStatus::Pass => "pass",
             VerdictStatus::Regressed => "regressed",
             VerdictStatus::TooFewRuns => "too-few-runs",
+            VerdictStatus::Inconclusive => "inconclusive",
             VerdictStatus::NoBaseline => "no-baseline",
         }
     }
@@ -106,6 +116,10 @@ pub struct Verdict {
     pub changed_nodes: Vec<String>,
     /// One sentence per failed check.
     pub reasons: Vec<String>,
+    /// Why the speed or the digests could not be judged (runs too short, other
+    /// samples); empty when they were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unjudged: Vec<String>,
 }
 
 impl Verdict {
@@ -160,6 +174,7 @@ pub fn judge(profile: &ProfileSummary, baseline: &Comparison, rule: GateRule) ->
             significantly_slower: false,
             changed_nodes: Vec::new(),
             reasons: Vec::new(),
+            unjudged: Vec::new(),
         };
     };
     let (now_runs, base_runs) = (run_speeds(profile), run_speeds(before));
@@ -170,9 +185,33 @@ pub fn judge(profile: &ProfileSummary, baseline: &Comparison, rule: GateRule) ->
     let slower = speed_change.is_some_and(|c| c < -rule.threshold);
     let alpha = 1.0 - rule.confidence;
     let significant = welch.is_some_and(|w| w.p_less < alpha);
-    let changed_nodes = changed_nodes(profile, before);
+    let mut unjudged = Vec::new();
+    let (now_samples, base_samples) = (profile.samples.done, before.samples.done);
+    if now_samples != base_samples {
+        unjudged.push(format!(
+            "the runs trained {now_samples} samples each where the baseline's trained \
+             {base_samples}: neither speed nor KB digests compare; give the same \
+             --samples (training.samples) on both sides"
+        ));
+    }
+    let mean = |runs: &[f64]| runs.iter().sum::<f64>() / runs.len().max(1) as f64;
+    let (now_wall, base_wall) = (mean(&run_walls(profile)), mean(&run_walls(before)));
+    if welch.is_some() && now_wall.min(base_wall) < SHORT_RUN_SECONDS {
+        unjudged.push(format!(
+            "runs lasted {now_wall:.2} s here and {base_wall:.2} s in the baseline on average, \
+             under {SHORT_RUN_SECONDS} s: start-up and timer noise outweigh training, so \
+             speed is not judged; train more samples per run (--samples) on both sides"
+        ));
+    }
+    let changed_nodes = match now_samples == base_samples {
+        true => changed_nodes(profile, before),
+        false => Vec::new(),
+    };
     let mut reasons = Vec::new();
-    if let (true, true, Some(change), Some(w)) = (slower, significant, speed_change, welch) {
+    let judged = unjudged.is_empty();
+    if let (true, true, true, Some(change), Some(w)) =
+        (judged, slower, significant, speed_change, welch)
+    {
         reasons.push(format!(
             "samples/s fell {:.1}% below the baseline ({base:.2} -> {now:.2}; threshold {:.1}%), \
              Welch {} (below {alpha:.2}) over {} vs {} runs",
@@ -189,10 +228,11 @@ pub fn judge(profile: &ProfileSummary, baseline: &Comparison, rule: GateRule) ->
             changed_nodes.join(", ")
         ));
     }
-    let status = match (reasons.is_empty(), welch.is_some()) {
-        (false, _) => VerdictStatus::Regressed,
-        (true, false) => VerdictStatus::TooFewRuns,
-        (true, true) => VerdictStatus::Pass,
+    let status = match (reasons.is_empty(), welch.is_some(), judged) {
+        (false, _, _) => VerdictStatus::Regressed,
+        (true, _, false) => VerdictStatus::Inconclusive,
+        (true, false, true) => VerdictStatus::TooFewRuns,
+        (true, true, true) => VerdictStatus::Pass,
     };
     Verdict {
         status,
@@ -204,7 +244,17 @@ pub fn judge(profile: &ProfileSummary, baseline: &Comparison, rule: GateRule) ->
         significantly_slower: significant,
         changed_nodes,
         reasons,
+        unjudged,
     }
+}
+
+/// Wall seconds of the completed runs.
+fn run_walls(p: &ProfileSummary) -> Vec<f64> {
+    p.runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Completed)
+        .map(|r| r.wall_seconds)
+        .collect()
 }
 
 fn changed_nodes(now: &ProfileSummary, before: &ProfileSummary) -> Vec<String> {

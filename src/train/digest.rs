@@ -88,6 +88,13 @@ impl NodeTally {
         }
     }
 
+    /// Adds another tally's learns but not its names: what a run keeps when the
+    /// knowledge base itself gives the digests ([`NodeTally::digest`] then covers
+    /// only names merged with [`NodeTally::merge`]).
+    pub fn merge_learns(&mut self, other: &NodeTally) {
+        self.learns += other.learns;
+    }
+
     /// Learns recorded (names with multiplicity).
     pub fn learns(&self) -> u64 {
         self.learns
@@ -115,20 +122,9 @@ impl NodeTally {
 
     /// The frozen summary for the run record.
     pub fn digest(&self) -> KbDigest {
-        let mut hasher = Sha1::new();
-        let mut distinct = 0u64;
-        self.visit_sorted(|name, n| {
-            distinct += 1;
-            hasher.update(name);
-            hasher.update(b" ");
-            hasher.update(n.to_string().as_bytes());
-            hasher.update(b"\n");
-        });
-        KbDigest {
-            digest: hex::encode(hasher.finalize()),
-            learns: self.learns,
-            distinct,
-        }
+        let mut digest = DigestBuilder::default();
+        self.visit_sorted(|name, n| digest.add(name, n));
+        digest.finish()
     }
 
     /// Name counts, sorted by name (for explaining differences).
@@ -152,6 +148,36 @@ pub struct KbDigest {
     pub distinct: u64,
 }
 
+/// A [`KbDigest`] built from names given once each, in name order (bytewise), with
+/// their counts: a knowledge base's listing streams through it without being held.
+#[derive(Default)]
+pub struct DigestBuilder {
+    hasher: Sha1,
+    learns: u64,
+    distinct: u64,
+}
+
+impl DigestBuilder {
+    /// Adds the line `name count`; names must come in increasing byte order.
+    pub fn add(&mut self, name: &[u8], count: u64) {
+        self.distinct += 1;
+        self.learns += count;
+        self.hasher.update(name);
+        self.hasher.update(b" ");
+        self.hasher.update(count.to_string().as_bytes());
+        self.hasher.update(b"\n");
+    }
+
+    /// The digest of the names added.
+    pub fn finish(self) -> KbDigest {
+        KbDigest {
+            digest: hex::encode(self.hasher.finalize()),
+            learns: self.learns,
+            distinct: self.distinct,
+        }
+    }
+}
+
 /// Digest of name counts read back from a server (same rule as [`NodeTally::digest`]).
 pub fn digest_of(counts: &BTreeMap<String, u64>) -> String {
     digest_counts(counts).digest
@@ -160,11 +186,11 @@ pub fn digest_of(counts: &BTreeMap<String, u64>) -> String {
 /// The whole [`KbDigest`] of name counts (`PTRN|<hex>` to times learned): the digest,
 /// learns (the counts summed) and distinct names.
 pub fn digest_counts(counts: &BTreeMap<String, u64>) -> KbDigest {
-    let mut tally = NodeTally::default();
+    let mut digest = DigestBuilder::default();
     for (name, n) in counts {
-        tally.add(name, *n);
+        digest.add(name.as_bytes(), *n);
     }
-    tally.digest()
+    digest.finish()
 }
 
 #[cfg(test)]

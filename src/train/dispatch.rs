@@ -120,7 +120,11 @@ impl<'a> Dispatcher<'a> {
             frontier: Frontier::starting_at(start_row),
             done_before,
             ledger: Ledger::new(journal, opts.journal_path.clone(), row_log),
-            record: RecordBuilder::new(plan.chunk_sizes().len()),
+            record: RecordBuilder::new(
+                plan.chunk_sizes().len(),
+                // Names are tallied unless katotune's engine gives the digests.
+                !(opts.digests_from_kb && barrier.is_some()),
+            ),
             progress: ProgressReporter::new(display),
             in_flight: BTreeMap::new(),
             verdict: Verdict {
@@ -240,9 +244,10 @@ impl<'a> Dispatcher<'a> {
         self.ledger.save(next, done, &self.opts.run_id);
     }
 
-    /// Every node's learned names with counts, over the durable samples.
-    pub(super) fn tallies(&self) -> &[crate::train::digest::NodeTally] {
-        &self.record.tallies
+    /// Whether the record's tallies hold every learned name (else learns only, and the
+    /// digests must be read from the knowledge base).
+    pub(super) fn keeps_names(&self) -> bool {
+        self.record.keeps_names()
     }
 
     /// The barrier, to read the knowledge base's digests after the run.
@@ -250,8 +255,13 @@ impl<'a> Dispatcher<'a> {
         self.barrier.as_ref()
     }
 
-    /// The run record; `facts.resumed` and `facts.durability` are filled in here.
-    pub(super) fn into_record(self, mut facts: RunFacts<'_>) -> RunRecord {
+    /// The run record, and every node's learned names with counts over the durable
+    /// samples (moved out, not copied: at 100,000 samples they are most of the
+    /// trainer's memory); `facts.resumed` and `facts.durability` are filled in here.
+    pub(super) fn into_record(
+        self,
+        mut facts: RunFacts<'_>,
+    ) -> (RunRecord, Vec<crate::train::digest::NodeTally>) {
         facts.resumed = self.done_before > 0 || self.opts.resume;
         facts.durability = DurabilityInfo {
             guaranteed: self.barrier.is_some(),

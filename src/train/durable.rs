@@ -17,7 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::digest::{digest_of, KbDigest};
+use super::digest::{digest_counts, DigestBuilder, KbDigest};
 use super::link::KatoLink;
 use crate::engine::{CheckpointAsk, CheckpointReply, EngineHandle, OpError};
 
@@ -204,16 +204,32 @@ impl Barrier {
         }
     }
 
-    /// Every node's digest as the knowledge base itself holds it (`GET /katotune/kb`).
+    /// Every node's digest as the knowledge base itself holds it, in bounded memory at
+    /// any KB size: streamed from an engine in this process, or summed by the engine
+    /// (`GET /katotune/kb/{node}/digest`; an older engine's whole listing otherwise).
     pub async fn kb_digests(&self, nodes: &[String]) -> Result<Vec<KbDigest>, DurableError> {
         let mut out = Vec::with_capacity(nodes.len());
         for node in nodes {
-            let counts: std::collections::BTreeMap<String, u64> =
-                self.link.kb(node).await?.into_iter().collect();
-            out.push(KbDigest {
-                digest: digest_of(&counts),
-                learns: counts.values().sum(),
-                distinct: counts.len() as u64,
+            out.push(match &self.link {
+                BarrierLink::InProcess(engine) => {
+                    let (engine, node) = (engine.clone(), node.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let mut digest = DigestBuilder::default();
+                        engine.visit_kb(&node, |name, n| digest.add(name.as_bytes(), n));
+                        digest.finish()
+                    })
+                    .await
+                    .map_err(|e| self.link.failed(e.to_string()))?
+                }
+                BarrierLink::Http { .. } => match self.link.kb_digest(node).await? {
+                    Some(digest) => digest,
+                    // An engine from before the digest route: read the listing whole.
+                    None => {
+                        let counts: std::collections::BTreeMap<String, u64> =
+                            self.link.kb(node).await?.into_iter().collect();
+                        digest_counts(&counts)
+                    }
+                },
             });
         }
         Ok(out)
@@ -267,6 +283,24 @@ impl BarrierLink {
         serde_json::from_str(&text)
             .map(Reply::Done)
             .map_err(|e| self.failed(format!("unexpected answer ({e}): {text}")))
+    }
+
+    /// `node`'s digest as the engine sums it; `None` from an engine without the route.
+    async fn kb_digest(&self, node: &str) -> Result<Option<KbDigest>, DurableError> {
+        let Self::Http { http, base, .. } = self else {
+            return Ok(None);
+        };
+        let url = format!("{base}/katotune/kb/{node}/digest");
+        let unreachable = |e: reqwest::Error| DurableError::Unreachable {
+            url: url.clone(),
+            reason: e.to_string(),
+        };
+        let answer = http.get(&url).send().await.map_err(unreachable)?;
+        if answer.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let answer = answer.error_for_status().map_err(unreachable)?;
+        Ok(Some(answer.json().await.map_err(unreachable)?))
     }
 
     /// Every pattern of `node`'s KB with its frequency.

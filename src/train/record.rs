@@ -96,8 +96,10 @@ pub struct DurabilityInfo {
     pub guaranteed: bool,
     /// How, or why not.
     pub note: String,
-    /// True when the level digests were read from the knowledge base itself (all
-    /// sessions of a resumed run); false when they count this session's learns.
+    /// True when the level digests were read from the knowledge base itself: all
+    /// sessions of a resumed run, or a `run` on the engine in this process, which
+    /// keeps no name tally (its KB started empty, so it holds exactly the run's
+    /// learns); false when they count the names this session was sent back.
     pub digests_from_kb: bool,
 }
 
@@ -195,6 +197,28 @@ pub struct LevelRecord {
 }
 
 impl RunRecord {
+    /// Why a completed run trained no sample, and what to change.
+    fn nothing_trained(&self) -> String {
+        let filtered = self.samples.filtered;
+        let skipped = self.samples.skipped.len();
+        match (filtered, skipped) {
+            (0, 0) => "NOTHING was trained: the dataset held no row for this run (check \
+                       training.dataset, training.skip and --shard)"
+                .to_string(),
+            _ => format!(
+                "NOTHING was trained: {filtered} rows were filtered out (training.filter: \
+                 `reference` drops texts of 10 characters or fewer; `none` keeps every row) \
+                 and {skipped} skipped as unreadable (listed in the run record)"
+            ),
+        }
+    }
+
+    /// Whether the summary says something the user must see even with `-q`: the run
+    /// did not complete, or it trained nothing.
+    pub fn needs_attention(&self) -> bool {
+        self.status != RunStatus::Completed || self.samples.done == 0
+    }
+
     /// The terminal summary.
     pub fn summary(&self) -> String {
         let mut s = String::new();
@@ -204,7 +228,7 @@ impl RunRecord {
             .unwrap_or_default();
         let _ = writeln!(
             s,
-            "{}{shard} {}: {} samples ({} filtered, {} skipped, {} failed, {} at risk) in {:.2}s",
+            "{}{shard} {}: {} {} ({} filtered, {} skipped, {} failed, {} at risk) in {:.2}s",
             self.profile.name,
             match self.status {
                 RunStatus::Completed => "completed",
@@ -212,6 +236,10 @@ impl RunRecord {
                 RunStatus::Failed => "FAILED",
             },
             self.samples.done,
+            match self.samples.done {
+                1 => "sample",
+                _ => "samples",
+            },
             self.samples.filtered,
             self.samples.skipped.len(),
             self.samples.failed.len(),
@@ -220,6 +248,9 @@ impl RunRecord {
         );
         if let Some(reason) = &self.stop_reason {
             let _ = writeln!(s, "  stopped: {reason}");
+        }
+        if self.status == RunStatus::Completed && self.samples.done == 0 {
+            let _ = writeln!(s, "  {}", self.nothing_trained());
         }
         if self.kb_trust == KbTrust::Untrusted {
             let _ = writeln!(
@@ -280,8 +311,11 @@ impl RunRecord {
         let latency = |ms: f64| {
             if self.calls.total_requests == 0 {
                 "n/a".to_string()
-            } else {
+            } else if ms >= 1.0 {
                 format!("{ms:.2} ms")
+            } else {
+                // In-process calls take microseconds: "0.00 ms" would say nothing.
+                format!("{:.1} µs", ms * 1000.0)
             }
         };
         format!(

@@ -43,6 +43,12 @@ pub struct RunOptions {
     pub drain_deadline: Duration,
     /// Draw a progress bar (a terminal) or log lines (otherwise).
     pub progress_bar: bool,
+    /// On katotune's engine (the durability barrier's server, in this process or over
+    /// HTTP), read each node's digest from its knowledge base at the end instead of
+    /// keeping every learned name in the trainer: memory then stays bounded at any KB
+    /// size, and the tallies [`run_detailed`] returns count learns only. On other
+    /// servers names are kept as usual.
+    pub digests_from_kb: bool,
 }
 
 impl RunOptions {
@@ -56,6 +62,7 @@ impl RunOptions {
             cancel: CancellationToken::new(),
             drain_deadline: Duration::from_secs(30),
             progress_bar: false,
+            digests_from_kb: false,
         }
     }
 }
@@ -284,12 +291,13 @@ pub async fn run_detailed(
     state.drive(feed_rx, workers, &link, reader_stop).await;
     let wall = started.elapsed().as_secs_f64();
     let segmentation = *seg_counts.lock().await;
-    let tallies = state.tallies().to_vec();
     let whole_kb = match state.barrier() {
+        // Without a name tally the KB is the only source of the digests.
+        Some(barrier) if !state.keeps_names() => Some(barrier.kb_digests(plan.node_ids()).await?),
         Some(barrier) if opts.resume => barrier.kb_digests(plan.node_ids()).await.ok(),
         _ => None,
     };
-    let mut record = state.into_record(RunFacts {
+    let (mut record, tallies) = state.into_record(RunFacts {
         plan,
         target,
         run_id: opts.run_id.clone(),

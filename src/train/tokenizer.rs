@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use tiktoken_rs::{CoreBPE, Rank};
 
 /// GPT-2's only special token; Hugging Face never splits it.
@@ -46,12 +47,31 @@ pub struct Gpt2Tokenizer {
 }
 
 struct Vocabulary {
+    /// tiktoken's GPT-2 encoder, for pieces of [`LONG_PIECE`] bytes or more.
     bpe: CoreBPE,
+    /// Token bytes to id, for whole pieces and for BPE's merged parts (tiktoken's
+    /// `r50k_base` ranks; its map type, which [`tiktoken_rs::byte_pair_split`] takes).
+    ranks: FxHashMap<Vec<u8>, Rank>,
+    /// The pre-tokenizer without its lookahead; see [`Gpt2Tokenizer::encode_ordinary`].
+    pieces: regex::Regex,
     /// The token string of each id, already mapped through the byte table.
     strings: Vec<Symbol>,
     /// Bytes of text the longest token stands for.
     longest: usize,
 }
+
+/// GPT-2's pre-tokenizer (tiktoken's `r50k_base` pattern) without its two whitespace
+/// rules `\s++$|\s+(?!\S)`: plain `\s+` in their place, which the `regex` crate runs as a
+/// DFA; the lookahead needs `fancy_regex`'s backtracking, which was most of a training
+/// run's tokenizing time. [`Gpt2Tokenizer::encode_ordinary`] restores what the
+/// lookahead decides.
+const PIECES_WITHOUT_LOOKAHEAD: &str =
+    r"'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+";
+
+/// Pieces this long (bytes) go to tiktoken whole: its merge for long pieces is
+/// O(n log n) where [`tiktoken_rs::byte_pair_split`] is quadratic (tiktoken's own
+/// threshold). Its pattern finds the same single piece in a piece.
+const LONG_PIECE: usize = 100;
 
 impl std::fmt::Debug for Gpt2Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,9 +101,21 @@ impl Gpt2Tokenizer {
             .collect::<Result<Vec<_>, TokenizerError>>()?;
         // Each stand-in character is one byte of text; the special token is its 13 bytes.
         let longest = strings.iter().map(|s| s.chars().count()).max().unwrap_or(1);
+        let ranks = (0..END_OF_TEXT_ID)
+            .map(|id| {
+                let bytes = bpe
+                    .decode_bytes(&[id as Rank])
+                    .map_err(|_| TokenizerError::MissingToken(id))?;
+                Ok((bytes, id as Rank))
+            })
+            .collect::<Result<FxHashMap<_, _>, TokenizerError>>()?;
+        let pieces = regex::Regex::new(PIECES_WITHOUT_LOOKAHEAD)
+            .map_err(|e| TokenizerError::Vocabulary(e.to_string()))?;
         Ok(Self {
             inner: Arc::new(Vocabulary {
                 bpe,
+                ranks,
+                pieces,
                 strings,
                 longest,
             }),
@@ -113,15 +145,59 @@ impl Gpt2Tokenizer {
     /// The token ids of `text` (no special tokens added).
     pub fn encode(&self, text: &str) -> Vec<u32> {
         let mut ids = Vec::with_capacity(text.len() / 3 + 1);
-        let mut pieces = text.split(END_OF_TEXT);
-        if let Some(first) = pieces.next() {
-            ids.extend(self.inner.bpe.encode_ordinary(first));
+        let mut parts = text.split(END_OF_TEXT);
+        if let Some(first) = parts.next() {
+            self.encode_ordinary(first, &mut ids);
         }
-        for piece in pieces {
+        for part in parts {
             ids.push(END_OF_TEXT_ID);
-            ids.extend(self.inner.bpe.encode_ordinary(piece));
+            self.encode_ordinary(part, &mut ids);
         }
         ids
+    }
+
+    /// Appends the ids of `text` (no special tokens) to `ids`: tiktoken's
+    /// `encode_ordinary` for GPT-2, with its pre-tokenizer's lookahead done by hand.
+    ///
+    /// [`PIECES_WITHOUT_LOOKAHEAD`] splits `text` exactly as GPT-2's pattern does except
+    /// at a run of two or more whitespace characters that a non-space follows: there
+    /// `\s+(?!\S)` takes the run but its last character, which then starts the next
+    /// piece (` word`, or a lone `\n`), where plain `\s+` takes the whole run. So such a
+    /// piece gives back its last character and the search goes on from it. Every other
+    /// alternative is unchanged (possessive `++` equals greedy `+` when nothing follows
+    /// it in the alternative), and a run at the end of the text is whole under both.
+    /// Checked against tiktoken's own `r50k_base` on the KJV corpus and random text
+    /// (`tests/tokenizer.rs`).
+    fn encode_ordinary(&self, text: &str, ids: &mut Vec<u32>) {
+        let vocabulary = &*self.inner;
+        let mut at = 0;
+        while let Some(found) = vocabulary.pieces.find_at(text, at) {
+            let mut piece = found.as_str();
+            if found.end() < text.len() {
+                let mut chars = piece.char_indices();
+                if let (Some((_, first)), Some((last_at, _))) = (chars.next(), chars.next_back()) {
+                    if first.is_whitespace()
+                        && last_at > 0
+                        && piece.chars().all(char::is_whitespace)
+                    {
+                        piece = &piece[..last_at];
+                    }
+                }
+            }
+            at = found.start() + piece.len();
+            let bytes = piece.as_bytes();
+            match vocabulary.ranks.get(bytes) {
+                Some(&id) => ids.push(id),
+                None if bytes.len() >= LONG_PIECE => {
+                    ids.extend(vocabulary.bpe.encode_ordinary(piece))
+                }
+                None => ids.extend(
+                    tiktoken_rs::byte_pair_split(bytes, &vocabulary.ranks)
+                        .into_iter()
+                        .map(|part| vocabulary.ranks[part]),
+                ),
+            }
+        }
     }
 
     /// The number of tokens in `text`.

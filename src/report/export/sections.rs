@@ -361,6 +361,10 @@ fn gate_section(m: &mut impl Markup, c: &Comparison) {
                 "not tested: fewer than 2 runs on a side".to_string(),
                 Tone::Warn,
             ),
+            VerdictStatus::Inconclusive => (
+                format!("inconclusive: {}", v.unjudged.join("; ")),
+                Tone::Warn,
+            ),
             VerdictStatus::Regressed => (format!("REGRESSED: {}", v.reasons.join("; ")), Tone::Bad),
         };
         t.row(vec![

@@ -261,6 +261,10 @@ fn gate_lines(c: &Comparison) -> Vec<(String, Tone)> {
                 ),
                 Tone::Warn,
             ),
+            VerdictStatus::Inconclusive => (
+                format!("inconclusive: {}: {}", p.name, v.unjudged.join("; ")),
+                Tone::Warn,
+            ),
             VerdictStatus::NoBaseline => {
                 (format!("no baseline: {} is not in it", p.name), Tone::Plain)
             }

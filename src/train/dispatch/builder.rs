@@ -16,7 +16,10 @@ use crate::train::segment::SegmentCounts;
 
 /// Tallies, counts and sample outcomes of the durable samples.
 pub(crate) struct RecordBuilder {
-    pub(crate) tallies: Vec<NodeTally>,
+    /// Per node: every learned name with its count, or learns only (`keep_names`
+    /// false: the digests come from the knowledge base).
+    tallies: Vec<NodeTally>,
+    keep_names: bool,
     counts: Vec<LevelCounts>,
     pub(crate) samples: SampleCounts,
     tokens: u64,
@@ -45,13 +48,19 @@ pub(crate) struct RunFacts<'p> {
 }
 
 impl RecordBuilder {
-    pub(crate) fn new(levels: usize) -> Self {
+    pub(crate) fn new(levels: usize, keep_names: bool) -> Self {
         Self {
             tallies: vec![NodeTally::default(); levels],
+            keep_names,
             counts: vec![LevelCounts::default(); levels],
             samples: SampleCounts::default(),
             tokens: 0,
         }
+    }
+
+    /// Whether the tallies hold every learned name.
+    pub(crate) fn keeps_names(&self) -> bool {
+        self.keep_names
     }
 
     /// Samples settled in this session: done or at risk.
@@ -59,7 +68,12 @@ impl RecordBuilder {
         self.samples.done + self.samples.at_risk.len() as u64
     }
 
-    pub(crate) fn into_record(self, verdict: Verdict, facts: RunFacts<'_>) -> RunRecord {
+    /// The run record, and the tallies it was built from.
+    pub(crate) fn into_record(
+        self,
+        verdict: Verdict,
+        facts: RunFacts<'_>,
+    ) -> (RunRecord, Vec<NodeTally>) {
         let RunFacts {
             plan, calls, wall, ..
         } = facts;
@@ -73,7 +87,7 @@ impl RecordBuilder {
             .map(|(e, s)| (e.label().to_string(), s.calls as f64 / done))
             .collect();
         let levels = level_records(plan, &self.tallies, &self.counts);
-        RunRecord {
+        let record = RunRecord {
             version: RECORD_VERSION,
             katotune_version: env!("CARGO_PKG_VERSION").into(),
             run_id: facts.run_id,
@@ -99,7 +113,8 @@ impl RecordBuilder {
             durability: facts.durability,
             delivery: None,
             kb_check: None,
-        }
+        };
+        (record, self.tallies)
     }
 }
 
@@ -110,7 +125,10 @@ impl Reporter for RecordBuilder {
             Event::Skipped { issue } => self.samples.skipped.push((*issue).clone()),
             Event::Done { sample, result } => {
                 for (total, t) in self.tallies.iter_mut().zip(&result.tallies) {
-                    total.merge(t);
+                    match self.keep_names {
+                        true => total.merge(t),
+                        false => total.merge_learns(t),
+                    }
                 }
                 for (total, c) in self.counts.iter_mut().zip(&result.counts) {
                     total.add(c);
@@ -136,7 +154,8 @@ fn level_records(
         .map(|level| {
             let kb = tallies[level].digest();
             let field = receptive_field(sizes, level);
-            let note = (kb.learns == 0 && anything).then(|| idle_level_note(sizes, level));
+            let idle = tallies[level].learns() == 0;
+            let note = (idle && anything).then(|| idle_level_note(sizes, level));
             LevelRecord {
                 node: plan.node_ids()[level].clone(),
                 chunk_size: sizes[level],
