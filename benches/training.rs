@@ -1,6 +1,7 @@
 //! `cargo bench --bench training`: the seed plan's hierarchy (5,7,9,11,13,17) over the
 //! shipped corpus on the embedded engine, for baseline, batched and batched + 4
-//! workers, as samples/s and ratios to the baseline; plus the tokenizer alone.
+//! workers, as samples/s and ratios to the baseline; plus the tokenizer alone, beside
+//! tiktoken's own GPT-2 encoder on the same text.
 //!
 //! Each profile runs on a fresh in-memory engine in this process, over real HTTP on
 //! loopback. The digests must agree, or the numbers mean nothing: the bench checks.
@@ -42,15 +43,26 @@ async fn once(p: &Profile, out: &std::path::Path) -> RunRecord {
     record
 }
 
-fn tokenizer_rate() -> f64 {
+/// Tokens/s of katotune's GPT-2 tokenizer and of tiktoken's own `r50k_base` (its
+/// pre-tokenizer with the lookahead, on `fancy_regex`) over the shipped corpus, ids
+/// only, interleaved rounds on one thread; asserts they agree.
+fn tokenizer_rates() -> (f64, f64) {
     let tok = Gpt2Tokenizer::new().expect("tokenizer loads");
+    let tiktoken = tiktoken_rs::r50k_base().expect("tiktoken's GPT-2 loads");
     let text = std::fs::read_to_string("data/kjv-100.jsonl").expect("shipped corpus");
-    let start = Instant::now();
+    let (mut ours, mut theirs) = (0.0, 0.0);
     let mut tokens = 0;
     for _ in 0..5 {
-        tokens += tok.tokenize(&text).len();
+        let start = Instant::now();
+        let ids = tok.encode(&text);
+        ours += start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let reference = tiktoken.encode_ordinary(&text);
+        theirs += start.elapsed().as_secs_f64();
+        assert_eq!(ids, reference, "katotune's tokenizer disagrees with tiktoken");
+        tokens += ids.len();
     }
-    tokens as f64 / start.elapsed().as_secs_f64()
+    (tokens as f64 / ours, tokens as f64 / theirs)
 }
 
 fn main() {
@@ -96,8 +108,9 @@ fn main() {
             mean / base_rate
         );
     }
+    let (ours, tiktoken) = tokenizer_rates();
     println!(
-        "  tokenizer alone: {:.0} tokens/s (one thread)",
-        tokenizer_rate()
+        "  tokenizer alone: {ours:.0} tokens/s (one thread); tiktoken's r50k_base on the same text: {tiktoken:.0} tokens/s ({:.2}x)",
+        ours / tiktoken
     );
 }
