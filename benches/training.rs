@@ -59,7 +59,10 @@ fn tokenizer_rates() -> (f64, f64) {
         let start = Instant::now();
         let reference = tiktoken.encode_ordinary(&text);
         theirs += start.elapsed().as_secs_f64();
-        assert_eq!(ids, reference, "katotune's tokenizer disagrees with tiktoken");
+        assert_eq!(
+            ids, reference,
+            "katotune's tokenizer disagrees with tiktoken"
+        );
         tokens += ids.len();
     }
     (tokens as f64 / ours, tokens as f64 / theirs)

@@ -100,6 +100,13 @@ fn wrong_values_say_what_was_written_and_what_is_allowed() {
     show("training:\n\tworkers: 4\n")
         .code(2)
         .stderr(predicate::str::contains("replace the tab with spaces"));
+    // A number where a word is expected gets the words, not the Rust enum's name.
+    show("inherits: quick\nstack:\n  transport: 7\n")
+        .code(2)
+        .stderr(predicate::str::contains(
+            "`7` is not allowed here: this takes one of auto, http",
+        ))
+        .stderr(predicate::str::contains("TransportChoice").not());
 }
 
 #[test]

@@ -367,13 +367,13 @@ fn extract(figment: &Figment, chain: &[Layer], problems: &mut Vec<Problem>) -> O
                         // Errors of an inner extraction carry the section after the key.
                         e.path.retain(|k| k != section);
                         e.path.insert(0, section.to_string());
-                        figment_problem(e, chain)
+                        figment_problem(e, chain, figment)
                     }));
                 }
             }
             if problems.is_empty() {
                 if let Err(err) = figment.extract::<Profile>() {
-                    problems.extend(err.into_iter().map(|e| figment_problem(e, chain)));
+                    problems.extend(err.into_iter().map(|e| figment_problem(e, chain, figment)));
                 }
             }
         }
@@ -381,8 +381,14 @@ fn extract(figment: &Figment, chain: &[Layer], problems: &mut Vec<Problem>) -> O
     None
 }
 
-fn figment_problem(e: figment::Error, chain: &[Layer]) -> Problem {
+fn figment_problem(e: figment::Error, chain: &[Layer], figment: &Figment) -> Problem {
     let path = e.path.join(".");
+    let words = match &e.kind {
+        figment::error::Kind::InvalidType(_, expected) if expected.starts_with("enum ") => {
+            enum_words(figment, &path)
+        }
+        _ => None,
+    };
     let keys: Vec<&str> = e.path.iter().map(String::as_str).collect();
     let source = e.metadata.as_ref().map(|m| describe_source(m, &keys));
     let line = source
@@ -393,8 +399,21 @@ fn figment_problem(e: figment::Error, chain: &[Layer]) -> Problem {
         source,
         path,
         line,
-        message: super::words::value_message(&e.kind),
+        message: super::words::value_message(&e.kind, words.as_deref()),
     }
+}
+
+/// The words an enum key allows, asked of the profile type itself: the key set to a
+/// word no enum has makes serde list the variants. `None` when it does not.
+fn enum_words(figment: &Figment, path: &str) -> Option<Vec<String>> {
+    let probe = figment.clone().merge(Serialized::global(path, "\u{1}"));
+    let err = probe.extract::<Profile>().err()?;
+    err.into_iter().find_map(|e| match e.kind {
+        figment::error::Kind::UnknownVariant(_, variants) if e.path.join(".") == path => {
+            Some(variants.iter().map(|v| v.to_string()).collect())
+        }
+        _ => None,
+    })
 }
 
 /// Fills in where a validation problem's value came from.

@@ -50,11 +50,15 @@ fn written(actual: &Actual) -> String {
     }
 }
 
-/// A deserialization error retold for the key it is about.
-pub(super) fn value_message(kind: &Kind) -> String {
+/// A deserialization error retold for the key it is about; `words` are the values an
+/// enum key allows (serde names only the enum's Rust type when it gets a number).
+pub(super) fn value_message(kind: &Kind, words: Option<&[String]>) -> String {
     match kind {
         Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
-            let allowed = allowed(expected);
+            let allowed = match words {
+                Some(words) => format!("one of {}", words.join(", ")),
+                None => allowed(expected),
+            };
             let quote = matches!(
                 actual,
                 Actual::Bool(_) | Actual::Unsigned(_) | Actual::Signed(_) | Actual::Float(_)
@@ -87,13 +91,19 @@ mod tests {
     fn messages_say_what_was_written_and_what_is_allowed() {
         let four = Kind::InvalidType(Actual::Str("four".into()), "usize".into());
         assert_eq!(
-            value_message(&four),
+            value_message(&four, None),
             "`four` is not allowed here: this takes a whole number"
         );
         let empty = Kind::InvalidType(Actual::Unit, "usize".into());
-        assert!(value_message(&empty).starts_with("an empty value is not allowed"));
+        assert!(value_message(&empty, None).starts_with("an empty value is not allowed"));
         let number = Kind::InvalidType(Actual::Float(1.5), "a string".into());
-        assert!(value_message(&number).contains("quote it"));
+        assert!(value_message(&number, None).contains("quote it"));
+        let seven = Kind::InvalidType(Actual::Unsigned(7), "enum TransportChoice".into());
+        let words = ["auto".to_string(), "http".to_string()];
+        assert_eq!(
+            value_message(&seven, Some(&words)),
+            "`7` is not allowed here: this takes one of auto, http"
+        );
         let dup = yaml_message("error: line 3 column 3: duplicate mapping key: workers, set DuplicateKeyPolicy in Options if acceptable");
         assert_eq!(
             dup,
