@@ -357,7 +357,8 @@ pub struct CompareArgs {
     /// Least measured wall time per profile, like `3s` (default: `report.min_time`, 3s).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub min_time: Option<std::time::Duration>,
-    /// Most measured runs per profile, whatever `--min-time` asks.
+    /// Most measured runs per profile, whatever `--min-time` asks; never fewer than
+    /// `--runs` (the least count wins).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_runs: u32,
     /// Run one profile once per value of a setting: `training.workers=1,2,4,8`,

@@ -232,6 +232,20 @@ fn runs_too_short_or_on_other_samples_are_inconclusive_not_judged() {
             .contains("trained 10 samples each where the baseline's trained 12"),
         "{verdict}"
     );
+    // As many samples, but other rows: not a changed KB either; and -q still says it.
+    let args = with(&[
+        &short,
+        &["--skip", "10", "-q"],
+        &["--baseline", base.to_str().unwrap()],
+        &["--export-json", today.to_str().unwrap()],
+    ]);
+    compare(dir.path(), &[&one], &strs(&args))
+        .success()
+        .stderr(predicate::str::contains("INCONCLUSIVE one-by-one"))
+        .stderr(predicate::str::contains("training.skip 10 vs 0"));
+    let verdict = json(&today)["profiles"][0]["verdict"].clone();
+    assert_eq!(verdict["status"], "inconclusive", "{verdict}");
+    assert_eq!(verdict["changed_nodes"], serde_json::json!([]), "{verdict}");
 }
 
 #[test]

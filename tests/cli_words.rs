@@ -107,6 +107,12 @@ fn wrong_values_say_what_was_written_and_what_is_allowed() {
             "`7` is not allowed here: this takes one of auto, http",
         ))
         .stderr(predicate::str::contains("TransportChoice").not());
+    show("inherits: quick\nreport:\n  formats: [json, 7]\n")
+        .code(2)
+        .stderr(predicate::str::contains(
+            "`7` is not allowed here: this takes one of json",
+        ))
+        .stderr(predicate::str::contains("ReportFormat").not());
 }
 
 #[test]

@@ -353,4 +353,16 @@ async fn digests_read_from_the_kb_equal_the_tallied_digests() {
     );
     assert_eq!(kb(&records[2]), kb(&records[0]), "over HTTP");
     assert!(records[0].levels[3].kb.learns > 0, "the top level learned");
+    let requests = |r: &RunRecord| r.levels.iter().map(|l| l.requests).collect::<Vec<_>>();
+    assert_eq!(
+        requests(&records[1]),
+        requests(&records[0]),
+        "requests per level"
+    );
+    assert_eq!(
+        requests(&records[2]),
+        requests(&records[0]),
+        "requests over HTTP"
+    );
+    assert!(records[0].levels[0].requests > 0);
 }

@@ -26,6 +26,7 @@ use crate::profile::Profile;
 use crate::report::export::table::TerminalTable;
 use crate::report::export::ExportSet;
 use crate::report::load::{load_inputs, Inputs};
+use crate::report::regression::VerdictStatus;
 use crate::report::{Comparison, GateRule, ProfileRuns, ReproMeta, ScanAxis};
 use crate::stack::StackGuard;
 use crate::train::record::{RunRecord, RunStatus};
@@ -292,6 +293,28 @@ fn finish(
     }
     if !regressions.is_empty() {
         return Ok(exit::REGRESSION);
+    }
+    if super::output::is_quiet() {
+        // A gate that could not judge must not read as a pass in a quiet CI log.
+        for p in &c.profiles {
+            let Some(v) = &p.verdict else { continue };
+            match v.status {
+                VerdictStatus::Inconclusive => super::output::alert(format!(
+                    "INCONCLUSIVE {}: {}",
+                    p.name,
+                    v.unjudged.join("; ")
+                )),
+                VerdictStatus::TooFewRuns => super::output::alert(format!(
+                    "NOT TESTED {}: fewer than 2 completed runs on a side",
+                    p.name
+                )),
+                VerdictStatus::NoBaseline => super::output::alert(format!(
+                    "NO BASELINE {}: the baseline has no profile of this name",
+                    p.name
+                )),
+                VerdictStatus::Pass | VerdictStatus::Regressed => {}
+            }
+        }
     }
     let failures = c.correctness_failures();
     for p in &failures {

@@ -262,6 +262,8 @@ impl From<RunError> for CliError {
     fn from(e: RunError) -> Self {
         let failure = match e {
             RunError::Dataset(_) | RunError::Journal(_) => Failure::BadInput,
+            // Another run holds the server's checkpoints: nothing was trained.
+            RunError::Durable(crate::train::durable::DurableError::Held(_)) => Failure::InUse,
             RunError::Tokenizer(_)
             | RunError::Start { .. }
             | RunError::Client(_)
@@ -305,6 +307,10 @@ mod tests {
         );
         assert!(text.contains("pid 42"), "{text}");
         assert_eq!(CliError::from(held()).exit_code(), exit::IN_USE);
+        let checkpoints = RunError::Durable(crate::train::durable::DurableError::Held(
+            "held for checkpoints by another katotune run".into(),
+        ));
+        assert_eq!(CliError::from(checkpoints).exit_code(), exit::IN_USE);
         let kb = CliError::from_kb(anyhow::Error::from(held()).context("kb load"));
         assert_eq!(kb.exit_code(), exit::IN_USE);
     }

@@ -404,12 +404,19 @@ fn figment_problem(e: figment::Error, chain: &[Layer], figment: &Figment) -> Pro
 }
 
 /// The words an enum key allows, asked of the profile type itself: the key set to a
-/// word no enum has makes serde list the variants. `None` when it does not.
+/// word no enum has makes serde list the variants (for an item of a list, `formats.0`,
+/// the list set to that one word). `None` when it does not.
 fn enum_words(figment: &Figment, path: &str) -> Option<Vec<String>> {
-    let probe = figment.clone().merge(Serialized::global(path, "\u{1}"));
-    let err = probe.extract::<Profile>().err()?;
+    const NO_WORD: &str = "\u{1}";
+    let probe = match path.rsplit_once('.') {
+        Some((list, index)) if index.parse::<usize>().is_ok() => {
+            Serialized::global(list, serde_json::json!([NO_WORD]))
+        }
+        _ => Serialized::global(path, serde_json::json!(NO_WORD)),
+    };
+    let err = figment.clone().merge(probe).extract::<Profile>().err()?;
     err.into_iter().find_map(|e| match e.kind {
-        figment::error::Kind::UnknownVariant(_, variants) if e.path.join(".") == path => {
+        figment::error::Kind::UnknownVariant(word, variants) if word == NO_WORD => {
             Some(variants.iter().map(|v| v.to_string()).collect())
         }
         _ => None,

@@ -193,7 +193,13 @@ pub fn judge(profile: &ProfileSummary, baseline: &Comparison, rule: GateRule) ->
              {base_samples}: neither speed nor KB digests compare; give the same \
              --samples (training.samples) on both sides"
         ));
+    } else if let Some(what) = other_samples(profile, before) {
+        unjudged.push(format!(
+            "the runs trained other samples than the baseline's ({what}): neither speed \
+             nor KB digests compare; train the same rows of the same data on both sides"
+        ));
     }
+    let same_samples = unjudged.is_empty();
     let mean = |runs: &[f64]| runs.iter().sum::<f64>() / runs.len().max(1) as f64;
     let (now_wall, base_wall) = (mean(&run_walls(profile)), mean(&run_walls(before)));
     if welch.is_some() && now_wall.min(base_wall) < SHORT_RUN_SECONDS {
@@ -203,7 +209,7 @@ pub fn judge(profile: &ProfileSummary, baseline: &Comparison, rule: GateRule) ->
              speed is not judged; train more samples per run (--samples) on both sides"
         ));
     }
-    let changed_nodes = match now_samples == base_samples {
+    let changed_nodes = match same_samples {
         true => changed_nodes(profile, before),
         false => Vec::new(),
     };
@@ -246,6 +252,30 @@ pub fn judge(profile: &ProfileSummary, baseline: &Comparison, rule: GateRule) ->
         reasons,
         unjudged,
     }
+}
+
+/// What makes the two sides' samples differ, though their counts agree: another
+/// dataset (its fingerprint), other rows (`training.skip`), another filter, text
+/// field or split. `None` when they are the same (or a side does not say).
+fn other_samples(now: &ProfileSummary, before: &ProfileSummary) -> Option<String> {
+    let (a, b) = (&now.resolved.training, &before.resolved.training);
+    let fingerprint = |p: &ProfileSummary| p.dataset.as_ref().map(|d| d.fingerprint.clone());
+    let mut differs = Vec::new();
+    if let (Some(x), Some(y)) = (fingerprint(now), fingerprint(before)) {
+        if x != y {
+            differs.push("the dataset's content".to_string());
+        }
+    }
+    if a.skip != b.skip {
+        differs.push(format!("training.skip {} vs {}", a.skip, b.skip));
+    }
+    if a.filter != b.filter {
+        differs.push("training.filter".to_string());
+    }
+    if a.dataset.text_field != b.dataset.text_field || a.dataset.split != b.dataset.split {
+        differs.push("training.dataset's text field or split".to_string());
+    }
+    (!differs.is_empty()).then(|| differs.join(", "))
 }
 
 /// Wall seconds of the completed runs.

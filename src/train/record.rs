@@ -196,6 +196,14 @@ pub struct LevelRecord {
     pub note: Option<String>,
 }
 
+/// `1 row was` or `3 rows were`.
+fn rows(n: u64, one: &str, many: &str) -> String {
+    match n {
+        1 => format!("1 row {one}"),
+        _ => format!("{n} rows {many}"),
+    }
+}
+
 impl RunRecord {
     /// Why a completed run trained no sample, and what to change.
     fn nothing_trained(&self) -> String {
@@ -206,9 +214,11 @@ impl RunRecord {
                        training.dataset, training.skip and --shard)"
                 .to_string(),
             _ => format!(
-                "NOTHING was trained: {filtered} rows were filtered out (training.filter: \
-                 `reference` drops texts of 10 characters or fewer; `none` keeps every row) \
-                 and {skipped} skipped as unreadable (listed in the run record)"
+                "NOTHING was trained: {} filtered out (training.filter: `reference` drops \
+                 texts of 10 characters or fewer; `none` keeps every row) and {} skipped as \
+                 unreadable (listed in the run record)",
+                rows(filtered, "was", "were"),
+                rows(skipped as u64, "was", "were"),
             ),
         }
     }

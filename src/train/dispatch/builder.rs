@@ -160,7 +160,7 @@ fn level_records(
                 node: plan.node_ids()[level].clone(),
                 chunk_size: sizes[level],
                 requests: if level == 0 {
-                    kb.learns + counts[0].empty
+                    tallies[0].learns() + counts[0].empty
                 } else {
                     counts[level].requests
                 },
