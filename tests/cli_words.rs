@@ -179,3 +179,20 @@ fn shipped_profiles_show_and_run_from_any_directory_and_name_the_cap() {
             "stopped at the sample cap: training.samples = 20 (set by shipped:quick)",
         ));
 }
+
+#[test]
+fn kb_status_of_an_external_profile_says_how_to_read_either_kind_of_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = profile(
+        dir.path(),
+        "inherits: quick\nstack:\n  backend: external\n  url: http://127.0.0.1:9\n",
+    );
+    katotune()
+        .args(["kb", "status", &path])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--redis URL --clickhouse URL"))
+        .stderr(predicate::str::contains(
+            "katotune kb status FILE --record RECORD",
+        ));
+}

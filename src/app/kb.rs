@@ -166,8 +166,10 @@ fn of_profile(profile: Profile, what: &str, flags: &StoreFlags) -> Result<Resolv
             Backend::Docker => Location::Stores(docker_store_urls(&profile)?),
             Backend::External => {
                 return Err(BadInput(format!(
-                    "{what} uses an external KATO whose stores katotune does not \
-                     know: pass --redis URL --clickhouse URL"
+                    "{what} uses an external server whose stores katotune does not \
+                     know: for KATO pass --redis URL --clickhouse URL; for `katotune \
+                     serve` name its knowledge-base file (`katotune kb status FILE \
+                     --record RECORD`, also while it serves)"
                 ))
                 .into())
             }
