@@ -196,3 +196,17 @@ fn kb_status_of_an_external_profile_says_how_to_read_either_kind_of_server() {
             "katotune kb status FILE --record RECORD",
         ));
 }
+
+#[test]
+fn a_mistyped_profile_name_gets_a_suggestion() {
+    katotune()
+        .args(["profiles", "show", "quik"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("did you mean `quick`?"));
+    katotune()
+        .args(["profiles", "show", "zzzzzz"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("did you mean").not());
+}

@@ -56,15 +56,7 @@ struct Entry {
 
 fn list(global: &GlobalArgs) -> CliResult<i32> {
     let mut entries: Vec<Entry> = Vec::new();
-    let mut local: Vec<_> = std::fs::read_dir("profiles")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-        .collect();
-    local.sort();
-    for path in local {
+    for path in profile::load::local_profile_files() {
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())

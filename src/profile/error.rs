@@ -6,11 +6,16 @@ use super::validate::Problem;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    #[error("profile `{name}` not found (looked in: {}); shipped profiles are: {}", searched.join(", "), shipped.join(", "))]
+    #[error("profile `{name}` not found (looked in: {}){}; shipped profiles are: {}",
+        searched.join(", "),
+        suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default(),
+        shipped.join(", "))]
     NotFound {
         name: String,
         searched: Vec<String>,
         shipped: Vec<String>,
+        /// The shipped or local profile name closest to `name`, when one is close.
+        suggestion: Option<String>,
     },
     #[error("cannot read {}: {source}", path.display())]
     Io {

@@ -49,15 +49,22 @@ fn walk(value: &Value, schema: &Value, path: &str, problems: &mut Vec<Problem>) 
     Value::Object(out)
 }
 
+/// The candidate closest to `word` (Jaro-Winkler similarity, `strsim`), when it is
+/// close enough (0.75) to be what was meant.
+pub(super) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|v| (strsim::jaro_winkler(word, v), *v))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(score, _)| *score >= 0.75)
+        .map(|(_, v)| v)
+}
+
 fn unknown_message<'a>(key: &str, valid: impl Iterator<Item = &'a str>) -> String {
     let valid: Vec<&str> = valid.collect();
-    let best = valid
-        .iter()
-        .map(|v| (strsim::jaro_winkler(key, v), *v))
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    match best {
-        Some((score, v)) if score >= 0.75 => format!("unknown key `{key}`: did you mean `{v}`?"),
-        _ => format!(
+    match closest(key, &valid) {
+        Some(v) => format!("unknown key `{key}`: did you mean `{v}`?"),
+        None => format!(
             "unknown key `{key}`: valid keys here are {}",
             valid.join(", ")
         ),

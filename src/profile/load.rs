@@ -78,6 +78,20 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
+/// The YAML files of `profiles/` in the working directory (local profiles, found by
+/// name before shipped ones), sorted; none when there is no such directory.
+pub fn local_profile_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir("profiles")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    files
+}
+
 /// Finds a profile by file path, `profiles/<name>.yaml`, or shipped name.
 pub fn locate(name: &str) -> Result<Layer, ProfileError> {
     let as_path = Path::new(name);
@@ -92,6 +106,15 @@ pub fn locate(name: &str) -> Result<Layer, ProfileError> {
     if let Some((n, text)) = SHIPPED.iter().find(|(n, _)| *n == name) {
         return parse_layer(format!("shipped:{n}"), None, text.to_string());
     }
+    let local_names: Vec<String> = local_profile_files()
+        .iter()
+        .filter_map(|p| p.file_stem()?.to_str().map(str::to_string))
+        .collect();
+    let candidates: Vec<&str> = SHIPPED
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(local_names.iter().map(String::as_str))
+        .collect();
     Err(ProfileError::NotFound {
         name: name.to_string(),
         searched: vec![
@@ -100,6 +123,10 @@ pub fn locate(name: &str) -> Result<Layer, ProfileError> {
             "shipped profiles".into(),
         ],
         shipped: SHIPPED.iter().map(|(n, _)| n.to_string()).collect(),
+        suggestion: plain_name
+            .then(|| super::keys::closest(name, &candidates))
+            .flatten()
+            .map(str::to_string),
     })
 }
 
