@@ -200,8 +200,8 @@ pub fn judge(profile: &ProfileSummary, baseline: &Comparison, rule: GateRule) ->
         ));
     }
     let same_samples = unjudged.is_empty();
-    let mean = |runs: &[f64]| runs.iter().sum::<f64>() / runs.len().max(1) as f64;
-    let (now_wall, base_wall) = (mean(&run_walls(profile)), mean(&run_walls(before)));
+    // The summary's own mean run wall time, as the short-run warning reads it.
+    let (now_wall, base_wall) = (profile.wall_seconds.mean, before.wall_seconds.mean);
     if welch.is_some() && now_wall.min(base_wall) < SHORT_RUN_SECONDS {
         unjudged.push(format!(
             "runs lasted {now_wall:.2} s here and {base_wall:.2} s in the baseline on average, \
@@ -276,15 +276,6 @@ fn other_samples(now: &ProfileSummary, before: &ProfileSummary) -> Option<String
         differs.push("training.dataset's text field or split".to_string());
     }
     (!differs.is_empty()).then(|| differs.join(", "))
-}
-
-/// Wall seconds of the completed runs.
-fn run_walls(p: &ProfileSummary) -> Vec<f64> {
-    p.runs
-        .iter()
-        .filter(|r| r.status == RunStatus::Completed)
-        .map(|r| r.wall_seconds)
-        .collect()
 }
 
 fn changed_nodes(now: &ProfileSummary, before: &ProfileSummary) -> Vec<String> {

@@ -15,6 +15,14 @@ use std::time::Duration;
 /// How long one call of the removal may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The HTTP client of these calls, each bounded by [`CALL_TIMEOUT`].
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(CALL_TIMEOUT)
+        .build()
+        .unwrap_or_default()
+}
+
 /// A node prefix no other run uses: `kt<8 hex>_<prefix>` (`kt3fa9c1d2_node`).
 pub fn own_prefix(prefix: &str) -> String {
     format!("kt{:08x}_{prefix}", rand::random::<u32>())
@@ -25,10 +33,7 @@ pub fn own_prefix(prefix: &str) -> String {
 /// Returns each node that could not be cleared, with why (the caller says so: the KB
 /// is left on the server).
 pub async fn remove_nodes(url: &str, nodes: &[String]) -> Vec<(String, String)> {
-    let http = reqwest::Client::builder()
-        .timeout(CALL_TIMEOUT)
-        .build()
-        .unwrap_or_default();
+    let http = client();
     let base = url.trim_end_matches('/');
     let mut failed = Vec::new();
     for node in nodes {
@@ -47,10 +52,7 @@ pub async fn remove_nodes(url: &str, nodes: &[String]) -> Vec<(String, String)> 
 /// every pattern of the node). `None` when the server is not a katotune engine (a real
 /// KATO answers 404) or cannot be asked.
 pub async fn holding_patterns(url: &str, nodes: &[String]) -> Option<Vec<String>> {
-    let http = reqwest::Client::builder()
-        .timeout(CALL_TIMEOUT)
-        .build()
-        .unwrap_or_default();
+    let http = client();
     let base = url.trim_end_matches('/');
     let mut holding = Vec::new();
     for node in nodes {

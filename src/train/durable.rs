@@ -210,27 +210,7 @@ impl Barrier {
     pub async fn kb_digests(&self, nodes: &[String]) -> Result<Vec<KbDigest>, DurableError> {
         let mut out = Vec::with_capacity(nodes.len());
         for node in nodes {
-            out.push(match &self.link {
-                BarrierLink::InProcess(engine) => {
-                    let (engine, node) = (engine.clone(), node.clone());
-                    tokio::task::spawn_blocking(move || {
-                        let mut digest = DigestBuilder::default();
-                        engine.visit_kb(&node, |name, n| digest.add(name.as_bytes(), n));
-                        digest.finish()
-                    })
-                    .await
-                    .map_err(|e| self.link.failed(e.to_string()))?
-                }
-                BarrierLink::Http { .. } => match self.link.kb_digest(node).await? {
-                    Some(digest) => digest,
-                    // An engine from before the digest route: read the listing whole.
-                    None => {
-                        let counts: std::collections::BTreeMap<String, u64> =
-                            self.link.kb(node).await?.into_iter().collect();
-                        digest_counts(&counts)
-                    }
-                },
-            });
+            out.push(self.link.kb_digest(node).await?);
         }
         Ok(out)
     }
@@ -285,26 +265,28 @@ impl BarrierLink {
             .map_err(|e| self.failed(format!("unexpected answer ({e}): {text}")))
     }
 
-    /// `node`'s digest as the engine sums it; `None` from an engine without the route.
-    async fn kb_digest(&self, node: &str) -> Result<Option<KbDigest>, DurableError> {
-        let Self::Http { http, base, .. } = self else {
-            return Ok(None);
+    /// `node`'s digest (see [`Barrier::kb_digests`]).
+    async fn kb_digest(&self, node: &str) -> Result<KbDigest, DurableError> {
+        let (http, base) = match self {
+            Self::InProcess(engine) => {
+                let (engine, node) = (engine.clone(), node.to_string());
+                return tokio::task::spawn_blocking(move || {
+                    let mut digest = DigestBuilder::default();
+                    engine.visit_kb(&node, |name, n| digest.add(name.as_bytes(), n));
+                    digest.finish()
+                })
+                .await
+                .map_err(|e| self.failed(e.to_string()));
+            }
+            Self::Http { http, base, .. } => (http, base),
         };
         let url = format!("{base}/katotune/kb/{node}/digest");
-        let unreachable = |e: reqwest::Error| DurableError::Unreachable {
-            url: url.clone(),
-            reason: e.to_string(),
-        };
-        let answer = http.get(&url).send().await.map_err(unreachable)?;
-        if answer.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
+        let answer = http.get(&url).send().await.map_err(unreachable(&url))?;
+        if answer.status() != reqwest::StatusCode::NOT_FOUND {
+            let answer = answer.error_for_status().map_err(unreachable(&url))?;
+            return answer.json().await.map_err(unreachable(&url));
         }
-        let answer = answer.error_for_status().map_err(unreachable)?;
-        Ok(Some(answer.json().await.map_err(unreachable)?))
-    }
-
-    /// Every pattern of `node`'s KB with its frequency.
-    async fn kb(&self, node: &str) -> Result<Vec<(String, u64)>, DurableError> {
+        // An engine from before the digest route: its whole listing.
         #[derive(serde::Deserialize)]
         struct Row {
             name: String,
@@ -314,29 +296,26 @@ impl BarrierLink {
         struct Kb {
             patterns: Vec<Row>,
         }
-        let (http, base) = match self {
-            Self::InProcess(engine) => return Ok(engine.kb_frequencies(node)),
-            Self::Http { http, base, .. } => (http, base),
-        };
         let url = format!("{base}/katotune/kb/{node}");
-        let unreachable = |e: reqwest::Error| DurableError::Unreachable {
-            url: url.clone(),
-            reason: e.to_string(),
-        };
         let kb: Kb = http
             .get(&url)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(unreachable)?
+            .map_err(unreachable(&url))?
             .json()
             .await
-            .map_err(unreachable)?;
-        Ok(kb
-            .patterns
-            .into_iter()
-            .map(|r| (r.name, r.frequency))
-            .collect())
+            .map_err(unreachable(&url))?;
+        let counts = kb.patterns.into_iter().map(|r| (r.name, r.frequency));
+        Ok(digest_counts(&counts.collect()))
+    }
+}
+
+/// The error of a failed call to `url`.
+fn unreachable(url: &str) -> impl Fn(reqwest::Error) -> DurableError + '_ {
+    move |e| DurableError::Unreachable {
+        url: url.to_string(),
+        reason: e.to_string(),
     }
 }
 
