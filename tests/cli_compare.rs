@@ -81,18 +81,19 @@ const QUICK: [&str; 4] = ["--runs", "1", "--min-time", "0s"];
 
 /// Enough runs for the gate's t-test: at least 4 and a second of training each side,
 /// each run long enough (over the gate's 0.5 s) for its speed to be judged at all:
-/// 200 samples of [`gated_corpus`] per run.
-const GATED: [&str; 6] = ["--runs", "4", "--min-time", "1s", "--samples", "200"];
+/// 600 samples of [`gated_corpus`] per run (200 lasted 0.47 s on a quiet machine: too
+/// close to the limit, and such a run was once judged inconclusive).
+const GATED: [&str; 6] = ["--runs", "4", "--min-time", "1s", "--samples", "600"];
 
-/// `--set` of a 400-sample corpus for gated runs: the shipped 100 chapters four times
+/// `--set` of a 600-sample corpus for gated runs: the shipped 100 chapters six times
 /// (repeats only raise frequencies, the same on every run), so no run ends early for
 /// want of samples.
 fn gated_corpus(dir: &Path) -> [String; 2] {
     let shipped =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/kjv-100.jsonl"))
             .unwrap();
-    let path = dir.join("kjv-400.jsonl");
-    std::fs::write(&path, shipped.repeat(4)).unwrap();
+    let path = dir.join("kjv-600.jsonl");
+    std::fs::write(&path, shipped.repeat(6)).unwrap();
     [
         "--set".to_string(),
         format!("training.dataset.path={}", path.display()),

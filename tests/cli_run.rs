@@ -133,11 +133,24 @@ fn resume_without_a_journal_says_there_is_nothing_to_resume() {
 fn ctrl_c_stops_cleanly_and_resume_finishes_the_job() {
     let out = tempfile::tempdir().unwrap();
     let bin = assert_cmd::cargo::cargo_bin("katotune");
+    // The shipped 100 chapters ten times: at the baseline's rate (about 150 samples/s
+    // on a quiet 2-core machine) the run lasts several seconds, so the signal below
+    // lands mid-run on a machine several times faster too (100 samples once finished
+    // before it, in 0.64 s).
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/kjv-100.jsonl"))
+            .unwrap();
+    let corpus = out.path().join("kjv-1000.jsonl");
+    std::fs::write(&corpus, shipped.repeat(10)).unwrap();
     let args = [
         "run",
         "baseline",
+        "--samples",
+        "1000",
         "--set",
         &format!("report.output_dir={}", out.path().display()),
+        "--set",
+        &format!("training.dataset.path={}", corpus.display()),
     ];
     let child = std::process::Command::new(&bin)
         .args(args)
@@ -158,7 +171,7 @@ fn ctrl_c_stops_cleanly_and_resume_finishes_the_job() {
     let first = record(out.path());
     assert_eq!(first["status"], "interrupted");
     let done = first["samples"]["done"].as_u64().unwrap();
-    assert!(done < 100, "stopped mid-run");
+    assert!(done < 1000, "stopped mid-run");
     assert!(out.path().join("baseline.journal.json").exists());
     for f in std::fs::read_dir(out.path()).unwrap() {
         let p = f.unwrap().path();
@@ -174,7 +187,7 @@ fn ctrl_c_stops_cleanly_and_resume_finishes_the_job() {
         .success();
     let second = record(out.path());
     assert_eq!(second["status"], "completed");
-    assert_eq!(done + second["samples"]["done"].as_u64().unwrap(), 100);
+    assert_eq!(done + second["samples"]["done"].as_u64().unwrap(), 1000);
 }
 
 #[test]
