@@ -184,27 +184,25 @@ impl Disk {
     }
 
     /// Applies `batch` inside the open transaction (call [`Disk::begin`] first), all or
-    /// nothing: on failure the batch's writes are undone, and
-    /// [`WriteFailure::transaction_lost`] says whether SQLite also dropped the earlier
-    /// writes of the transaction. Returns the pattern rows written.
+    /// nothing for the whole transaction: on failure it is rolled back, this batch and
+    /// every earlier write it held ([`WriteFailure::transaction_lost`] is always true),
+    /// and the file is as last committed. Returns the pattern rows written.
+    ///
+    /// No savepoint around the batch: one would let a failed batch be undone alone, but
+    /// SQLite then copies every page the batch touches into a statement journal (a
+    /// temporary file) before changing it, twice the writes. Measured on the 1,189 KJV
+    /// chapters with a KB file, 2 workers: about 720 samples/s with the savepoint,
+    /// 1,270 without. A held transaction that is lost is what the checkpoint barrier
+    /// recovers from anyway (the run goes back to its last checkpoint), and a batch
+    /// written behind is its own transaction, given back and retried.
     pub fn apply(&mut self, batch: &[NodeBatch]) -> Result<u64, WriteFailure> {
-        if let Err(error) = self.conn.execute_batch("SAVEPOINT flush") {
-            return Err(self.failure(error));
-        }
-        match self.apply_all(batch) {
-            Ok(rows) => match self.conn.execute_batch("RELEASE flush") {
-                Ok(()) => Ok(rows),
-                Err(error) => Err(self.undo(error)),
-            },
-            Err(error) => Err(self.undo(error)),
-        }
-    }
-
-    fn undo(&mut self, error: rusqlite::Error) -> WriteFailure {
-        if !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK TO flush; RELEASE flush");
-        }
-        self.failure(error)
+        self.apply_all(batch).map_err(|error| {
+            self.rollback();
+            WriteFailure {
+                error,
+                transaction_lost: true,
+            }
+        })
     }
 
     fn apply_all(&mut self, batch: &[NodeBatch]) -> rusqlite::Result<u64> {

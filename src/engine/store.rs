@@ -57,9 +57,11 @@
 //! until the next checkpoint (SQLite keeps those pages in its journal, uncommitted, and
 //! a crash drops them), so a checkpoint only has the last interval left to write. The
 //! file then always holds exactly the state of the last checkpoint, which the label
-//! names. If SQLite loses that open transaction (disk full), every later commit fails,
-//! naming the reason, until a rollback (`Hold` with `rollback`) starts again from the
-//! file.
+//! names. A write that fails inside that open transaction (disk full, an I/O error)
+//! rolls the whole transaction back (see [`Disk::apply`] for why there is no savepoint
+//! per write); every later commit then fails, naming the reason, until a rollback
+//! (`Hold` with `rollback`) starts again from the file. A write behind that fails was
+//! its own transaction: its changes go back into memory and the next write retries.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
