@@ -13,7 +13,7 @@
 //! each process's `VmHWM` from `/proc/PID/status`; progress is the run's resume journal
 //! (`samples_done`, rewritten at every checkpoint), read every 100 ms. The start rate
 //! covers the first tenth of the samples after the first checkpoint, the end rate the
-//! last tenth.
+//! last tenth, each widened to the checkpoints around it.
 //!
 //! `KATOTUNE_KB_SCALE_SIZES=1189,20000` measures other sizes (comma-separated sample
 //! counts). Without `--bench` (as `cargo test --benches` runs it) it trains 300 samples
@@ -166,11 +166,14 @@ struct Measured {
     file_bytes: u64,
 }
 
-/// Samples/s between the first observation at or past `from` and the first at or past
-/// `to` (observations are `(seconds, samples done)`).
+/// Samples/s between the last observation at or before `from` and the first at or past
+/// `to` (observations are `(seconds, samples done)`): the window widened to the
+/// checkpoints around it, since samples count as done only at checkpoints, which may be
+/// seconds apart.
 fn rate(progress: &[(f64, u64)], from: u64, to: u64) -> f64 {
-    let at = |n: u64| progress.iter().find(|(_, d)| *d >= n).copied();
-    match (at(from), at(to)) {
+    let before = progress.iter().rev().find(|(_, d)| *d <= from).copied();
+    let after = progress.iter().find(|(_, d)| *d >= to).copied();
+    match (before.or(progress.first().copied()), after) {
         (Some((t0, d0)), Some((t1, d1))) if t1 > t0 => (d1 - d0) as f64 / (t1 - t0),
         _ => f64::NAN,
     }

@@ -6,7 +6,12 @@
 //! that restarted in between is rolled back to its file; if the label did not reach
 //! it, the staged samples are trained again. A write error stops the run.
 
-use super::{Dispatcher, Event, RunStatus, Staged, MAX_AT_RISK};
+use std::time::Duration;
+
+use super::{
+    Dispatcher, Event, RunStatus, Staged, CHECKPOINT_SPACING_FACTOR, MAX_AT_RISK,
+    MAX_CHECKPOINT_SPACING, MIN_CHECKPOINT_SPACING,
+};
 use crate::train::durable::Committed;
 use crate::train::journal::RowState;
 use crate::train::outcome::StopReason;
@@ -24,7 +29,7 @@ impl Dispatcher<'_> {
             return;
         }
         self.checkpoints += 1;
-        self.last_checkpoint = std::time::Instant::now();
+        let started = std::time::Instant::now();
         let label = format!("{}/{}/{}", self.opts.run_id, self.session, self.checkpoints);
         let rows: Vec<(u64, RowState)> = self
             .staged
@@ -73,6 +78,14 @@ impl Dispatcher<'_> {
             }
         }
         self.save_journal();
+        self.space_checkpoints(started.elapsed());
+    }
+
+    /// Spaces the next checkpoint by how long this one took (see
+    /// [`CHECKPOINT_SPACING_FACTOR`]).
+    fn space_checkpoints(&mut self, took: Duration) {
+        self.last_checkpoint = std::time::Instant::now();
+        self.checkpoint_spacing = spacing_after(took);
     }
 
     /// Counts the staged samples: they are as durable as the server can make them.
@@ -112,5 +125,33 @@ impl Dispatcher<'_> {
                 tracing::warn!("could not release the knowledge base's checkpoint hold: {e}");
             }
         }
+    }
+}
+
+/// The least time until the next checkpoint after one that took `took`:
+/// [`CHECKPOINT_SPACING_FACTOR`] times it, within [`MIN_CHECKPOINT_SPACING`] and
+/// [`MAX_CHECKPOINT_SPACING`].
+fn spacing_after(took: Duration) -> Duration {
+    took.saturating_mul(CHECKPOINT_SPACING_FACTOR)
+        .clamp(MIN_CHECKPOINT_SPACING, MAX_CHECKPOINT_SPACING)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_are_spaced_so_waiting_for_them_is_a_tenth_of_the_run() {
+        let ms = Duration::from_millis;
+        // Quick checkpoints: no more than one a second.
+        assert_eq!(spacing_after(ms(20)), MIN_CHECKPOINT_SPACING);
+        // A slow commit (a knowledge base past the page cache): nine times as long
+        // training between, so the run waits a tenth of its time.
+        assert_eq!(spacing_after(ms(300)), ms(2_700));
+        // Never so far apart that a crash loses more than the cap.
+        assert_eq!(
+            spacing_after(Duration::from_secs(3)),
+            MAX_CHECKPOINT_SPACING
+        );
     }
 }

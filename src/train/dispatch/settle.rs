@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::executor::{Executor, Outcome};
-use super::{Dispatcher, Event, Staged, MIN_CHECKPOINT_SPACING};
+use super::{Dispatcher, Event, Staged};
 use crate::terms::OnBadSample;
 use crate::train::outcome::{KbTrust, StopReason};
 use crate::train::reader::Feed;
@@ -116,7 +116,7 @@ impl Dispatcher<'_> {
         self.staged.push(Staged { sample, outcome });
         if self.barrier.is_some() {
             self.checkpoint_due |= self.staged.len() as u64 >= self.checkpoint_every
-                && self.last_checkpoint.elapsed() >= MIN_CHECKPOINT_SPACING;
+                && self.last_checkpoint.elapsed() >= self.checkpoint_spacing;
             return;
         }
         // No barrier: what the server acknowledged is all there is to know.
