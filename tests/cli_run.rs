@@ -372,3 +372,50 @@ async fn a_second_run_on_an_external_engine_is_refused_and_fresh_replaces_only_i
     );
     engine.shutdown().await;
 }
+
+#[test]
+fn a_run_into_a_kb_file_says_how_long_its_checkpoints_held_the_workers() {
+    let out = tempfile::tempdir().unwrap();
+    let stderr = run(out.path(), &["--set", "stack.ephemeral=false"])
+        .success()
+        .get_output()
+        .stderr
+        .clone();
+    let printed = String::from_utf8_lossy(&stderr);
+    let record = record(out.path());
+    let durability = &record["durability"];
+    assert_eq!(durability["guaranteed"], true, "{durability}");
+    let checkpoints = durability["checkpoints"].as_u64().unwrap();
+    assert!(
+        checkpoints >= 1,
+        "the last samples are made durable: {durability}"
+    );
+    let waited = durability["checkpoint_wait_seconds"].as_f64().unwrap();
+    let wall = record["wall_seconds"].as_f64().unwrap();
+    assert!(
+        waited > 0.0 && waited <= wall,
+        "{waited} s of a {wall} s run"
+    );
+    let noun = if checkpoints == 1 {
+        "checkpoint"
+    } else {
+        "checkpoints"
+    };
+    assert!(
+        printed.contains(&format!("{checkpoints} {noun}: the workers waited")),
+        "{printed}"
+    );
+    // A run in memory has no barrier: no checkpoints, and no line about them.
+    let memory = tempfile::tempdir().unwrap();
+    let stdout = run(memory.path(), &[])
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(!String::from_utf8_lossy(&stdout).contains("checkpoints:"));
+    assert_eq!(record_checkpoints(memory.path()), 0);
+}
+
+fn record_checkpoints(out: &Path) -> u64 {
+    record(out)["durability"]["checkpoints"].as_u64().unwrap()
+}

@@ -85,6 +85,10 @@ pub(super) struct Dispatcher<'a> {
     checkpoints: u64,
     /// When the last checkpoint finished.
     last_checkpoint: std::time::Instant,
+    /// When feeding stopped for the checkpoint that is due, if one is.
+    due_since: Option<std::time::Instant>,
+    /// Time spent on checkpoints, from `due_since` (or the commit's start) to the end.
+    checkpoint_wait: Duration,
     /// Least time from one checkpoint to the next: [`MIN_CHECKPOINT_SPACING`], or
     /// [`CHECKPOINT_SPACING_FACTOR`] times the last checkpoint's duration, at most
     /// [`MAX_CHECKPOINT_SPACING`].
@@ -156,6 +160,8 @@ impl<'a> Dispatcher<'a> {
             checkpoints: 0,
             last_checkpoint: std::time::Instant::now(),
             checkpoint_spacing: MIN_CHECKPOINT_SPACING,
+            due_since: None,
+            checkpoint_wait: Duration::ZERO,
             session: format!("{:08x}", rand::random::<u32>()),
         }
     }
@@ -284,6 +290,8 @@ impl<'a> Dispatcher<'a> {
             guaranteed: self.barrier.is_some(),
             note: self.durability_note,
             digests_from_kb: false,
+            checkpoints: self.checkpoints,
+            checkpoint_wait_seconds: self.checkpoint_wait.as_secs_f64(),
         };
         self.record.into_record(self.verdict, facts)
     }

@@ -101,6 +101,14 @@ pub struct DurabilityInfo {
     /// keeps no name tally (its KB started empty, so it holds exactly the run's
     /// learns); false when they count the names this session was sent back.
     pub digests_from_kb: bool,
+    /// Checkpoints this session committed behind the barrier (0 without one).
+    #[serde(default)]
+    pub checkpoints: u64,
+    /// Seconds this session spent on them, from the moment it stopped feeding workers
+    /// for one until the engine had committed and synced it: time the workers were not
+    /// training (see `training.checkpoint_every`).
+    #[serde(default)]
+    pub checkpoint_wait_seconds: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -291,6 +299,19 @@ impl RunRecord {
             );
         }
         let _ = writeln!(s, "  {}", self.rates());
+        if self.durability.checkpoints > 0 {
+            let wait = self.durability.checkpoint_wait_seconds;
+            let _ = writeln!(
+                s,
+                "  {} {}: the workers waited {wait:.2}s for them ({:.0}% of the run)",
+                self.durability.checkpoints,
+                match self.durability.checkpoints {
+                    1 => "checkpoint",
+                    _ => "checkpoints",
+                },
+                100.0 * wait / self.wall_seconds.max(f64::EPSILON)
+            );
+        }
         for level in &self.levels {
             let _ = write!(
                 s,

@@ -78,14 +78,16 @@ impl Dispatcher<'_> {
             }
         }
         self.save_journal();
-        self.space_checkpoints(started.elapsed());
+        self.space_checkpoints(started);
     }
 
-    /// Spaces the next checkpoint by how long this one took (see
-    /// [`CHECKPOINT_SPACING_FACTOR`]).
-    fn space_checkpoints(&mut self, took: Duration) {
+    /// Counts the time this checkpoint kept the workers from training and spaces the
+    /// next one by how long its commit took (see [`CHECKPOINT_SPACING_FACTOR`]).
+    fn space_checkpoints(&mut self, started: std::time::Instant) {
+        let waited_from = self.due_since.take().unwrap_or(started).min(started);
+        self.checkpoint_wait += waited_from.elapsed();
+        self.checkpoint_spacing = spacing_after(started.elapsed());
         self.last_checkpoint = std::time::Instant::now();
-        self.checkpoint_spacing = spacing_after(took);
     }
 
     /// Counts the staged samples: they are as durable as the server can make them.

@@ -117,6 +117,9 @@ impl Dispatcher<'_> {
         if self.barrier.is_some() {
             self.checkpoint_due |= self.staged.len() as u64 >= self.checkpoint_every
                 && self.last_checkpoint.elapsed() >= self.checkpoint_spacing;
+            if self.checkpoint_due && self.due_since.is_none() {
+                self.due_since = Some(std::time::Instant::now());
+            }
             return;
         }
         // No barrier: what the server acknowledged is all there is to know.
