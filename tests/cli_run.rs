@@ -131,6 +131,16 @@ fn resume_without_a_journal_says_there_is_nothing_to_resume() {
 
 #[test]
 fn ctrl_c_stops_cleanly_and_resume_finishes_the_job() {
+    stops_cleanly_on("-INT");
+}
+
+/// SIGTERM is what `kill`, `docker stop` and Kubernetes send: the same clean stop.
+#[test]
+fn sigterm_stops_cleanly_like_ctrl_c() {
+    stops_cleanly_on("-TERM");
+}
+
+fn stops_cleanly_on(signal: &str) {
     let out = tempfile::tempdir().unwrap();
     let bin = assert_cmd::cargo::cargo_bin("katotune");
     // The shipped 100 chapters ten times: at the baseline's rate (about 150 samples/s
@@ -160,7 +170,7 @@ fn ctrl_c_stops_cleanly_and_resume_finishes_the_job() {
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1200));
     let killed = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());

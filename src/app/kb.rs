@@ -40,9 +40,10 @@ async fn run_kb(cmd: KbCommand, global: &GlobalArgs) -> Result<i32> {
         KbCommand::Reset(a) => reset(a),
         KbCommand::Merge(a) => super::kb_merge::merge(a, format),
     });
+    let mut signals = super::run::StopSignals::new();
     tokio::select! {
         done = work => done.context("the kb command's thread failed")?,
-        _ = tokio::signal::ctrl_c() => {
+        Some(_) = signals.next() => {
             eprintln!(
                 "interrupted: a load leaves its marker (see `katotune kb status`); finish it \
                  with `kb load ... --resume`, or redo it with --replace"

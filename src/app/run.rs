@@ -120,19 +120,57 @@ fn nothing_to_resume(profile: &Profile, shard: Option<Shard>) -> CliResult<Optio
     Ok(None)
 }
 
-/// Cancels `token` on the first Ctrl-C (saying `stopping`) and exits at once on the
-/// second.
+/// Cancels `token` on the first Ctrl-C or SIGTERM (saying `stopping`) and exits at
+/// once on the second.
 pub fn install_ctrl_c(token: CancellationToken, stopping: &'static str) {
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nstopping: {stopping} (Ctrl-C again to quit at once)");
+        let mut signals = StopSignals::new();
+        if let Some(name) = signals.next().await {
+            eprintln!("\nstopping on {name}: {stopping} (Ctrl-C again to quit at once)");
             token.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if signals.next().await.is_some() {
                 eprintln!("quitting at once");
                 std::process::exit(exit::INTERRUPTED);
             }
         }
     });
+}
+
+/// The signals that ask katotune to stop: Ctrl-C (SIGINT) and SIGTERM, what `kill`,
+/// `docker stop` and Kubernetes send before they kill. Both stop the same way.
+pub struct StopSignals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    /// Listens from now on (SIGTERM's default, dying at once, is replaced).
+    pub fn new() -> Self {
+        Self {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(|e| tracing::warn!("cannot listen for SIGTERM: {e}"))
+                .ok(),
+        }
+    }
+
+    /// The next stop signal's name; `None` when none can be received.
+    pub async fn next(&mut self) -> Option<&'static str> {
+        #[cfg(unix)]
+        if let Some(term) = self.term.as_mut() {
+            return tokio::select! {
+                r = tokio::signal::ctrl_c() => r.ok().map(|()| "Ctrl-C"),
+                r = term.recv() => r.map(|()| "SIGTERM"),
+            };
+        }
+        tokio::signal::ctrl_c().await.ok().map(|()| "Ctrl-C")
+    }
+}
+
+impl Default for StopSignals {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 pub async fn run(args: RunArgs, global: &crate::cli::GlobalArgs) -> CliResult<i32> {
@@ -308,25 +346,8 @@ pub async fn serve(args: ServeArgs) -> CliResult<i32> {
         "katotune engine listening on {} (knowledge base: {store})",
         engine.url()
     );
-    terminated(cancel).await;
+    // Ctrl-C or SIGTERM (`docker stop`) cancels; the engine then writes what it holds.
+    cancel.cancelled().await;
     engine.shutdown().await;
     Ok(exit::OK)
-}
-
-/// Resolves on Ctrl-C or SIGTERM (what `docker stop` sends).
-async fn terminated(cancel: CancellationToken) {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return cancel.cancelled().await,
-            };
-        tokio::select! {
-            _ = cancel.cancelled() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    cancel.cancelled().await;
 }
