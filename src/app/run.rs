@@ -289,7 +289,7 @@ fn refuse_unresumable_kb(
     let Some(file) = stack::kb_file(profile) else {
         return Ok(());
     };
-    let holds_data = std::fs::metadata(&file).is_ok_and(|m| m.len() > 0);
+    let holds_data = crate::kb::engine_file::holds_knowledge(&file);
     let log = crate::train::journal::RowLog::path_for(journal);
     let resumable = journal.exists() || std::fs::metadata(&log).is_ok_and(|m| m.len() > 0);
     if kb == KbStart::RequireEmpty

@@ -64,6 +64,31 @@ fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> EngineFileError + '_ {
     }
 }
 
+/// Whether the engine file at `path` holds any knowledge: a pattern or an affinity
+/// sum. A missing or empty file holds none, and so does the bare schema a run leaves
+/// when it stopped before learning anything; a file that cannot be read as an engine
+/// file counts as holding some, so that it is never replaced without `--fresh`.
+pub fn holds_knowledge(path: &Path) -> bool {
+    if !std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+        return false;
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let Ok(conn) = Connection::open_with_flags(path, flags) else {
+        return true;
+    };
+    let any = |table: &str| {
+        conn.query_row(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), [], |r| {
+            r.get::<_, bool>(0)
+        })
+    };
+    match (any("patterns"), any("affinity")) {
+        (Ok(patterns), Ok(affinity)) => patterns || affinity,
+        // Schema version 1 has no affinity table.
+        (Ok(patterns), Err(_)) => patterns,
+        (Err(_), _) => true,
+    }
+}
+
 /// Streams every pattern, then every symbol's affinity, of the engine file at `path`.
 ///
 /// A file without the affinity table (schema version 1) gives no affinity. An error

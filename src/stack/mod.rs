@@ -407,9 +407,12 @@ pub(crate) async fn guard_stores(
 }
 
 fn prepare_kb_file(path: &std::path::Path, kb: KbStart) -> Result<(), StackError> {
-    let holds_data = std::fs::metadata(path).is_ok_and(|m| m.len() > 0);
-    match (kb, holds_data) {
-        (KbStart::RequireEmpty, true) => Err(StackError::KbExists(path.to_path_buf())),
+    let exists = std::fs::metadata(path).is_ok_and(|m| m.len() > 0);
+    let holds_knowledge = || crate::kb::engine_file::holds_knowledge(path);
+    match (kb, exists) {
+        (KbStart::RequireEmpty, true) if holds_knowledge() => {
+            Err(StackError::KbExists(path.to_path_buf()))
+        }
         (KbStart::Replace, true) => {
             for suffix in ["", "-wal", "-shm"] {
                 let file = PathBuf::from(format!("{}{suffix}", path.display()));
