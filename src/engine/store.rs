@@ -343,9 +343,12 @@ impl Writer {
                 self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
                 let message = format!("knowledge-base database {}: {error}", self.path.display());
                 if transaction_lost && spilled > 0 {
-                    let since = self.label.as_deref().unwrap_or("the start");
+                    let since = match self.label {
+                        Some(_) => "the last checkpoint",
+                        None => "the run began",
+                    };
                     self.lost = Some(format!(
-                        "{message}; what was learned since checkpoint {since} is not stored"
+                        "{message}; what was learned since {since} is not stored"
                     ));
                     self.kbs.shared.discard_all();
                 }

@@ -25,10 +25,7 @@ use crate::engine::{CheckpointAsk, CheckpointReply, EngineHandle, OpError};
 #[derive(Debug, thiserror::Error)]
 pub enum DurableError {
     /// The server could not write its database (disk full, permissions...).
-    #[error(
-        "the knowledge base could not be made durable: {0}; the samples since the last \
-         checkpoint are not marked done, so `--resume` trains them again once this is fixed"
-    )]
+    #[error("the knowledge base could not be made durable: {0}")]
     Store(String),
     /// Another katotune run holds the server's commits.
     #[error("{0}")]
@@ -187,6 +184,23 @@ impl Barrier {
         Ok(Committed::Restarted {
             landed: answer.label.as_deref() == Some(label),
         })
+    }
+
+    /// Forgets everything learned since the last checkpoint (the server goes back to
+    /// what its file holds) and keeps holding: for a run that stops because it could
+    /// not make its samples durable.
+    pub async fn discard(&self) -> Result<(), DurableError> {
+        let ask = CheckpointAsk {
+            hold: Some(true),
+            rollback: true,
+            instance: Some(self.instance.clone()),
+            owner: Some(self.owner.clone()),
+            ..CheckpointAsk::default()
+        };
+        match self.link.ask(&ask).await? {
+            Reply::Done(_) | Reply::Conflict(_) => Ok(()),
+            Reply::NoRoute(why) => Err(self.link.failed(why)),
+        }
     }
 
     /// Commits and lets the server write behind again (end of the run). A server that

@@ -231,8 +231,9 @@ mod tests {
         for row in 0..4 {
             log.record(row, RowState::Started);
         }
-        log.stage("run/a/1", &[(0, RowState::Done), (1, RowState::AtRisk)]);
-        log.stage("run/a/2", &[(2, RowState::Done)]);
+        log.stage("run/a/1", &[(0, RowState::Done), (1, RowState::AtRisk)])
+            .unwrap();
+        log.stage("run/a/2", &[(2, RowState::Done)]).unwrap();
         let (states, applied) = RowLog::load_with(&path, Some("run/a/1")).unwrap();
         assert_eq!(states[&0], RowState::Done);
         assert_eq!(states[&1], RowState::AtRisk);
@@ -244,6 +245,19 @@ mod tests {
         assert_eq!(applied, vec![(0, RowState::Done), (1, RowState::AtRisk)]);
         let (states, _) = RowLog::load_with(&path, None).unwrap();
         assert_eq!(states[&0], RowState::Started);
+    }
+
+    /// A full disk: the checkpoint learns that its rows are not on disk (and so must
+    /// not commit), naming the file; `/dev/full` fails every write with ENOSPC.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn staging_on_a_full_disk_is_an_error_naming_the_log() {
+        let full = std::path::Path::new("/dev/full");
+        let mut log = RowLog::open(full, false).unwrap();
+        log.record(0, RowState::Started);
+        let error = log.stage("run/a/1", &[(0, RowState::Done)]).unwrap_err();
+        assert!(error.contains("/dev/full"), "{error}");
+        assert!(error.contains("No space left"), "{error}");
     }
 }
 
@@ -271,6 +285,9 @@ pub enum RowState {
 pub struct RowLog {
     file: std::io::BufWriter<std::fs::File>,
     path: PathBuf,
+    /// Whether a write error was already reported (a full disk fails every line:
+    /// one message is enough; the next checkpoint's [`RowLog::stage`] stops the run).
+    failing: bool,
 }
 
 impl RowLog {
@@ -300,6 +317,7 @@ impl RowLog {
         Ok(Self {
             file: std::io::BufWriter::new(file),
             path: path.into(),
+            failing: false,
         })
     }
 
@@ -307,8 +325,16 @@ impl RowLog {
     /// process dying (not the machine: see [`RowLog::stage`]).
     pub fn flush(&mut self) {
         if let Err(e) = self.file.flush() {
+            self.report(&e);
+        }
+    }
+
+    /// Reports the first write error; later ones until a write succeeds stay quiet.
+    fn report(&mut self, e: &std::io::Error) {
+        if !self.failing {
             tracing::error!("cannot append to {}: {e}", self.path.display());
         }
+        self.failing = true;
     }
 
     /// Appends one event to the buffer (see [`RowLog::flush`]).
@@ -320,7 +346,7 @@ impl RowLog {
             RowState::Failed => 'F',
         };
         if let Err(e) = writeln!(self.file, "{tag} {row}") {
-            tracing::error!("cannot append to {}: {e}", self.path.display());
+            self.report(&e);
         }
     }
 
@@ -328,7 +354,11 @@ impl RowLog {
     /// state each gets once it is durable: `P LABEL ROWd ROWr ...`. A resume whose
     /// knowledge base holds that label applies them even if the process died before
     /// writing their own lines.
-    pub fn stage(&mut self, label: &str, rows: &[(u64, RowState)]) {
+    ///
+    /// # Errors
+    /// The row log could not be written and synced (`cannot append to PATH: ...`): the
+    /// checkpoint must not commit, since a resume could not tell its rows were done.
+    pub fn stage(&mut self, label: &str, rows: &[(u64, RowState)]) -> Result<(), String> {
         let mut line = format!("P {label}");
         for (row, state) in rows {
             let tag = if *state == RowState::AtRisk { 'r' } else { 'd' };
@@ -340,8 +370,15 @@ impl RowLog {
             .write_all(line.as_bytes())
             .and_then(|()| self.file.flush())
             .and_then(|()| self.file.get_ref().sync_data());
-        if let Err(e) = written {
-            tracing::error!("cannot append to {}: {e}", self.path.display());
+        match written {
+            Ok(()) => {
+                self.failing = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.failing = true;
+                Err(format!("cannot append to {}: {e}", self.path.display()))
+            }
         }
     }
 

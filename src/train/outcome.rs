@@ -20,7 +20,7 @@ use crate::kato::error::KatoError;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum StopReason {
-    /// Ctrl-C: feeding stopped and in-flight samples were given time to finish.
+    /// Ctrl-C or SIGTERM: feeding stopped and in-flight samples were given time to finish.
     Interrupted,
     /// A row of the corpus could not be used (exit 2).
     BadData {
@@ -59,8 +59,9 @@ pub enum StopReason {
         /// The name the server returned (`None`: null or empty).
         got: Option<String>,
     },
-    /// The knowledge base could not make finished samples durable (a write error such as
-    /// a full disk, or a server that went away at a checkpoint); `--resume` retrains them.
+    /// Finished samples could not be made durable (a write error such as a full disk, in
+    /// the knowledge-base file or the row log, or a server that went away at a
+    /// checkpoint); `--resume` retrains them.
     NotDurable { error: String },
     /// A reason stored as text by an older katotune.
     Other { message: String },
@@ -124,8 +125,9 @@ impl fmt::Display for StopReason {
             ),
             Self::NotDurable { error } => write!(
                 f,
-                "the knowledge base could not make finished samples durable: {error}; fix \
-                 the cause, then `--resume` trains them again"
+                "{error}; the samples finished since the last checkpoint are not marked \
+                 done: fix the cause (a full disk: free space where the knowledge-base file \
+                 and the journal are), then `--resume` trains them again"
             ),
             Self::Other { message } => f.write_str(message),
         }

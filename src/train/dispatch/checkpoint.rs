@@ -42,7 +42,13 @@ impl Dispatcher<'_> {
                 (s.sample.row, state)
             })
             .collect();
-        self.ledger.stage(&label, rows).await;
+        if let Err(error) = self.ledger.stage(&label, rows).await {
+            // Without its rows on disk a resume could not tell these samples were done:
+            // nothing is committed, and the engine forgets them at the end.
+            self.staged.clear();
+            self.stop(RunStatus::Failed, StopReason::NotDurable { error });
+            return;
+        }
         let Some(barrier) = self.barrier.as_mut() else {
             return;
         };
@@ -122,10 +128,28 @@ impl Dispatcher<'_> {
             return;
         }
         self.checkpoint().await;
-        if let Some(barrier) = &self.barrier {
-            if let Err(e) = barrier.release().await {
-                tracing::warn!("could not release the knowledge base's checkpoint hold: {e}");
+        let Some(barrier) = &self.barrier else {
+            return;
+        };
+        let not_durable = matches!(
+            self.verdict.stop_reason,
+            Some(StopReason::NotDurable { .. })
+        );
+        if not_durable {
+            // What was learned since the last checkpoint is not marked done: it must not
+            // be committed by the release either, or a resume would learn it twice.
+            if let Err(e) = barrier.discard().await {
+                tracing::warn!(
+                    "could not roll the knowledge base back to its last checkpoint: {e}"
+                );
             }
+        }
+        if let Err(e) = barrier.release().await {
+            tracing::warn!(
+                "could not release the knowledge base's checkpoint hold ({e}); every sample \
+                 marked done is stored, and the next run on this knowledge base takes the \
+                 hold over"
+            );
         }
     }
 }

@@ -19,11 +19,12 @@ use crate::train::runner::now;
 
 enum Write {
     Row(u64, RowState),
-    /// Rows a labelled checkpoint is about to commit; answered once synced.
+    /// Rows a labelled checkpoint is about to commit; answered once synced, or with
+    /// the write error.
     Stage {
         label: String,
         rows: Vec<(u64, RowState)>,
-        synced: oneshot::Sender<()>,
+        synced: oneshot::Sender<Result<(), String>>,
     },
     Journal(Box<Journal>),
     /// Answered once everything before it reached the operating system.
@@ -70,14 +71,23 @@ impl Ledger {
     }
 
     /// Writes and syncs the rows a checkpoint labelled `label` is about to commit.
-    pub(crate) async fn stage(&self, label: &str, rows: Vec<(u64, RowState)>) {
+    ///
+    /// # Errors
+    /// The row log could not be written and synced (a full disk), or its writer
+    /// stopped: the checkpoint must not commit.
+    pub(crate) async fn stage(
+        &self,
+        label: &str,
+        rows: Vec<(u64, RowState)>,
+    ) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
         self.send(Write::Stage {
             label: label.to_string(),
             rows,
             synced: tx,
         });
-        let _ = rx.await;
+        rx.await
+            .unwrap_or_else(|_| Err("the row log writer stopped".to_string()))
     }
 
     /// Saves the journal (atomically, on the writer thread): reading resumes at
@@ -131,8 +141,7 @@ fn write_loop(mut log: RowLog, journal_path: &std::path::Path, rx: &mpsc::Receiv
                     rows,
                     synced,
                 } => {
-                    log.stage(&label, &rows);
-                    let _ = synced.send(());
+                    let _ = synced.send(log.stage(&label, &rows));
                 }
                 Write::Journal(journal) => {
                     log.flush();
