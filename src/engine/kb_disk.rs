@@ -167,7 +167,10 @@ impl Disk {
     /// readers (SQLite's passive checkpoint).
     pub fn checkpoint_wal(&self) {
         if let Err(error) = self.conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
-            tracing::warn!(%error, "knowledge-base journal checkpoint");
+            tracing::warn!(
+                %error,
+                "copying the knowledge base's write-ahead log into its file (retried later)"
+            );
         }
     }
 

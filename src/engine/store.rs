@@ -398,6 +398,11 @@ impl Writer {
         } else if !held {
             self.flush(Finish::Commit(None))?;
         }
+        if held {
+            // The flag is stored and the file syncs already: nothing to write (which a
+            // full disk would refuse, after the rollback has been done).
+            return Ok(());
+        }
         self.set_hold(true)
     }
 
