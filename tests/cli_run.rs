@@ -197,7 +197,11 @@ fn stops_cleanly_on(signal: &str) {
         .args(args)
         .arg("--resume")
         .assert()
-        .success();
+        .success()
+        // The session's sample count and the whole KB's learns are told apart.
+        .stderr(predicate::str::contains(
+            "the whole knowledge base, every session of this run included:",
+        ));
     let second = record(out.path());
     assert_eq!(second["status"], "completed");
     assert_eq!(done + second["samples"]["done"].as_u64().unwrap(), 1000);

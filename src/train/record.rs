@@ -312,6 +312,13 @@ impl RunRecord {
                 100.0 * wait / self.wall_seconds.max(f64::EPSILON)
             );
         }
+        if self.resumed && self.durability.digests_from_kb {
+            // The lines above count this session; the digests describe the whole KB.
+            let _ = writeln!(
+                s,
+                "  the whole knowledge base, every session of this run included:"
+            );
+        }
         for level in &self.levels {
             let _ = write!(
                 s,
