@@ -389,20 +389,19 @@ impl Writer {
     /// nobody held (`held` false) the changes in memory are other clients' learns
     /// waiting for the next write behind, and they are committed first, never dropped.
     fn hold(&mut self, rollback: bool, held: bool) -> Result<(), String> {
-        if rollback && held {
-            if let Some(disk) = self.kbs.shared.backing.disk().as_mut() {
-                disk.rollback();
-            }
-            self.kbs.shared.discard_all();
-            self.lost = None;
-        } else if !held {
-            self.flush(Finish::Commit(None))?;
-        }
         if held {
+            if rollback {
+                if let Some(disk) = self.kbs.shared.backing.disk().as_mut() {
+                    disk.rollback();
+                }
+                self.kbs.shared.discard_all();
+                self.lost = None;
+            }
             // The flag is stored and the file syncs already: nothing to write (which a
             // full disk would refuse, after the rollback has been done).
             return Ok(());
         }
+        self.flush(Finish::Commit(None))?;
         self.set_hold(true)
     }
 

@@ -408,9 +408,8 @@ pub(crate) async fn guard_stores(
 
 fn prepare_kb_file(path: &std::path::Path, kb: KbStart) -> Result<(), StackError> {
     let exists = std::fs::metadata(path).is_ok_and(|m| m.len() > 0);
-    let holds_knowledge = || crate::kb::engine_file::holds_knowledge(path);
     match (kb, exists) {
-        (KbStart::RequireEmpty, true) if holds_knowledge() => {
+        (KbStart::RequireEmpty, true) if crate::kb::engine_file::holds_knowledge(path) => {
             Err(StackError::KbExists(path.to_path_buf()))
         }
         (KbStart::Replace, true) => {

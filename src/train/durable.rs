@@ -190,24 +190,22 @@ impl Barrier {
     /// what its file holds) and keeps holding: for a run that stops because it could
     /// not make its samples durable.
     pub async fn discard(&self) -> Result<(), DurableError> {
-        let ask = CheckpointAsk {
-            hold: Some(true),
-            rollback: true,
-            instance: Some(self.instance.clone()),
-            owner: Some(self.owner.clone()),
-            ..CheckpointAsk::default()
-        };
-        match self.link.ask(&ask).await? {
-            Reply::Done(_) | Reply::Conflict(_) => Ok(()),
-            Reply::NoRoute(why) => Err(self.link.failed(why)),
-        }
+        self.set_hold(true, true).await
     }
 
     /// Commits and lets the server write behind again (end of the run). A server that
     /// restarted since the last checkpoint is left held: the next run rolls it back.
     pub async fn release(&self) -> Result<(), DurableError> {
+        self.set_hold(false, false).await
+    }
+
+    /// Asks this run's server instance to hold commits or not (`rollback`: forget what
+    /// is not committed first). Another instance (a restart) answers with a conflict,
+    /// which leaves it as it is.
+    async fn set_hold(&self, hold: bool, rollback: bool) -> Result<(), DurableError> {
         let ask = CheckpointAsk {
-            hold: Some(false),
+            hold: Some(hold),
+            rollback,
             instance: Some(self.instance.clone()),
             owner: Some(self.owner.clone()),
             ..CheckpointAsk::default()

@@ -329,7 +329,8 @@ impl RowLog {
         }
     }
 
-    /// Reports the first write error; later ones until a write succeeds stay quiet.
+    /// Reports the first write error; later ones stay quiet until a checkpoint's
+    /// [`RowLog::stage`] succeeds again.
     fn report(&mut self, e: &std::io::Error) {
         if !self.failing {
             tracing::error!("cannot append to {}: {e}", self.path.display());

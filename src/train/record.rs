@@ -204,12 +204,22 @@ pub struct LevelRecord {
     pub note: Option<String>,
 }
 
-/// `1 row was` or `3 rows were`.
-fn rows(n: u64, one: &str, many: &str) -> String {
-    match n {
-        1 => format!("1 row {one}"),
-        _ => format!("{n} rows {many}"),
+/// `one` for exactly 1, `many` otherwise: "1 sample", "3 samples".
+fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 {
+        one
+    } else {
+        many
     }
+}
+
+/// `1 row was` or `3 rows were`.
+fn rows(n: u64) -> String {
+    format!(
+        "{n} {} {}",
+        plural(n, "row", "rows"),
+        plural(n, "was", "were")
+    )
 }
 
 impl RunRecord {
@@ -225,8 +235,8 @@ impl RunRecord {
                 "NOTHING was trained: {} filtered out (training.filter: `reference` drops \
                  texts of 10 characters or fewer; `none` keeps every row) and {} skipped as \
                  unreadable (listed in the run record)",
-                rows(filtered, "was", "were"),
-                rows(skipped as u64, "was", "were"),
+                rows(filtered),
+                rows(skipped as u64),
             ),
         }
     }
@@ -254,10 +264,7 @@ impl RunRecord {
                 RunStatus::Failed => "FAILED",
             },
             self.samples.done,
-            match self.samples.done {
-                1 => "sample",
-                _ => "samples",
-            },
+            plural(self.samples.done, "sample", "samples"),
             self.samples.filtered,
             self.samples.skipped.len(),
             self.samples.failed.len(),
@@ -305,10 +312,7 @@ impl RunRecord {
                 s,
                 "  {} {}: the workers waited {wait:.2}s for them ({:.0}% of the run)",
                 self.durability.checkpoints,
-                match self.durability.checkpoints {
-                    1 => "checkpoint",
-                    _ => "checkpoints",
-                },
+                plural(self.durability.checkpoints, "checkpoint", "checkpoints"),
                 100.0 * wait / self.wall_seconds.max(f64::EPSILON)
             );
         }

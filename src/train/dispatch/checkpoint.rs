@@ -42,16 +42,22 @@ impl Dispatcher<'_> {
                 (s.sample.row, state)
             })
             .collect();
+        let Some(barrier) = self.barrier.as_mut() else {
+            return;
+        };
         if let Err(error) = self.ledger.stage(&label, rows).await {
             // Without its rows on disk a resume could not tell these samples were done:
-            // nothing is committed, and the engine forgets them at the end.
+            // nothing is committed, and the engine forgets them, or the release at the
+            // end would commit them and a resume would learn them twice.
+            if let Err(e) = barrier.discard().await {
+                tracing::warn!(
+                    "could not roll the knowledge base back to its last checkpoint: {e}"
+                );
+            }
             self.staged.clear();
             self.stop(RunStatus::Failed, StopReason::NotDurable { error });
             return;
         }
-        let Some(barrier) = self.barrier.as_mut() else {
-            return;
-        };
         match barrier.commit(&label).await {
             Ok(Committed::Durable | Committed::Restarted { landed: true }) => {
                 let samples = self.staged.len();
@@ -131,19 +137,6 @@ impl Dispatcher<'_> {
         let Some(barrier) = &self.barrier else {
             return;
         };
-        let not_durable = matches!(
-            self.verdict.stop_reason,
-            Some(StopReason::NotDurable { .. })
-        );
-        if not_durable {
-            // What was learned since the last checkpoint is not marked done: it must not
-            // be committed by the release either, or a resume would learn it twice.
-            if let Err(e) = barrier.discard().await {
-                tracing::warn!(
-                    "could not roll the knowledge base back to its last checkpoint: {e}"
-                );
-            }
-        }
         if let Err(e) = barrier.release().await {
             tracing::warn!(
                 "could not release the knowledge base's checkpoint hold ({e}); every sample \
