@@ -3,9 +3,7 @@
 //! runs in its own process (see `train::durable`).
 //!
 //! The ask picks the operation: nothing commits everything acknowledged so far (`label`
-//! records a label with it; with `early`, the answer comes once the cut is taken and
-//! says `committed: false`, and `await_label` then waits until that label's commit is
-//! on disk); `hold: true` makes commits wait for checkpoints (with
+//! records a label with it); `hold: true` makes commits wait for checkpoints (with
 //! `rollback`, after forgetting what an earlier holder left uncommitted; an engine
 //! nobody held commits what other clients learned instead); `hold: false` commits and
 //! releases. `instance` makes any of them refuse ([`OpError::Conflict`], nothing done)
@@ -37,14 +35,6 @@ pub struct CheckpointAsk {
     /// With a commit: the label stored with it (a resume reads it back).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
-    /// With a commit on a held engine: answer once everything acknowledged so far is
-    /// taken into the commit (the cut), before it is on disk; learns after the answer
-    /// belong to the next checkpoint. An engine without this field commits first.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub early: bool,
-    /// Answer once the commit labelled so is on disk (503 with the reason if it failed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub await_label: Option<String>,
     /// Refuse unless this engine is that instance (it did not restart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
@@ -64,14 +54,6 @@ pub struct CheckpointReply {
     pub held: bool,
     /// The label of the last committed checkpoint, if any.
     pub label: Option<String>,
-    /// False when an early commit answered at its cut: it is not on disk yet (ask
-    /// `await_label`). Absent (an engine without early commits): true.
-    #[serde(default = "committed_by_default")]
-    pub committed: bool,
-}
-
-fn committed_by_default() -> bool {
-    true
 }
 
 impl Engine {
@@ -92,7 +74,6 @@ impl Engine {
                 persistent: false,
                 held: false,
                 label: None,
-                committed: true,
             });
         };
         self.check_owner(ask.owner.as_deref(), ask.hold == Some(true))
@@ -101,16 +82,12 @@ impl Engine {
             // Released: the next run may hold at once, without waiting out the lease.
             *self.hold_owner.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
-        let op = match (ask.hold, ask.await_label) {
-            (Some(true), _) => CheckpointOp::Hold {
+        let op = match ask.hold {
+            Some(true) => CheckpointOp::Hold {
                 rollback: ask.rollback,
             },
-            (Some(false), _) => CheckpointOp::Release,
-            (None, Some(label)) => CheckpointOp::Await { label },
-            (None, None) => CheckpointOp::Commit {
-                label: ask.label,
-                early: ask.early,
-            },
+            Some(false) => CheckpointOp::Release,
+            None => CheckpointOp::Commit { label: ask.label },
         };
         let state = store.checkpoint(op).map_err(OpError::StoreFailed)?;
         Ok(CheckpointReply {
@@ -118,7 +95,6 @@ impl Engine {
             persistent: true,
             held: state.held,
             label: state.label,
-            committed: state.committed,
         })
     }
 

@@ -20,9 +20,6 @@ use super::kb_disk::{Disk, NodeBatch, WriteFailure};
 pub enum Finish {
     /// Commit, recording this checkpoint label with it.
     Commit(Option<String>),
-    /// Commit what the open transaction holds, with this label, taking none of the
-    /// changes learned since it was last written (an early commit after its cut).
-    CommitApplied(Option<String>),
     /// Leave the transaction open (held for checkpoints).
     KeepOpen,
 }
@@ -35,10 +32,7 @@ impl Shared {
         let Some(disk) = guard.as_mut() else {
             return Ok(0);
         };
-        let batch = match finish {
-            Finish::CommitApplied(_) => Vec::new(),
-            _ => self.take_all(),
-        };
+        let batch = self.take_all();
         let entries: usize = batch.iter().map(|b| b.changes.len()).sum();
         let bytes: usize = batch.iter().map(|b| b.changes.bytes).sum();
         let pending = &self.backing.pending;
@@ -57,7 +51,7 @@ impl Shared {
             }
         }
         match finish {
-            Finish::Commit(label) | Finish::CommitApplied(label) => {
+            Finish::Commit(label) => {
                 if let Err(failure) = disk.commit(label.as_deref()) {
                     self.give_back(batch);
                     return Err(failure);

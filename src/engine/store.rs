@@ -52,11 +52,7 @@
 //! shutdown); [`CheckpointOp::Commit`] writes everything learned so far in one
 //! transaction (`PRAGMA synchronous=FULL` while held) together with the caller's label
 //! (`engine_info.checkpoint`), and answers once it is on disk or with the write error;
-//! [`CheckpointOp::Release`] commits and goes back to writing behind. A commit asked
-//! with `early` answers as soon as everything learned so far is in the transaction
-//! (the cut), then commits and syncs while new learns go on in memory; the caller
-//! learns it is durable from [`CheckpointOp::Await`], so a trainer's workers need not
-//! wait for the sync (at 100,000 samples it is seconds per checkpoint). While held, the
+//! [`CheckpointOp::Release`] commits and goes back to writing behind. While held, the
 //! writer still applies changes every interval, into one transaction it leaves open
 //! until the next checkpoint (SQLite keeps those pages in its journal, uncommitted, and
 //! a crash drops them), so a checkpoint only has the last interval left to write. The
@@ -92,13 +88,8 @@ const WAL_CHECKPOINT_SPACING: Duration = Duration::from_secs(1);
 /// What a checkpoint asks of the writer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckpointOp {
-    /// Commit everything learned so far, recording `label` with it. With `early` on a
-    /// held engine, answer once the cut is taken (everything learned so far applied,
-    /// [`CheckpointState::committed`] false), then commit; learns after the answer
-    /// belong to the next checkpoint.
-    Commit { label: Option<String>, early: bool },
-    /// Answer once the commit labelled `label` is on disk, or with why it is not.
-    Await { label: String },
+    /// Commit everything learned so far, recording `label` with it.
+    Commit { label: Option<String> },
     /// From now on commit only at checkpoints; with `rollback` on a held engine, first
     /// forget every change not yet committed (back to what the file holds). An engine
     /// that was writing behind commits what it has first, whatever `rollback` says.
@@ -114,8 +105,6 @@ pub struct CheckpointState {
     pub held: bool,
     /// The label of the last committed checkpoint, if any.
     pub label: Option<String>,
-    /// False when an early commit answered at the cut: its commit is under way.
-    pub committed: bool,
 }
 
 /// Counters the writer publishes for `/status`.
@@ -190,7 +179,6 @@ impl Store {
                 label: state.label,
                 lost: None,
                 wal_checkpointed: Instant::now(),
-                answered_early: false,
             };
             std::thread::Builder::new()
                 .name("katotune-kb-writer".into())
@@ -272,8 +260,6 @@ struct Writer {
     /// Why the held transaction was lost, until a rollback.
     lost: Option<String>,
     wal_checkpointed: Instant,
-    /// The request being served was answered at its cut (an early commit).
-    answered_early: bool,
 }
 
 impl Writer {
@@ -289,12 +275,10 @@ impl Writer {
                 .wait(interval, interval == FLUSH_INTERVAL, write_at);
             let stopping = self.pending.stop.load(Ordering::Relaxed);
             if let Some(op) = request {
-                let early = self.serve(op, hold);
-                if !early {
-                    // After an early commit the caller is waiting for the next answer
-                    // (`Await`): copying the journal into the file can come after it.
-                    self.checkpoint_wal();
-                }
+                let (hold, answer) = self.serve(op, hold);
+                self.stats.held.store(hold, Ordering::Relaxed);
+                self.pending.answer(hold, answer);
+                self.checkpoint_wal();
                 continue;
             }
             if stopping && hold {
@@ -347,7 +331,7 @@ impl Writer {
         match self.kbs.shared.flush(&finish) {
             Ok(rows) => {
                 self.stats.rows_written.fetch_add(rows, Ordering::Relaxed);
-                if let Finish::Commit(Some(label)) | Finish::CommitApplied(Some(label)) = finish {
+                if let Finish::Commit(Some(label)) = finish {
                     self.label = Some(label);
                 }
                 Ok(())
@@ -373,17 +357,13 @@ impl Writer {
         }
     }
 
-    /// Carries out one checkpoint request and answers it; returns whether it was an
-    /// early commit (answered at its cut, committed after).
-    fn serve(&mut self, op: CheckpointOp, hold: bool) -> bool {
-        let early = matches!(op, CheckpointOp::Commit { early: true, .. }) && hold;
+    /// Carries out one checkpoint request; returns the new hold state and the answer.
+    fn serve(&mut self, op: CheckpointOp, hold: bool) -> (bool, Result<CheckpointState, String>) {
         let result = match &op {
-            CheckpointOp::Commit { label, .. } => match &self.lost {
+            CheckpointOp::Commit { label } => match &self.lost {
                 Some(lost) => Err(lost.clone()),
-                None if early => self.commit_early(label.clone(), hold),
                 None => self.flush(Finish::Commit(label.clone())),
             },
-            CheckpointOp::Await { label } => self.awaited(label),
             CheckpointOp::Hold { rollback } => self.hold(*rollback, hold),
             CheckpointOp::Release => match &self.lost {
                 Some(lost) => Err(lost.clone()),
@@ -395,51 +375,13 @@ impl Writer {
         let hold = match op {
             CheckpointOp::Hold { .. } => result.is_ok() || hold,
             CheckpointOp::Release => hold && result.is_err(),
-            CheckpointOp::Commit { .. } | CheckpointOp::Await { .. } => hold,
+            CheckpointOp::Commit { .. } => hold,
         };
-        self.stats.held.store(hold, Ordering::Relaxed);
-        // An early commit that reached its cut has answered: its outcome is for `Await`.
-        if !std::mem::take(&mut self.answered_early) {
-            let answer = result.map(|()| self.state(hold, true));
-            self.pending.answer(hold, answer);
-        }
-        early
-    }
-
-    /// What is on disk, for an answer.
-    fn state(&self, held: bool, committed: bool) -> CheckpointState {
-        CheckpointState {
-            held,
+        let answer = result.map(|()| CheckpointState {
+            held: hold,
             label: self.label.clone(),
-            committed,
-        }
-    }
-
-    /// An early commit: applies everything learned so far, answers (the cut), then
-    /// commits what the transaction holds, nothing learned after the answer.
-    fn commit_early(&mut self, label: Option<String>, hold: bool) -> Result<(), String> {
-        self.flush(Finish::KeepOpen)?;
-        self.pending.answer(hold, Ok(self.state(hold, false)));
-        self.answered_early = true;
-        let outcome = self.flush(Finish::CommitApplied(label));
-        if let Err(error) = &outcome {
-            tracing::error!(%error, "committing a knowledge-base checkpoint");
-        }
-        outcome
-    }
-
-    /// The answer to [`CheckpointOp::Await`]: the last commit is `label`'s, or why not.
-    fn awaited(&self, label: &str) -> Result<(), String> {
-        if self.label.as_deref() == Some(label) {
-            return Ok(());
-        }
-        Err(self.lost.clone().unwrap_or_else(|| {
-            format!(
-                "{}: checkpoint {label} was not committed (the last one is {})",
-                self.path.display(),
-                self.label.as_deref().unwrap_or("none")
-            )
-        }))
+        });
+        (hold, answer)
     }
 
     /// Holds commits for checkpoints. `rollback` forgets what an earlier holder left
@@ -514,7 +456,6 @@ fn checkpoint_state(conn: &Connection) -> rusqlite::Result<CheckpointState> {
     Ok(CheckpointState {
         held: value("commit_hold")?.is_some_and(|v| v == "1"),
         label: value("checkpoint")?,
-        committed: true,
     })
 }
 

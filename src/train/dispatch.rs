@@ -77,8 +77,6 @@ pub(super) struct Dispatcher<'a> {
     durability_note: String,
     /// Samples finished but not yet durable.
     staged: Vec<Staged>,
-    /// The commit the server is syncing, if one is.
-    committing: Option<checkpoint::Committing>,
     /// Samples lost with a restarted server, to train again.
     redo: VecDeque<Arc<PreparedSample>>,
     /// Stop feeding until in-flight samples finish and a checkpoint is taken.
@@ -157,7 +155,6 @@ impl<'a> Dispatcher<'a> {
             barrier,
             durability_note,
             staged: Vec::new(),
-            committing: None,
             redo: VecDeque::new(),
             checkpoint_due: false,
             checkpoints: 0,
@@ -234,9 +231,6 @@ impl<'a> Dispatcher<'a> {
                     self.abandon_in_flight();
                     executor.abort();
                     break;
-                }
-                answer = checkpoint::commit_answer(&mut self.committing), if self.committing.is_some() => {
-                    self.commit_answered(answer);
                 }
                 Some(outcome) = outcomes.recv() => {
                     self.settle(outcome);

@@ -9,12 +9,6 @@
 //! database file therefore always holds exactly the samples marked done, and the label
 //! it stores tells a resume which checkpoint made it to disk.
 //!
-//! The commit is asked *early*: the engine answers once it has taken everything
-//! learned so far into the commit (the cut) and syncs afterwards, so the workers train
-//! on while the disk works; [`Barrier::durable`] then waits for the sync, and only its
-//! answer lets the samples be marked done. An engine that predates early commits
-//! answers after the sync, as before.
-//!
 //! When the trainer calls the engine in-process (`train::link`), the barrier is the
 //! same operation called directly: same answers, no HTTP.
 //!
@@ -55,10 +49,6 @@ pub enum Durability {
 pub enum Committed {
     /// Everything acknowledged since the last checkpoint is on disk.
     Durable,
-    /// The engine took everything acknowledged so far into the commit and is syncing
-    /// it: learns from now on belong to the next checkpoint, and
-    /// [`Barrier::durable`] says when this one is on disk.
-    Committing,
     /// The server restarted since the last checkpoint; `landed` says whether this
     /// checkpoint's commit reached the file before it went down. If not, every sample
     /// since the last checkpoint was lost with it (the restarted server was rolled back
@@ -76,7 +66,7 @@ pub struct Barrier {
 }
 
 /// How the barrier is reached: katotune's route over HTTP, or the engine directly.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum BarrierLink {
     Http {
         http: reqwest::Client,
@@ -159,53 +149,21 @@ impl Durability {
 
 impl Barrier {
     /// Commits everything acknowledged so far under `label`; call it with no sample in
-    /// flight. The answer comes at the cut ([`Committed::Committing`]; then wait for
-    /// [`Barrier::durable`]) or, from an engine without early commits, once on disk.
-    /// Waits out a server outage (up to the outage bound).
+    /// flight. Waits out a server outage (up to the outage bound).
     pub async fn commit(&mut self, label: &str) -> Result<Committed, DurableError> {
         let ask = CheckpointAsk {
             label: Some(label.to_string()),
-            early: true,
             instance: Some(self.instance.clone()),
             owner: Some(self.owner.clone()),
             ..CheckpointAsk::default()
         };
         match self.link.ask(&ask).await? {
-            Reply::Done(reply) if reply.committed => Ok(Committed::Durable),
-            Reply::Done(_) => Ok(Committed::Committing),
-            Reply::NoRoute(why) => Err(self.link.failed(why)),
-            Reply::Conflict(_) => self.recover(label).await,
+            Reply::Done(_) => return Ok(Committed::Durable),
+            Reply::NoRoute(why) => return Err(self.link.failed(why)),
+            Reply::Conflict(_) => {}
         }
-    }
-
-    /// Waits until the commit labelled `label` (answered [`Committed::Committing`]) is
-    /// on disk: `Ok(true)`; `Ok(false)` when the server restarted meanwhile (then
-    /// [`Barrier::recover`] says whether it landed). Owns what it needs, so it can be
-    /// awaited while the run goes on.
-    pub fn durable(
-        &self,
-        label: &str,
-    ) -> impl std::future::Future<Output = Result<bool, DurableError>> + Send + 'static {
-        let link = self.link.clone();
-        let ask = CheckpointAsk {
-            await_label: Some(label.to_string()),
-            instance: Some(self.instance.clone()),
-            owner: Some(self.owner.clone()),
-            ..CheckpointAsk::default()
-        };
-        async move {
-            match link.ask(&ask).await? {
-                Reply::Done(_) => Ok(true),
-                Reply::Conflict(_) => Ok(false),
-                Reply::NoRoute(why) => Err(link.failed(why)),
-            }
-        }
-    }
-
-    /// After the server restarted since the last checkpoint: rolls the new instance
-    /// back to its file and says whether `label` made it there (refused, as an error,
-    /// if another run holds the server now).
-    pub async fn recover(&mut self, label: &str) -> Result<Committed, DurableError> {
+        // Another instance: roll it back to its file and see whether this label made it
+        // (refused, as an error, if another run holds it now).
         let ask = CheckpointAsk {
             hold: Some(true),
             rollback: true,

@@ -193,64 +193,6 @@ async fn the_checkpoint_barrier_commits_only_when_asked_and_survives_a_restart()
     );
 }
 
-/// An early commit answers at its cut, before the sync: what is learned after the
-/// answer belongs to the next checkpoint, and `await_label` answers once the commit is
-/// on disk. A trainer relies on exactly this to train on while the engine syncs.
-#[tokio::test]
-async fn an_early_commit_takes_what_was_learned_before_its_answer_and_nothing_after() {
-    let (_dir, db, config) = on_a_file();
-    let abc: &[&[&str]] = &[&["a"], &["b"], &["c"]];
-    let engine = start(config).await.expect("start");
-    let kato = Kato::new(&engine);
-    kato.post("/katotune/checkpoint", json!({"hold": true}))
-        .await;
-    let sid = kato.session("disk", training()).await;
-    kato.observe_seq(&sid, abc, json!({"learn_at_end": true}))
-        .await;
-    let cut = kato
-        .post(
-            "/katotune/checkpoint",
-            json!({"label": "one", "early": true}),
-        )
-        .await;
-    assert_eq!(
-        cut["committed"], false,
-        "an early commit answers at its cut: {cut}"
-    );
-    // Learned after the cut: not part of checkpoint "one".
-    kato.observe_seq(&sid, abc, json!({"learn_at_end": true}))
-        .await;
-    let durable = kato
-        .post("/katotune/checkpoint", json!({"await_label": "one"}))
-        .await;
-    assert_eq!(
-        (durable["committed"].as_bool(), durable["label"].as_str()),
-        (Some(true), Some("one")),
-        "{durable}"
-    );
-    assert_eq!(
-        stored_frequency(&db),
-        Some(1),
-        "the file holds the learn before the cut, not the one after"
-    );
-    let (status, body) = kato
-        .send(
-            "POST",
-            "/katotune/checkpoint",
-            Some(json!({"await_label": "two"})),
-        )
-        .await;
-    assert_eq!(
-        status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "a label never committed is an error: {body}"
-    );
-    kato.post("/katotune/checkpoint", json!({"label": "two"}))
-        .await;
-    assert_eq!(stored_frequency(&db), Some(2), "the next checkpoint has it");
-    engine.shutdown().await;
-}
-
 /// A run's hold with rollback forgets only what an earlier *held* run left: on a server
 /// nobody held, what other clients just learned (still waiting for the write behind)
 /// is committed, not dropped. On a held server it is the interrupted run's partial work,
