@@ -122,6 +122,29 @@ fn owner_text(file: &mut File) -> String {
     text.trim().to_string()
 }
 
+/// The live process that holds the lock of `guarded` (see [`lock_path`]), as its lock
+/// file describes it ("pid 12, command katotune run ..., since ..."), found without
+/// taking any lock (a status query must never make a starting run fail): the file
+/// names a pid whose command line (`/proc/PID/cmdline`) is still the one recorded.
+/// `None` when the file is missing or empty (its holder finished cleanly) or names a
+/// process that is gone (killed: the next owner takes the lock over).
+pub fn live_holder(guarded: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(lock_path(guarded)).ok()?;
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key).map(str::to_owned))
+    };
+    let pid = field("pid ")?;
+    let command = field("command ")?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let running: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|arg| !arg.is_empty())
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect();
+    (running.join(" ") == command).then(|| text.trim().replace('\n', ", "))
+}
+
 /// The holder as its file describes it (it may still be writing: try a few times).
 fn owner_of(file: &mut File) -> String {
     for _ in 0..20 {
@@ -152,5 +175,27 @@ mod tests {
         assert!(message.contains("kb.db"), "{message}");
         drop(first);
         RunLock::acquire(&path, "knowledge base").expect("free again");
+    }
+
+    #[test]
+    fn the_live_holder_is_named_and_a_finished_or_dead_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let kb = dir.path().join("kb.db");
+        assert_eq!(live_holder(&kb), None, "no lock file");
+        let lock = RunLock::acquire(&lock_path(&kb), "knowledge base").unwrap();
+        let holder = live_holder(&kb).expect("this process holds it");
+        assert!(
+            holder.starts_with(&format!("pid {}, command ", std::process::id())),
+            "{holder}"
+        );
+        drop(lock);
+        assert_eq!(live_holder(&kb), None, "released cleanly");
+        // What a killed holder leaves: its pid, no longer running that command.
+        std::fs::write(
+            lock_path(&kb),
+            "pid 4194304\ncommand katotune run quick\nsince 2026-01-01T00:00:00Z\n",
+        )
+        .unwrap();
+        assert_eq!(live_holder(&kb), None, "a dead holder");
     }
 }

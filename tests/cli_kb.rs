@@ -407,3 +407,58 @@ fn kb_status_takes_the_kb_from_the_record_and_diff_prints_bare_names() {
         "{text}"
     );
 }
+
+#[test]
+fn kb_status_names_the_live_process_that_holds_a_kb_file() {
+    let dir = tempfile::tempdir().unwrap();
+    train_kb_file(dir.path(), "3", "three.db", "three.json");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut serve = std::process::Command::new(assert_cmd::cargo::cargo_bin("katotune"))
+        .args(["serve", "--db", "three.db", "--port", &port.to_string()])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed().as_secs() < 30, "serve never listened");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = |json: bool| {
+        let mut cmd = kt_in(dir.path());
+        if json {
+            cmd.args(["--format", "json"]);
+        }
+        cmd.args(["kb", "status", "three.db"]);
+        let out = cmd.assert().success().get_output().stdout.clone();
+        String::from_utf8(out).unwrap()
+    };
+    let held = status(false);
+    let pid = serve.id();
+    assert!(
+        held.contains(&format!(
+            "in use by another katotune process (pid {pid}, command "
+        )) && held.contains("serve --db three.db"),
+        "{held}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
+    assert!(
+        doc["in_use_by"]
+            .as_str()
+            .is_some_and(|h| h.starts_with(&format!("pid {pid},"))),
+        "{doc}"
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    serve.wait().unwrap();
+    let free = status(false);
+    assert!(!free.contains("in use"), "{free}");
+    assert!(free.contains("node0_kato"), "{free}");
+}

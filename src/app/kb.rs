@@ -203,6 +203,10 @@ fn status(a: KbStatusArgs, format: OutputFormat) -> Result<i32> {
         rec.iter()
             .any(|(kb, d)| !stats.iter().any(|s| &s.kb_id == kb && &s.digest == d))
     });
+    let in_use_by = match &r.location {
+        Location::EngineFile(file) => crate::lock::live_holder(file),
+        _ => None,
+    };
     if format == OutputFormat::Json {
         let kbs: Vec<_> = stats
             .iter()
@@ -215,10 +219,20 @@ fn status(a: KbStatusArgs, format: OutputFormat) -> Result<i32> {
                 v
             })
             .collect();
-        let doc = json!({"target": r.location.to_string(), "kbs": kbs});
+        let mut doc = json!({"target": r.location.to_string(), "kbs": kbs});
+        if let Some(holder) = &in_use_by {
+            doc["in_use_by"] = json!(holder);
+        }
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         print_status(&r.location, &stats, &checks, record.as_ref());
+        if let Some(holder) = &in_use_by {
+            println!(
+                "  in use by another katotune process ({holder}): these figures are what it \
+                 has committed so far (a training run's last checkpoint); what it learned \
+                 since is not in the file yet"
+            );
+        }
     }
     Ok(if mismatch {
         exit::KB_MISMATCH
