@@ -386,6 +386,21 @@ fn a_full_disk_stops_the_run_and_resume_retrains_what_was_not_stored() {
         .output()
         .unwrap();
     assert!(resumed.status.success(), "{}", stderr(&resumed));
-    assert_eq!(level_digests(&last_record(&out)), reference.digests);
+    let finished = last_record(&out);
+    assert_eq!(level_digests(&finished), reference.digests);
     assert_same_kb(&kb_contents(&kb), &reference.kb, "after a full disk");
+    // The stopped run's calls were made by every sample it trained, stored or not: per
+    // sample they are what a run that finishes makes, not inflated by the few done.
+    let calls = |record: &serde_json::Value| -> f64 {
+        let per = record["calls_per_sample"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        per.values().filter_map(serde_json::Value::as_f64).sum()
+    };
+    let (stopped, whole) = (calls(&first), calls(&finished));
+    assert!(
+        stopped > 0.0 && stopped < 1.5 * whole && whole < 1.5 * stopped,
+        "calls per sample: {stopped} in the stopped run, {whole} in the resumed one"
+    );
 }

@@ -110,6 +110,10 @@ pub async fn down(args: DownArgs) -> CliResult<i32> {
             all
         }
     };
+    if stacks.is_empty() {
+        println!("no katotune stack has containers on this Docker engine: nothing to remove");
+        return Ok(exit::OK);
+    }
     let mut plans = Vec::new();
     for stack in &stacks {
         plans.push(docker.plan_down(stack).await?);

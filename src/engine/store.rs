@@ -155,11 +155,15 @@ impl Store {
             Disk::open_file(path, pending.budget().page_cache).map_err(|e| store_error(path, e))?;
         let state = checkpoint_state(disk.conn()).map_err(|e| store_error(path, e))?;
         if state.held {
+            let since = match &state.label {
+                Some(label) => format!("up to its last checkpoint ({label})"),
+                None => "as it was before that run".to_string(),
+            };
             tracing::warn!(
-                "{} is held for katotune checkpoints (last: {}); changes are committed only at \
-                 checkpoints until the run releases it",
+                "{}: the last katotune run on this file did not finish; the file holds its \
+                 training {since}, and `katotune run --resume` continues it. Until a run \
+                 finishes, changes are committed only at a run's checkpoints",
                 path.display(),
-                state.label.as_deref().unwrap_or("none")
             );
             set_synchronous(disk.conn(), true).map_err(|e| store_error(path, e))?;
         }

@@ -23,6 +23,9 @@ pub(crate) struct RecordBuilder {
     counts: Vec<LevelCounts>,
     pub(crate) samples: SampleCounts,
     tokens: u64,
+    /// Samples whose training ended in this session (done, at risk, or trained but
+    /// not made durable because the run stopped): every client call was made by one.
+    trained: u64,
 }
 
 /// How the run ended, as the dispatcher decided it.
@@ -55,6 +58,7 @@ impl RecordBuilder {
             counts: vec![LevelCounts::default(); levels],
             samples: SampleCounts::default(),
             tokens: 0,
+            trained: 0,
         }
     }
 
@@ -77,14 +81,16 @@ impl RecordBuilder {
         let RunFacts {
             plan, calls, wall, ..
         } = facts;
-        // With no sample trained there is no per-sample figure: the map stays empty
-        // (n/a), rather than dividing by a made-up one.
-        let done = self.samples.done as f64;
+        // Per sample trained, durable or not: a run that stopped before its samples
+        // were stored made their calls all the same. With no sample trained there is
+        // no per-sample figure: the map stays empty (n/a), rather than dividing by a
+        // made-up one.
+        let trained = self.trained as f64;
         let calls_per_sample = calls
             .endpoints
             .iter()
-            .filter(|_| done > 0.0)
-            .map(|(e, s)| (e.label().to_string(), s.calls as f64 / done))
+            .filter(|_| trained > 0.0)
+            .map(|(e, s)| (e.label().to_string(), s.calls as f64 / trained))
             .collect();
         let levels = level_records(plan, &self.tallies, &self.counts);
         let record = RunRecord {
@@ -122,6 +128,7 @@ impl Reporter for RecordBuilder {
     fn on(&mut self, event: &Event<'_>) {
         match event {
             Event::Filtered => self.samples.filtered += 1,
+            Event::Finished => self.trained += 1,
             Event::Skipped { issue } => self.samples.skipped.push((*issue).clone()),
             Event::Done { sample, result } => {
                 for (total, t) in self.tallies.iter_mut().zip(&result.tallies) {
