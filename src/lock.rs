@@ -88,7 +88,7 @@ impl RunLock {
         let me = format!(
             "pid {}\ncommand {}\nsince {}\n",
             std::process::id(),
-            std::env::args().collect::<Vec<_>>().join(" "),
+            shown_command(std::env::args()),
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
         file.set_len(0).map_err(io)?;
@@ -137,12 +137,26 @@ pub fn live_holder(guarded: &Path) -> Option<String> {
     let pid = field("pid ")?;
     let command = field("command ")?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let running: Vec<String> = cmdline
+    let running = cmdline
         .split(|b| *b == 0)
         .filter(|arg| !arg.is_empty())
-        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .map(|arg| String::from_utf8_lossy(arg).into_owned());
+    (shown_command(running) == command).then(|| text.trim().replace('\n', ", "))
+}
+
+/// A command line as a lock file records it and messages show it: arguments joined by
+/// spaces, with secrets masked (`KEY=VALUE` where the key names one, URL passwords;
+/// see [`crate::secret`]), since other users' commands are printed to this one.
+fn shown_command(args: impl Iterator<Item = String>) -> String {
+    let shown: Vec<String> = args
+        .map(|arg| match arg.split_once('=') {
+            Some((key, _)) if crate::secret::is_secret_key(key) => {
+                format!("{key}={}", crate::secret::MASK)
+            }
+            _ => crate::secret::mask_text(&arg).into_owned(),
+        })
         .collect();
-    (running.join(" ") == command).then(|| text.trim().replace('\n', ", "))
+    shown.join(" ")
 }
 
 /// The holder as its file describes it (it may still be writing: try a few times).
@@ -197,5 +211,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(live_holder(&kb), None, "a dead holder");
+    }
+
+    #[test]
+    fn a_recorded_command_masks_secrets() {
+        let args = [
+            "katotune",
+            "run",
+            "quick",
+            "--set",
+            "stack.clickhouse_password=hunter22",
+            "--redis",
+            "redis://:s3cret-pass@127.0.0.1:6379/0",
+        ];
+        let shown = shown_command(args.iter().map(|a| a.to_string()));
+        assert!(
+            !shown.contains("hunter22") && !shown.contains("s3cret-pass"),
+            "{shown}"
+        );
+        assert!(shown.contains("stack.clickhouse_password=***"), "{shown}");
+        assert!(shown.contains("redis://:***@127.0.0.1:6379/0"), "{shown}");
     }
 }
