@@ -235,6 +235,14 @@ fn resume_refuses_an_in_memory_kb_and_a_finished_run_has_nothing_to_resume() {
     )
     .success()
     .stderr(predicate::str::contains("the training.samples cap (2)"));
+    // Another dataset, shorter than what the journal read: refused as the run would
+    // refuse it, never "nothing to resume" (exit 0).
+    let other = dir.path().join("other.jsonl");
+    std::fs::write(&other, format!("{GOOD}\n")).unwrap();
+    run(&out, &other, &[&persistent[..], &["--resume"]].concat())
+        .code(katotune::exit::BAD_INPUT)
+        .stderr(predicate::str::contains("resuming would mix two trainings"))
+        .stderr(predicate::str::contains("nothing to resume").not());
 }
 
 #[test]

@@ -229,8 +229,8 @@ fn status(a: KbStatusArgs, format: OutputFormat) -> Result<i32> {
         if let Some(holder) = &in_use_by {
             println!(
                 "  in use by another katotune process ({holder}): these figures are what it \
-                 has committed so far (a training run's last checkpoint); what it learned \
-                 since is not in the file yet"
+                 has committed so far (for a training run, its last checkpoint); what it \
+                 learned since is not in the file yet"
             );
         }
     }

@@ -97,6 +97,10 @@ fn nothing_to_resume(profile: &Profile, shard: Option<Shard>) -> CliResult<Optio
         Err(crate::train::journal::JournalError::Missing { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
+    // A journal of other settings or another dataset is refused here as the run would
+    // refuse it, never read as "already finished".
+    let mut dataset = crate::train::dataset::Dataset::open(&super::plan::dataset_spec(profile))?;
+    journal.check(&path, &profile.learning_hash(), &dataset.identity(), shard)?;
     if let Some(cap) = plan_target(profile, shard).filter(|cap| journal.samples_done >= *cap) {
         let cap = match shard {
             Some(s) => format!("shard {s}'s share of the training.samples cap ({cap})"),
@@ -108,7 +112,6 @@ fn nothing_to_resume(profile: &Profile, shard: Option<Shard>) -> CliResult<Optio
             journal.samples_done
         )));
     }
-    let mut dataset = crate::train::dataset::Dataset::open(&super::plan::dataset_spec(profile))?;
     let skipped = dataset.skip_rows(journal.next_row)?;
     if skipped < journal.next_row || dataset.next().is_none() {
         return Ok(Some(format!(

@@ -161,8 +161,10 @@ impl Store {
             };
             tracing::warn!(
                 "{}: the last katotune run on this file did not finish; the file holds its \
-                 training {since}, and `katotune run --resume` continues it. Until a run \
-                 finishes, changes are committed only at a run's checkpoints",
+                 training {since}. Until a run finishes, this engine commits only at a run's \
+                 checkpoints: anything else learned through it is dropped when it stops. \
+                 To continue that run: `katotune run` with its profile, settings and \
+                 `--resume`",
                 path.display(),
             );
             set_synchronous(disk.conn(), true).map_err(|e| store_error(path, e))?;
