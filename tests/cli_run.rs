@@ -185,6 +185,15 @@ fn stops_cleanly_on(signal: &str) {
     assert_eq!(first["status"], "interrupted");
     let done = first["samples"]["done"].as_u64().unwrap();
     assert!(done < 1000, "stopped mid-run");
+    // The segmentation block describes the samples the record counts as done, as the
+    // record's own token count does: not zeros, not the samples read ahead.
+    let tokens = first["tokens"].as_u64().unwrap();
+    assert!(tokens > 0, "{first}");
+    assert_eq!(
+        first["segmentation"]["tokens"].as_u64(),
+        Some(tokens),
+        "{first}"
+    );
     assert!(out.path().join("baseline.journal.json").exists());
     for f in std::fs::read_dir(out.path()).unwrap() {
         let p = f.unwrap().path();

@@ -9,12 +9,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::dataset::cap::TextCap;
 use super::dataset::{passes_reference_filter, BadSample, Dataset, RawSample};
-use super::segment::{SegmentCounts, Segmentation, Segmenter};
+use super::segment::{Segmentation, Segmenter};
 use super::shard::{Place, ShardCursor};
 use super::tokenizer::Gpt2Tokenizer;
 use super::worker::PreparedSample;
@@ -49,15 +49,12 @@ impl Reader {
         mut dataset: Dataset,
         capacity: usize,
         stop: CancellationToken,
-    ) -> (mpsc::Receiver<Feed>, Arc<Mutex<SegmentCounts>>) {
+    ) -> mpsc::Receiver<Feed> {
         if let Some(cap) = self.text_cap() {
             dataset.cap_paragraphs(cap);
         }
         let (tx, rx) = mpsc::channel(capacity.max(2));
-        let counts = Arc::new(Mutex::new(SegmentCounts::default()));
-        let shared = counts.clone();
         std::thread::spawn(move || {
-            let mut local = SegmentCounts::default();
             for item in dataset {
                 let capped = self.shard.as_ref().is_some_and(ShardCursor::exhausted);
                 if stop.is_cancelled() || self.remaining == Some(0) || capped {
@@ -74,7 +71,7 @@ impl Reader {
                         }
                         continue;
                     }
-                    Ok(raw) => match self.prepare(raw, &mut local) {
+                    Ok(raw) => match self.prepare(raw) {
                         Some(feed) => feed,
                         None => continue,
                     },
@@ -83,9 +80,8 @@ impl Reader {
                     break;
                 }
             }
-            *shared.blocking_lock() = local;
         });
-        (rx, counts)
+        rx
     }
 
     /// An unreadable row: reported (`Bad`), or, in a sharded run, settled when another
@@ -114,7 +110,7 @@ impl Reader {
         ))
     }
 
-    fn prepare(&mut self, raw: RawSample, counts: &mut SegmentCounts) -> Option<Feed> {
+    fn prepare(&mut self, raw: RawSample) -> Option<Feed> {
         let sample = self.filter == SampleFilter::None || passes_reference_filter(&raw.text);
         match self
             .shard
@@ -138,12 +134,11 @@ impl Reader {
         // Tokens the reader dropped past the cap count as the segmenter's cut would.
         plan.counts.tokens += raw.tokens_cut;
         plan.counts.tokens_over_cap += raw.tokens_cut;
-        counts.add(&plan.counts);
         self.remaining = self.remaining.map(|n| n - 1);
         Some(Feed::Sample(PreparedSample {
             row: raw.row,
             origin: raw.origin,
-            tokens: plan.counts.tokens,
+            segments: plan.counts,
             chunks: plan.chunks,
             metadata: raw.metadata,
         }))

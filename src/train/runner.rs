@@ -257,7 +257,7 @@ pub async fn run_detailed(
         skip,
         shard,
     };
-    let (feed_rx, seg_counts) = reader.spawn(dataset, plan.workers * 2, reader_stop.clone());
+    let feed_rx = reader.spawn(dataset, plan.workers * 2, reader_stop.clone());
 
     let journal = match journal {
         Some(mut j) => {
@@ -290,7 +290,6 @@ pub async fn run_detailed(
     let started_at = now();
     state.drive(feed_rx, workers, &link, reader_stop).await;
     let wall = started.elapsed().as_secs_f64();
-    let segmentation = *seg_counts.lock().await;
     let whole_kb = match state.barrier() {
         // Without a name tally the KB is the only source of the digests.
         Some(barrier) if !state.keeps_names() => Some(barrier.kb_digests(plan.node_ids()).await?),
@@ -306,7 +305,6 @@ pub async fn run_detailed(
         started_at,
         wall,
         calls: link.metrics_snapshot(),
-        segmentation,
         durability: DurabilityInfo::default(),
     });
     record.backend.transport = link.transport();

@@ -16,6 +16,7 @@
 //! metadata-carrying learn the worker clears STM, because KATO hands a session's
 //! accumulated metadata to every later learn otherwise (API.md 3.5).
 
+use crate::train::segment::SegmentCounts;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -64,7 +65,9 @@ impl TrainSettings {
 pub struct PreparedSample {
     pub row: u64,
     pub origin: String,
-    pub tokens: u64,
+    /// How the text was segmented: its tokens, and what was cut or dropped (summed
+    /// over the samples a run marks done, for the record's `segmentation`).
+    pub segments: SegmentCounts,
     /// node0 chunks: each a run of tokens, shared with the tokenizer's vocabulary.
     pub chunks: Vec<Vec<Symbol>>,
     pub metadata: Map<String, Value>,

@@ -23,6 +23,8 @@ pub(crate) struct RecordBuilder {
     counts: Vec<LevelCounts>,
     pub(crate) samples: SampleCounts,
     tokens: u64,
+    /// How the done samples' texts were segmented.
+    segmentation: SegmentCounts,
     /// Samples whose training ended in this session (done, at risk, or trained but
     /// not made durable because the run stopped): every client call was made by one.
     trained: u64,
@@ -46,7 +48,6 @@ pub(crate) struct RunFacts<'p> {
     /// Seconds.
     pub(crate) wall: f64,
     pub(crate) calls: MetricsSnapshot,
-    pub(crate) segmentation: SegmentCounts,
     pub(crate) durability: DurabilityInfo,
 }
 
@@ -58,6 +59,7 @@ impl RecordBuilder {
             counts: vec![LevelCounts::default(); levels],
             samples: SampleCounts::default(),
             tokens: 0,
+            segmentation: SegmentCounts::default(),
             trained: 0,
         }
     }
@@ -114,7 +116,7 @@ impl RecordBuilder {
             tokens: self.tokens,
             calls_per_sample,
             calls,
-            segmentation: facts.segmentation,
+            segmentation: self.segmentation,
             levels,
             durability: facts.durability,
             delivery: None,
@@ -140,7 +142,8 @@ impl Reporter for RecordBuilder {
                 for (total, c) in self.counts.iter_mut().zip(&result.counts) {
                     total.add(c);
                 }
-                self.tokens += sample.tokens;
+                self.tokens += sample.segments.tokens;
+                self.segmentation.add(&sample.segments);
                 self.samples.done += 1;
             }
             Event::AtRisk { issue } => self.samples.at_risk.push((*issue).clone()),
