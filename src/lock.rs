@@ -82,7 +82,7 @@ impl RunLock {
             tracing::warn!(
                 "taking over {} from a process that is no longer running ({})",
                 path.display(),
-                previous.replace('\n', ", ")
+                one_line(&previous)
             );
         }
         let me = format!(
@@ -141,7 +141,7 @@ pub fn live_holder(guarded: &Path) -> Option<String> {
         .split(|b| *b == 0)
         .filter(|arg| !arg.is_empty())
         .map(|arg| String::from_utf8_lossy(arg).into_owned());
-    (shown_command(running) == command).then(|| text.trim().replace('\n', ", "))
+    (shown_command(running) == command).then(|| one_line(&text))
 }
 
 /// A command line as a lock file records it and messages show it: arguments joined by
@@ -159,12 +159,17 @@ fn shown_command(args: impl Iterator<Item = String>) -> String {
     shown.join(" ")
 }
 
+/// A lock file's lines as one: "pid 12, command ..., since ...".
+fn one_line(text: &str) -> String {
+    text.trim().replace('\n', ", ")
+}
+
 /// The holder as its file describes it (it may still be writing: try a few times).
 fn owner_of(file: &mut File) -> String {
     for _ in 0..20 {
         let text = owner_text(file);
         if !text.is_empty() {
-            return text.replace('\n', ", ");
+            return one_line(&text);
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }

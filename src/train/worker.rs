@@ -16,7 +16,6 @@
 //! metadata-carrying learn the worker clears STM, because KATO hands a session's
 //! accumulated metadata to every later learn otherwise (API.md 3.5).
 
-use crate::train::segment::SegmentCounts;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -25,6 +24,7 @@ use super::digest::NodeTally;
 use super::hierarchy::{Flow, Hierarchy, LearnRequest, LevelCounts, TailPolicy};
 use super::link::KatoLink;
 pub use super::outcome::{SampleError, WrongName};
+use super::segment::SegmentCounts;
 use super::tokenizer::Symbol;
 use crate::kato::api::{SessionConfig, StmMode, SymbolSequence};
 use crate::kato::client::{Replay, Session};

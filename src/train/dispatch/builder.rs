@@ -22,8 +22,7 @@ pub(crate) struct RecordBuilder {
     keep_names: bool,
     counts: Vec<LevelCounts>,
     pub(crate) samples: SampleCounts,
-    tokens: u64,
-    /// How the done samples' texts were segmented.
+    /// How the done samples' texts were segmented (its `tokens` are the record's).
     segmentation: SegmentCounts,
     /// Samples whose training ended in this session (done, at risk, or trained but
     /// not made durable because the run stopped): every client call was made by one.
@@ -58,7 +57,6 @@ impl RecordBuilder {
             keep_names,
             counts: vec![LevelCounts::default(); levels],
             samples: SampleCounts::default(),
-            tokens: 0,
             segmentation: SegmentCounts::default(),
             trained: 0,
         }
@@ -111,9 +109,9 @@ impl RecordBuilder {
             wall_seconds: wall,
             resumed: facts.resumed,
             samples_per_second: self.samples.done as f64 / wall.max(1e-9),
-            tokens_per_second: self.tokens as f64 / wall.max(1e-9),
+            tokens_per_second: self.segmentation.tokens as f64 / wall.max(1e-9),
             samples: self.samples,
-            tokens: self.tokens,
+            tokens: self.segmentation.tokens,
             calls_per_sample,
             calls,
             segmentation: self.segmentation,
@@ -142,7 +140,6 @@ impl Reporter for RecordBuilder {
                 for (total, c) in self.counts.iter_mut().zip(&result.counts) {
                     total.add(c);
                 }
-                self.tokens += sample.segments.tokens;
                 self.segmentation.add(&sample.segments);
                 self.samples.done += 1;
             }
