@@ -272,5 +272,5 @@ fn main() {
         );
     }
     println!("  engine peak RSS: VmHWM of `katotune serve`; trainer: VmHWM of `katotune run` (it reads the run's digests from the engine at the end, `durability.digests_from_kb`)");
-    println!("  limit: two cores for trainer and engine; past the page cache each new pattern costs the writer one B-tree leaf read and one page write (journal, then file)");
+    println!("  limit: two cores for trainer and engine; past the page cache each commit writes every B-tree leaf page its learns touched (journal, then file): one per learn at worst, fewer the more learns a commit holds");
 }

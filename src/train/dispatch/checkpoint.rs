@@ -169,7 +169,7 @@ mod tests {
         assert_eq!(spacing_after(ms(300)), ms(2_700));
         // Never so far apart that a crash loses more than the cap.
         assert_eq!(
-            spacing_after(Duration::from_secs(3)),
+            spacing_after(Duration::from_secs(4)),
             MAX_CHECKPOINT_SPACING
         );
     }
