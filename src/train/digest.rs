@@ -95,12 +95,13 @@ impl NodeTally {
         self.learns += other.learns;
     }
 
-    /// Drops the names and keeps the learns count, freeing the maps: what a sample
-    /// waiting for its checkpoint keeps when the digests come from the knowledge base
-    /// (about 10 KB per chapter-sized sample otherwise).
-    pub fn forget_names(&mut self) {
-        self.hashed = HashMap::new();
-        self.other = HashMap::new();
+    /// Counts one learn that returned `name` without keeping the name: what a run
+    /// tallies when the knowledge base gives the digests (a map entry per name
+    /// otherwise, about 10 KB per chapter-sized sample, held until its checkpoint).
+    pub fn count(&mut self, name: &str) {
+        if !name.is_empty() {
+            self.learns += 1;
+        }
     }
 
     /// Learns recorded (names with multiplicity).

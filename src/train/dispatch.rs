@@ -147,8 +147,7 @@ impl<'a> Dispatcher<'a> {
             ledger: Ledger::new(journal, opts.journal_path.clone(), row_log),
             record: RecordBuilder::new(
                 plan.chunk_sizes().len(),
-                // Names are tallied unless katotune's engine gives the digests.
-                !(opts.digests_from_kb && barrier.is_some()),
+                opts.keeps_names(barrier.is_some()),
             ),
             progress: ProgressReporter::new(display),
             in_flight: BTreeMap::new(),

@@ -52,6 +52,12 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// Whether the trainer tallies every learned name: unless the digests come from
+    /// katotune's engine (`barrier`: the server has the durability barrier).
+    pub(crate) fn keeps_names(&self, barrier: bool) -> bool {
+        !(self.digests_from_kb && barrier)
+    }
+
     /// A fresh (not resumed) run with no progress bar, its journal at `journal_path`,
     /// 30 s for in-flight samples after a cancel: what tests and benches run.
     pub fn quiet(run_id: &str, journal_path: PathBuf) -> Self {
@@ -233,12 +239,16 @@ pub async fn run_detailed(
     let mut workers = Vec::new();
     for index in 0..plan.workers {
         let replica = replica_of_worker(index, replicas.len());
-        let w = Worker::start(replicas[replica].clone(), settings.clone())
-            .await
-            .map_err(|source| RunError::Start {
-                url: urls[replica].clone(),
-                source,
-            })?;
+        let w = Worker::start(
+            replicas[replica].clone(),
+            settings.clone(),
+            opts.keeps_names(barrier),
+        )
+        .await
+        .map_err(|source| RunError::Start {
+            url: urls[replica].clone(),
+            source,
+        })?;
         workers.push(w);
     }
     let tokenizer = Gpt2Tokenizer::shared().map_err(|e| RunError::Tokenizer(e.to_string()))?;

@@ -102,6 +102,8 @@ pub struct Worker {
     hierarchy: Hierarchy,
     /// Checks every returned name against the naming rule.
     names: NameCheck,
+    /// Tally each sample's learned names (else count its learns only).
+    keep_names: bool,
 }
 
 /// One group of symbols to learn at a level, and whether it carries the metadata.
@@ -112,7 +114,13 @@ struct Group<'a> {
 
 impl Worker {
     /// Creates the worker's sessions, sending the full training config explicitly.
-    pub async fn start(client: KatoLink, settings: Arc<TrainSettings>) -> Result<Self, KatoError> {
+    /// `keep_names`: each [`SampleResult`] tallies the names learned, not only how
+    /// many (a run whose digests come from the knowledge base needs the count only).
+    pub async fn start(
+        client: KatoLink,
+        settings: Arc<TrainSettings>,
+        keep_names: bool,
+    ) -> Result<Self, KatoError> {
         // Batched runs learn level by level: every level's full groups can then go in
         // one auto-learn request. Each node learns the same groups as in the
         // reference's single pass, so the knowledge bases are identical.
@@ -148,6 +156,7 @@ impl Worker {
             auto,
             hierarchy,
             names: NameCheck::default(),
+            keep_names,
         })
     }
 
@@ -162,7 +171,7 @@ impl Worker {
 
     /// Teaches one sample to every level.
     pub async fn train(&mut self, sample: &PreparedSample) -> Result<SampleResult, SampleFailure> {
-        let mut progress = Progress::new(self.settings.node_ids.len());
+        let mut progress = Progress::new(self.settings.node_ids.len(), self.keep_names);
         match self.train_inner(sample, &mut progress).await {
             Ok(()) => {
                 let counts = self.hierarchy.next_sample().unwrap_or_default();
@@ -201,7 +210,7 @@ impl Worker {
                 .collect();
             let names = self.learn_groups(0, &groups, meta.as_ref(), p).await?;
             for name in names {
-                p.tallies[0].record(&name);
+                p.learned(0, &name);
                 let due = self
                     .hierarchy
                     .push_name(name)
@@ -240,7 +249,7 @@ impl Worker {
                 .collect();
             let names = self.learn_groups(level, &groups, meta, p).await?;
             for (request, name) in batch.iter().zip(names) {
-                p.tallies[level].record(&name);
+                p.learned(level, &name);
                 due.extend(
                     self.hierarchy
                         .learned(request.id, name)
@@ -365,15 +374,25 @@ impl Worker {
 /// Per-sample bookkeeping while it trains.
 struct Progress {
     tallies: Vec<NodeTally>,
+    keep_names: bool,
     /// A state-changing call succeeded: the sample has started to change the KB.
     applied: bool,
 }
 
 impl Progress {
-    fn new(levels: usize) -> Self {
+    fn new(levels: usize, keep_names: bool) -> Self {
         Self {
             tallies: vec![NodeTally::default(); levels],
+            keep_names,
             applied: false,
+        }
+    }
+
+    /// Tallies a learn at `level` that returned `name` (empty: nothing stored).
+    fn learned(&mut self, level: usize, name: &str) {
+        match self.keep_names {
+            true => self.tallies[level].record(name),
+            false => self.tallies[level].count(name),
         }
     }
 }

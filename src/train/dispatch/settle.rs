@@ -6,7 +6,6 @@ use std::sync::Arc;
 use super::executor::{Executor, Outcome};
 use super::{Dispatcher, Event, Staged};
 use crate::terms::OnBadSample;
-use crate::train::digest::NodeTally;
 use crate::train::outcome::{KbTrust, StopReason};
 use crate::train::reader::Feed;
 use crate::train::record::{RunStatus, SampleIssue};
@@ -71,7 +70,7 @@ impl Dispatcher<'_> {
     /// Takes a worker's outcome: staged (trained or at risk), or the run stops.
     pub(super) fn settle(&mut self, (sample, result): Outcome) {
         self.in_flight.remove(&sample.row);
-        let mut outcome = match result {
+        let outcome = match result {
             Ok(r) => Ok(r),
             Err(failure) => {
                 let issue = SampleIssue {
@@ -114,10 +113,6 @@ impl Dispatcher<'_> {
             }
         };
         self.emit(&Event::Finished);
-        if let (Ok(result), false) = (&mut outcome, self.keeps_names()) {
-            // Up to MAX_CHECKPOINT_SPACING of samples wait here: keep only what counts.
-            result.tallies.iter_mut().for_each(NodeTally::forget_names);
-        }
         self.staged.push(Staged { sample, outcome });
         if self.barrier.is_some() {
             self.checkpoint_due |= self.staged.len() as u64 >= self.checkpoint_every
