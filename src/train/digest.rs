@@ -88,13 +88,6 @@ impl NodeTally {
         }
     }
 
-    /// Adds another tally's learns but not its names: what a run keeps when the
-    /// knowledge base itself gives the digests ([`NodeTally::digest`] then covers
-    /// only names merged with [`NodeTally::merge`]).
-    pub fn merge_learns(&mut self, other: &NodeTally) {
-        self.learns += other.learns;
-    }
-
     /// Counts one learn that returned `name` without keeping the name: what a run
     /// tallies when the knowledge base gives the digests (a map entry per name
     /// otherwise, about 10 KB per chapter-sized sample, held until its checkpoint).

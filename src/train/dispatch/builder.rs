@@ -17,7 +17,8 @@ use crate::train::segment::SegmentCounts;
 /// Tallies, counts and sample outcomes of the durable samples.
 pub(crate) struct RecordBuilder {
     /// Per node: every learned name with its count, or learns only (`keep_names`
-    /// false: the digests come from the knowledge base).
+    /// false: the digests come from the knowledge base, and the workers tallied
+    /// counts only, see `Worker::start`).
     tallies: Vec<NodeTally>,
     keep_names: bool,
     counts: Vec<LevelCounts>,
@@ -132,10 +133,7 @@ impl Reporter for RecordBuilder {
             Event::Skipped { issue } => self.samples.skipped.push((*issue).clone()),
             Event::Done { sample, result } => {
                 for (total, t) in self.tallies.iter_mut().zip(&result.tallies) {
-                    match self.keep_names {
-                        true => total.merge(t),
-                        false => total.merge_learns(t),
-                    }
+                    total.merge(t);
                 }
                 for (total, c) in self.counts.iter_mut().zip(&result.counts) {
                     total.add(c);
